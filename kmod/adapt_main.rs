@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! adapt: live specialization of running programs.
+//!
+//! The module holds the mechanism (sampling, mapping, patching); every
+//! decision is made in userspace by `adaptctl`, which talks to `/dev/adapt`.
+//! This file is the crate root: the module declaration and the list of
+//! modules.
+
+use kernel::prelude::*;
+
+// The ioctl ABI, shared with userspace and defined only there. The module
+// uses a subset of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../userspace/abi/src/abi.rs"]
+mod abi;
+mod bindings;
+mod caps;
+mod device;
+mod ioctl;
+mod miscdev;
+mod perf;
+
+/// Version of this module, reported by `ADAPT_IOC_VERSION`. Kept equal to the
+/// workspace version (a host test checks it).
+const MODULE_VERSION: &str = "0.1.0";
+
+module! {
+    type: AdaptModule,
+    name: "adapt",
+    author: "The adapt developers",
+    description: "adapt: live specialization of running programs",
+    license: "GPL",
+}
+
+/// Owns every registration of the module; dropping it (at `rmmod`) undoes
+/// them in reverse order.
+struct AdaptModule {
+    _device: Pin<KBox<miscdev::MiscDeviceRegistration<device::AdaptDevice>>>,
+}
+
+impl kernel::Module for AdaptModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let capabilities = caps::probe();
+        pr_info!(
+            "adapt {} (ABI {}): sampling with {}\n",
+            MODULE_VERSION,
+            abi::ADAPT_ABI_VERSION,
+            caps::describe(capabilities)
+        );
+
+        let options = miscdev::MiscDeviceOptions {
+            name: kernel::c_str!("adapt"),
+            mode: 0o600,
+        };
+        let shared = device::SharedHandle::new(device::Shared::new(capabilities))?;
+        let device = KBox::pin_init(
+            miscdev::MiscDeviceRegistration::register(options, module, shared),
+            GFP_KERNEL,
+        )?;
+        Ok(Self { _device: device })
+    }
+}

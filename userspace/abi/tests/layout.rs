@@ -1,0 +1,52 @@
+//! The ABI is a contract with already-built modules and programs: these
+//! numbers may only change together with `ADAPT_ABI_VERSION`.
+
+use adapt_abi::*;
+use core::mem::{align_of, offset_of, size_of};
+
+#[test]
+fn version_struct_layout_is_stable() {
+    assert_eq!(size_of::<AdaptVersion>(), 80);
+    assert_eq!(align_of::<AdaptVersion>(), 8);
+    assert_eq!(offset_of!(AdaptVersion, flags), 0);
+    assert_eq!(offset_of!(AdaptVersion, abi_version), 4);
+    assert_eq!(offset_of!(AdaptVersion, capabilities), 8);
+    assert_eq!(offset_of!(AdaptVersion, module_version), 16);
+    assert_eq!(offset_of!(AdaptVersion, reserved), 48);
+}
+
+#[test]
+fn ioctl_numbers_are_stable() {
+    // _IOWR(0xAD, 0x00, 80 bytes)
+    assert_eq!(ADAPT_IOC_VERSION, 0xC050_AD00);
+    assert_eq!(ADAPT_ABI_VERSION, 1);
+}
+
+#[test]
+fn ioctl_number_fields_round_trip() {
+    let cmd = ADAPT_IOC_VERSION;
+    assert_eq!(ioc_dir(cmd), IOC_READ | IOC_WRITE);
+    assert_eq!(ioc_type(cmd), ADAPT_IOC_MAGIC);
+    assert_eq!(ioc_nr(cmd), ADAPT_NR_VERSION);
+    assert_eq!(ioc_size(cmd), size_of::<AdaptVersion>());
+    // Same encoding as the C macros for a well-known command:
+    // FS_IOC_GETFLAGS = _IOR('f', 1, long) = 0x80086601.
+    assert_eq!(ioc(IOC_READ, b'f' as u32, 1, 8), 0x8008_6601);
+}
+
+#[test]
+fn capability_bits_are_distinct() {
+    assert_eq!(ADAPT_CAP_SAMPLING_HW_CYCLES & ADAPT_CAP_SAMPLING_SW_CLOCK, 0);
+    assert_eq!(ADAPT_CAP_ALL.count_ones(), 2);
+}
+
+#[test]
+fn module_version_string_stops_at_nul() {
+    let mut v = AdaptVersion::default();
+    v.module_version[..5].copy_from_slice(b"0.1.0");
+    assert_eq!(v.module_version_str(), Some("0.1.0"));
+    v.module_version = [b'x'; ADAPT_MODULE_VERSION_LEN];
+    assert_eq!(v.module_version_str().map(str::len), Some(ADAPT_MODULE_VERSION_LEN));
+    v.module_version[0] = 0xff;
+    assert_eq!(v.module_version_str(), None);
+}

@@ -1,0 +1,11 @@
+//! The library behind `adaptctl`: opening `/dev/adapt`, issuing its ioctls,
+//! and turning every way that can fail into an error that names the cause
+//! and the fix.
+
+pub mod device;
+pub mod error;
+pub mod status;
+
+pub use device::{Device, DEFAULT_DEVICE_PATH};
+pub use error::{DeviceError, ErrorKind};
+pub use status::{Sampling, Status};
