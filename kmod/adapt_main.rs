@@ -16,10 +16,15 @@ use kernel::prelude::*;
 mod abi;
 mod bindings;
 mod caps;
+mod cpus;
 mod device;
 mod ioctl;
+mod kvec_ext;
 mod miscdev;
 mod perf;
+mod profiler;
+mod sample_ring;
+mod task;
 
 /// Version of this module, reported by `ADAPT_IOC_VERSION`. Kept equal to the
 /// workspace version (a host test checks it).
@@ -53,7 +58,7 @@ impl kernel::Module for AdaptModule {
             name: kernel::c_str!("adapt"),
             mode: 0o600,
         };
-        let shared = device::SharedHandle::new(device::Shared::new(capabilities))?;
+        let shared = device::SharedHandle::new(capabilities)?;
         let device = KBox::pin_init(
             miscdev::MiscDeviceRegistration::register(options, module, shared),
             GFP_KERNEL,

@@ -2,26 +2,44 @@
 
 //! `/dev/adapt`: who may open it, and the state behind it.
 
-use crate::bindings;
 use crate::ioctl;
 use crate::miscdev::MiscDevice;
+use crate::profiler::Profiler;
+use crate::{bindings, task};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{prelude::*, sync::Arc};
 
 /// State shared by every open file of `/dev/adapt`.
+#[pin_data]
 pub(crate) struct Shared {
     /// `ADAPT_CAP_*` bits probed at load.
     pub(crate) capabilities: u64,
+    #[pin]
+    pub(crate) profiler: Profiler,
+    next_client: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(capabilities: u64) -> Self {
-        Self { capabilities }
+    pub(crate) fn new(capabilities: u64) -> impl PinInit<Self> {
+        pin_init!(Self {
+            capabilities,
+            profiler <- Profiler::new(),
+            next_client: AtomicU64::new(1),
+        })
     }
 }
 
-/// One open file of `/dev/adapt`.
+/// One open file of `/dev/adapt`. What it started (profiling sessions)
+/// ends when it is closed.
 pub(crate) struct Client {
+    pub(crate) id: u64,
     pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.profiler.stop_owned_by(self.id);
+    }
 }
 
 /// The driver behind `/dev/adapt`.
@@ -34,16 +52,12 @@ impl MiscDevice for AdaptDevice {
     fn open(data: &SharedHandle) -> Result<KBox<Client>> {
         // The node is 0600, but a process in another user namespace can be
         // uid 0 there without any power here: require the real capability.
-        // SAFETY: `capable` only reads the current task's credentials.
-        if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) } {
+        if !task::capable(bindings::CAP_SYS_ADMIN) {
             return Err(EPERM);
         }
-        Ok(KBox::new(
-            Client {
-                shared: data.0.clone(),
-            },
-            GFP_KERNEL,
-        )?)
+        let shared = data.0.clone();
+        let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
+        Ok(KBox::new(Client { id, shared }, GFP_KERNEL)?)
     }
 
     fn ioctl(client: &Client, cmd: u32, arg: usize) -> Result<isize> {
@@ -55,7 +69,7 @@ impl MiscDevice for AdaptDevice {
 pub(crate) struct SharedHandle(Arc<Shared>);
 
 impl SharedHandle {
-    pub(crate) fn new(shared: Shared) -> Result<Self> {
-        Ok(Self(Arc::new(shared, GFP_KERNEL)?))
+    pub(crate) fn new(capabilities: u64) -> Result<Self> {
+        Ok(Self(Arc::pin_init(Shared::new(capabilities), GFP_KERNEL)?))
     }
 }

@@ -6,6 +6,8 @@
 
 use crate::abi;
 use crate::device::Client;
+use crate::perf::EventKind;
+use crate::task;
 use core::mem::size_of;
 use kernel::{
     prelude::*,
@@ -13,13 +15,26 @@ use kernel::{
     uaccess::UserSlice,
 };
 
-// SAFETY: `AdaptVersion` is `#[repr(C)]`, made only of integers and an array
-// of bytes, and has no padding (the userspace layout test pins its size to
-// the sum of its fields): every bit pattern is valid and every byte is
-// initialized.
-unsafe impl FromBytes for abi::AdaptVersion {}
-// SAFETY: See `FromBytes` above.
-unsafe impl AsBytes for abi::AdaptVersion {}
+/// Marks ABI structs as plain bytes for the uaccess helpers.
+macro_rules! plain_abi_struct {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: The ABI structs are `#[repr(C)]`, made only of integers and
+        // arrays of integers, with no implicit padding (the userspace layout
+        // tests pin each size to the sum of its fields): every bit pattern
+        // is valid and every byte is initialized.
+        unsafe impl FromBytes for $t {}
+        // SAFETY: As above.
+        unsafe impl AsBytes for $t {}
+    )*};
+}
+
+plain_abi_struct!(
+    abi::AdaptVersion,
+    abi::AdaptProfileStart,
+    abi::AdaptProfileStop,
+    abi::AdaptProfileRead,
+    abi::AdaptSample,
+);
 
 /// Handles one ioctl on an open `/dev/adapt`.
 ///
@@ -33,6 +48,18 @@ pub(crate) fn dispatch(client: &Client, cmd: u32, arg: usize) -> Result<isize> {
         abi::ADAPT_NR_VERSION => {
             expect_cmd(cmd, abi::ADAPT_IOC_VERSION)?;
             version(client, arg)
+        }
+        abi::ADAPT_NR_PROFILE_START => {
+            expect_cmd(cmd, abi::ADAPT_IOC_PROFILE_START)?;
+            profile_start(client, arg)
+        }
+        abi::ADAPT_NR_PROFILE_STOP => {
+            expect_cmd(cmd, abi::ADAPT_IOC_PROFILE_STOP)?;
+            profile_stop(client, arg)
+        }
+        abi::ADAPT_NR_PROFILE_READ => {
+            expect_cmd(cmd, abi::ADAPT_IOC_PROFILE_READ)?;
+            profile_read(client, arg)
         }
         _ => Err(ENOTTY),
     }
@@ -69,5 +96,100 @@ fn version(client: &Client, arg: usize) -> Result<isize> {
         *dst = src;
     }
     writer.write(&reply)?;
+    Ok(0)
+}
+
+fn event_code(kind: EventKind) -> u32 {
+    match kind {
+        EventKind::HardwareCycles => abi::ADAPT_EVENT_HW_CYCLES,
+        EventKind::SoftwareCpuClock => abi::ADAPT_EVENT_SW_CPU_CLOCK,
+    }
+}
+
+fn profile_start(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(arg, size_of::<abi::AdaptProfileStart>()).reader_writer();
+    let mut request: abi::AdaptProfileStart = reader.read()?;
+    if request.flags & !abi::ADAPT_PROFILE_F_ALL != 0 || request.reserved != [0; 4] {
+        return Err(EINVAL);
+    }
+    let freq_hz = match request.freq_hz {
+        0 => abi::ADAPT_PROFILE_FREQ_DEFAULT,
+        hz if (abi::ADAPT_PROFILE_FREQ_MIN..=abi::ADAPT_PROFILE_FREQ_MAX).contains(&hz) => hz,
+        _ => return Err(ERANGE),
+    };
+    let target = task::traceable_process(request.pid)?;
+    let (session, event) =
+        client
+            .shared
+            .profiler
+            .start(client.id, target, freq_hz, request.flags)?;
+    request.session = session;
+    request.event = event_code(event);
+    request.freq_hz = freq_hz;
+    if let Err(err) = writer.write(&request) {
+        // The caller cannot learn the id: do not leave the session running.
+        let _ = client.shared.profiler.stop(session);
+        return Err(err);
+    }
+    Ok(0)
+}
+
+fn profile_stop(client: &Client, arg: usize) -> Result<isize> {
+    let request: abi::AdaptProfileStop =
+        UserSlice::new(arg, size_of::<abi::AdaptProfileStop>()).reader().read()?;
+    if request.flags != 0 || request.reserved0 != 0 || request.reserved != [0; 2] {
+        return Err(EINVAL);
+    }
+    client.shared.profiler.stop(request.session)?;
+    Ok(0)
+}
+
+fn profile_read(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(arg, size_of::<abi::AdaptProfileRead>()).reader_writer();
+    let mut request: abi::AdaptProfileRead = reader.read()?;
+    if request.flags != 0 || request.reserved != [0; 2] {
+        return Err(EINVAL);
+    }
+    if request.capacity > abi::ADAPT_PROFILE_READ_MAX {
+        return Err(EINVAL);
+    }
+    let capacity = request.capacity as usize;
+    let bytes = capacity
+        .checked_mul(size_of::<abi::AdaptSample>())
+        .ok_or(EINVAL)?;
+    let user_samples = usize::try_from(request.samples).map_err(|_| EFAULT)?;
+
+    let mut samples = KVec::with_capacity(capacity, GFP_KERNEL)?;
+    let outcome = client
+        .shared
+        .profiler
+        .read(request.session, &mut samples, capacity)?;
+
+    // SAFETY: `AdaptSample` is plain bytes (see `plain_abi_struct!`), so a
+    // slice of them may be viewed as its bytes.
+    let sample_bytes = unsafe {
+        core::slice::from_raw_parts(
+            samples.as_ptr().cast::<u8>(),
+            samples.len() * size_of::<abi::AdaptSample>(),
+        )
+    };
+    UserSlice::new(user_samples, bytes)
+        .writer()
+        .write_slice(sample_bytes)?;
+
+    // At most READ_MAX samples were requested, so the count fits.
+    request.count = samples.len() as u32;
+    request.recorded = outcome.recorded;
+    request.dropped = outcome.dropped;
+    request.state = if outcome.target_exited {
+        abi::ADAPT_PROFILE_TARGET_EXITED
+    } else {
+        abi::ADAPT_PROFILE_RUNNING
+    };
+    request.event = event_code(outcome.event);
+    request.freq_hz = outcome.freq_hz;
+    writer.write(&request)?;
     Ok(0)
 }

@@ -50,6 +50,85 @@ impl Attr {
         attr.set_disabled(1);
         Self(attr)
     }
+
+    /// Makes the event count (and sample) as soon as it is created.
+    pub(crate) fn enabled(mut self) -> Self {
+        self.0.set_disabled(0);
+        self
+    }
+}
+
+/// Receives the overflows (samples) of kernel counters.
+///
+/// `on_overflow` may run in NMI context (hardware events) or hard-IRQ
+/// context (software events): it must not take locks, allocate, sleep or
+/// panic.
+pub(crate) trait OverflowHandler: Sync {
+    fn on_overflow(&self, regs: &InterruptedRegs);
+}
+
+/// The registers of the context a sampling interrupt hit.
+pub(crate) struct InterruptedRegs(*mut bindings::pt_regs);
+
+impl InterruptedRegs {
+    /// The user-mode instruction pointer of the interrupted task, and
+    /// whether the interrupt hit it in kernel mode (then the pointer is the
+    /// one saved when it entered the kernel). Only meaningful for user
+    /// tasks.
+    pub(crate) fn user_ip(&self) -> (u64, bool) {
+        let mut ip = 0;
+        // SAFETY: `self.0` is null or the interrupt's registers, valid for
+        // the duration of the overflow callback; `ip` is a valid out pointer.
+        let in_kernel = unsafe { bindings::adapt_sample_user_ip(self.0, &mut ip) };
+        (ip, in_kernel)
+    }
+}
+
+/// The interrupted task, read from within an overflow handler.
+pub(crate) mod interrupted {
+    use crate::bindings;
+
+    /// Identity of the interrupted task's process (its `struct pid`).
+    pub(crate) fn process() -> *const bindings::pid {
+        // SAFETY: Reads `current`'s thread-group pid; always valid for the
+        // running task.
+        unsafe { bindings::adapt_current_tgid() }
+    }
+
+    /// Thread id of the interrupted task.
+    pub(crate) fn tid() -> u32 {
+        // SAFETY: Reads `current->pid`.
+        unsafe { bindings::adapt_current_tid() }
+    }
+
+    /// CPU the handler runs on.
+    pub(crate) fn cpu() -> u32 {
+        // SAFETY: Reads this CPU's id; the handler cannot migrate.
+        unsafe { bindings::adapt_this_cpu() }
+    }
+
+    /// `CLOCK_MONOTONIC` in nanoseconds, NMI-safe.
+    pub(crate) fn now_ns() -> u64 {
+        // SAFETY: `ktime_get_mono_fast_ns` is documented NMI-safe.
+        unsafe { bindings::ktime_get_mono_fast_ns() }
+    }
+}
+
+/// # Safety
+///
+/// Installed only by [`KernelCounter::on_cpu_with_handler`], whose caller
+/// guarantees that the context is a live `H` for as long as the event exists.
+unsafe extern "C" fn overflow_trampoline<H: OverflowHandler>(
+    event: *mut bindings::perf_event,
+    _data: *mut bindings::perf_sample_data,
+    regs: *mut bindings::pt_regs,
+) {
+    // SAFETY: `event` is the event whose overflow is being handled.
+    let context = unsafe { bindings::adapt_perf_event_context(event) };
+    // SAFETY: The context was set to a `&H` that outlives the event
+    // (function safety requirement).
+    let handler = unsafe { &*context.cast::<H>() };
+    handler.on_overflow(&InterruptedRegs(regs));
 }
 
 /// A perf event owned by the kernel (not by a file descriptor).
@@ -88,10 +167,43 @@ impl KernelCounter {
             event: from_err_ptr(event)?,
         })
     }
+
+    /// Creates a sampling counter for every task running on `cpu` whose
+    /// overflows are delivered to `handler`.
+    ///
+    /// # Safety
+    ///
+    /// `handler` must stay valid (not moved, not freed) until the returned
+    /// counter has been dropped: dropping it waits for running callbacks.
+    pub(crate) unsafe fn on_cpu_with_handler<H: OverflowHandler>(
+        attr: &mut Attr,
+        cpu: i32,
+        handler: &H,
+    ) -> Result<Self> {
+        let context = (handler as *const H).cast_mut().cast();
+        // SAFETY: `attr.0` is valid; a null task means every task on `cpu`;
+        // the trampoline matches `perf_overflow_handler_t` and its context
+        // outlives the event (function safety requirement).
+        let event = unsafe {
+            bindings::perf_event_create_kernel_counter(
+                &mut attr.0,
+                cpu,
+                ptr::null_mut(),
+                Some(overflow_trampoline::<H>),
+                context,
+            )
+        };
+        Ok(Self {
+            event: from_err_ptr(event)?,
+        })
+    }
 }
 
 impl Drop for KernelCounter {
     fn drop(&mut self) {
+        // Releasing removes the event from its CPU synchronously (an IPI, and
+        // for hrtimer-based events a cancel that waits for a running
+        // callback), so no overflow callback runs after this returns.
         // SAFETY: By the type invariant `event` is a live kernel counter that
         // nothing else releases.
         unsafe { bindings::perf_event_release_kernel(self.event.as_ptr()) };

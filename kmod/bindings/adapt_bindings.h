@@ -9,3 +9,4 @@
 #include <linux/miscdevice.h>
 #include <linux/perf_event.h>
 #include <linux/sched.h>
+#include "../shim.h"

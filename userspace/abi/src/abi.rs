@@ -121,3 +121,140 @@ impl AdaptVersion {
         core::str::from_utf8(&self.module_version[..len]).ok()
     }
 }
+
+// ---------------------------------------------------------------------------
+// Profiler
+// ---------------------------------------------------------------------------
+
+/// Lowest sampling frequency a session may ask for, in Hz.
+pub const ADAPT_PROFILE_FREQ_MIN: u32 = 10;
+/// Highest sampling frequency a session may ask for, in Hz.
+pub const ADAPT_PROFILE_FREQ_MAX: u32 = 10_000;
+/// Frequency used when a session asks for 0.
+pub const ADAPT_PROFILE_FREQ_DEFAULT: u32 = 1_000;
+/// How many profiling sessions may run at once (all callers together).
+pub const ADAPT_PROFILE_MAX_SESSIONS: u32 = 32;
+/// Most samples one [`ADAPT_IOC_PROFILE_READ`] returns.
+pub const ADAPT_PROFILE_READ_MAX: u32 = 16_384;
+
+/// Profile start flag: use the software `cpu-clock` event even when a
+/// sampling PMU is present.
+pub const ADAPT_PROFILE_F_SOFTWARE: u32 = 1 << 0;
+/// Every profile start flag this ABI version defines.
+pub const ADAPT_PROFILE_F_ALL: u32 = ADAPT_PROFILE_F_SOFTWARE;
+
+/// Sampling event: hardware CPU cycles.
+pub const ADAPT_EVENT_HW_CYCLES: u32 = 1;
+/// Sampling event: software `cpu-clock`.
+pub const ADAPT_EVENT_SW_CPU_CLOCK: u32 = 2;
+
+/// Session state: sampling.
+pub const ADAPT_PROFILE_RUNNING: u32 = 0;
+/// Session state: the target process exited; remaining samples can still be
+/// read, then the session is gone.
+pub const ADAPT_PROFILE_TARGET_EXITED: u32 = 1;
+
+/// Sample flag: the interrupt hit the target in kernel mode; `ip` is the
+/// user-mode instruction pointer saved at its kernel entry.
+pub const ADAPT_SAMPLE_F_KERNEL: u32 = 1 << 0;
+
+/// Argument of [`ADAPT_IOC_PROFILE_START`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptProfileStart {
+    /// In: process id (thread group id) of the target, in the caller's pid
+    /// namespace.
+    pub pid: u32,
+    /// In: samples per second per CPU the target runs on; 0 means
+    /// [`ADAPT_PROFILE_FREQ_DEFAULT`]. Otherwise within
+    /// [`ADAPT_PROFILE_FREQ_MIN`]..=[`ADAPT_PROFILE_FREQ_MAX`].
+    pub freq_hz: u32,
+    /// In: `ADAPT_PROFILE_F_*`.
+    pub flags: u32,
+    /// Out: `ADAPT_EVENT_*` chosen by probing.
+    pub event: u32,
+    /// Out: session id for STOP and READ.
+    pub session: u64,
+    /// In: must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// Argument of [`ADAPT_IOC_PROFILE_STOP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptProfileStop {
+    /// In: the session to stop (and forget: unread samples are discarded).
+    pub session: u64,
+    /// In: must be zero.
+    pub flags: u32,
+    /// In: must be zero.
+    pub reserved0: u32,
+    /// In: must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// One sample, as returned by [`ADAPT_IOC_PROFILE_READ`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptSample {
+    /// User-mode instruction pointer.
+    pub ip: u64,
+    /// `CLOCK_MONOTONIC` time of the sample, in nanoseconds.
+    pub time_ns: u64,
+    /// Thread id (in the initial pid namespace's numbering of the caller).
+    pub tid: u32,
+    /// CPU the sample was taken on.
+    pub cpu: u16,
+    /// `ADAPT_SAMPLE_F_*`.
+    pub flags: u16,
+}
+
+/// Argument of [`ADAPT_IOC_PROFILE_READ`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptProfileRead {
+    /// In: the session to read.
+    pub session: u64,
+    /// In: user pointer to an array of `capacity` [`AdaptSample`].
+    pub samples: u64,
+    /// In: entries available at `samples`, at most
+    /// [`ADAPT_PROFILE_READ_MAX`].
+    pub capacity: u32,
+    /// Out: entries written.
+    pub count: u32,
+    /// Out: samples recorded since the start (read or not).
+    pub recorded: u64,
+    /// Out: samples dropped since the start because the buffers were full.
+    pub dropped: u64,
+    /// Out: `ADAPT_PROFILE_RUNNING` or `ADAPT_PROFILE_TARGET_EXITED`.
+    pub state: u32,
+    /// Out: `ADAPT_EVENT_*` in use.
+    pub event: u32,
+    /// Out: sampling frequency in use, Hz.
+    pub freq_hz: u32,
+    /// In: must be zero.
+    pub flags: u32,
+    /// In: must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// Command number of [`ADAPT_IOC_PROFILE_START`].
+pub const ADAPT_NR_PROFILE_START: u32 = 0x10;
+/// Command number of [`ADAPT_IOC_PROFILE_STOP`].
+pub const ADAPT_NR_PROFILE_STOP: u32 = 0x11;
+/// Command number of [`ADAPT_IOC_PROFILE_READ`].
+pub const ADAPT_NR_PROFILE_READ: u32 = 0x12;
+
+/// Starts sampling every thread of a process, present and future. Needs
+/// `CAP_SYS_PTRACE`; the target must be a user process that is dumpable.
+/// Errors: `ESRCH` no such process, `EOPNOTSUPP` kernel thread, `EPERM` not
+/// allowed to trace it, `ERANGE` frequency out of bounds, `EBUSY` too many
+/// sessions. Argument: [`AdaptProfileStart`].
+pub const ADAPT_IOC_PROFILE_START: u32 = iowr::<AdaptProfileStart>(ADAPT_NR_PROFILE_START);
+/// Stops a session and frees it. `ENOENT` if there is no such session.
+/// Argument: [`AdaptProfileStop`].
+pub const ADAPT_IOC_PROFILE_STOP: u32 = iowr::<AdaptProfileStop>(ADAPT_NR_PROFILE_STOP);
+/// Moves up to `capacity` samples out of a session. Once the target has
+/// exited and every sample was read, the session is freed and later reads
+/// get `ENOENT`. Argument: [`AdaptProfileRead`].
+pub const ADAPT_IOC_PROFILE_READ: u32 = iowr::<AdaptProfileRead>(ADAPT_NR_PROFILE_READ);

@@ -50,3 +50,29 @@ fn module_version_string_stops_at_nul() {
     v.module_version[0] = 0xff;
     assert_eq!(v.module_version_str(), None);
 }
+
+#[test]
+fn profiler_structs_layout_is_stable() {
+    assert_eq!(size_of::<AdaptProfileStart>(), 56);
+    assert_eq!(offset_of!(AdaptProfileStart, session), 16);
+    assert_eq!(offset_of!(AdaptProfileStart, reserved), 24);
+    assert_eq!(size_of::<AdaptProfileStop>(), 32);
+    assert_eq!(size_of::<AdaptSample>(), 24);
+    assert_eq!(offset_of!(AdaptSample, tid), 16);
+    assert_eq!(offset_of!(AdaptSample, cpu), 20);
+    assert_eq!(offset_of!(AdaptSample, flags), 22);
+    assert_eq!(size_of::<AdaptProfileRead>(), 72);
+    assert_eq!(offset_of!(AdaptProfileRead, recorded), 24);
+    assert_eq!(offset_of!(AdaptProfileRead, state), 40);
+    assert_eq!(offset_of!(AdaptProfileRead, reserved), 56);
+}
+
+#[test]
+fn profiler_ioctl_numbers_are_stable() {
+    assert_eq!(ADAPT_IOC_PROFILE_START, 0xC038_AD10);
+    assert_eq!(ADAPT_IOC_PROFILE_STOP, 0xC020_AD11);
+    assert_eq!(ADAPT_IOC_PROFILE_READ, 0xC048_AD12);
+    assert!(ADAPT_PROFILE_FREQ_MIN <= ADAPT_PROFILE_FREQ_DEFAULT);
+    assert!(ADAPT_PROFILE_FREQ_DEFAULT <= ADAPT_PROFILE_FREQ_MAX);
+    assert!(ADAPT_PROFILE_MAX_SESSIONS >= 16);
+}

@@ -57,7 +57,7 @@ impl Device {
     }
 
     /// Issues `cmd` with `arg` as its in/out argument.
-    fn ioctl<T>(&self, cmd: u32, arg: &mut T) -> io::Result<libc::c_int> {
+    pub(crate) fn ioctl<T>(&self, cmd: u32, arg: &mut T) -> io::Result<libc::c_int> {
         assert_eq!(
             abi::ioc_size(cmd),
             std::mem::size_of::<T>(),

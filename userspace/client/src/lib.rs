@@ -4,8 +4,10 @@
 
 pub mod device;
 pub mod error;
+pub mod profile;
 pub mod status;
 
 pub use device::{Device, DEFAULT_DEVICE_PATH};
 pub use error::{DeviceError, ErrorKind};
+pub use profile::{ProfileError, ProfileSession, ReadBatch, SamplingEvent};
 pub use status::{Sampling, Status};

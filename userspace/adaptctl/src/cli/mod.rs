@@ -1,5 +1,7 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod library_index;
+mod profile;
 mod report;
 mod status;
 
@@ -18,6 +20,9 @@ Exit codes:
   5  permission denied (run as root)
   6  ABI mismatch between adaptctl and the loaded module
   7  the device node is not an adapt device
+  8  no such process
+  9  the process may not be targeted (kernel thread, not dumpable, no
+     CAP_SYS_PTRACE)
 
 Every command that prints a report accepts --json for scripts; with --json,
 errors are also printed to stdout as {\"error\": {\"kind\": …, \"message\": …}}.";
@@ -44,12 +49,22 @@ enum Command {
     /// Show the loaded module, whether its ABI matches, and how this machine
     /// can sample.
     Status(status::Args),
+
+    /// Sample a running process and rank its hottest functions, marking the
+    /// ones the optimization library can replace.
+    ///
+    /// Every thread of the process is sampled (also threads it starts
+    /// later) with hardware cycles where the CPU offers a sampling PMU,
+    /// otherwise with the software cpu-clock. Samples are symbolized from
+    /// /proc/PID/maps and the mapped ELF files (.symtab, else .dynsym).
+    Profile(profile::Args),
 }
 
 impl Command {
     fn json(&self) -> bool {
         match self {
             Command::Status(args) => args.json,
+            Command::Profile(args) => args.json,
         }
     }
 }
@@ -68,5 +83,6 @@ pub(crate) fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Status(args) => status::run(&cli.device, &args),
+        Command::Profile(args) => profile::run(&cli.device, &args),
     }
 }

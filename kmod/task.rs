@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! References to processes: `struct pid` and `struct task_struct`, wrapped
+//! once, plus the checks every request on a target goes through.
+
+use crate::bindings;
+use core::ptr::NonNull;
+use kernel::prelude::*;
+
+/// A counted reference to a `struct pid` that names a process.
+///
+/// Holding it keeps the `struct pid` alive, not the process: the process
+/// may exit, and [`PidRef::process`] then returns `None`. Comparing the
+/// pointer (not the number) is how the profiler recognizes the target's
+/// threads, so a recycled pid number can never be mistaken for it.
+///
+/// # Invariants
+///
+/// `pid` holds one reference, taken by `find_get_pid`, put in `Drop`.
+pub(crate) struct PidRef {
+    pid: NonNull<bindings::pid>,
+}
+
+// SAFETY: `struct pid` references may be taken, used and put from any task;
+// its reference count is atomic.
+unsafe impl Send for PidRef {}
+// SAFETY: Only the pointer value is shared; every operation through it is
+// safe from concurrent tasks.
+unsafe impl Sync for PidRef {}
+
+impl PidRef {
+    /// Looks up `nr` in the calling task's pid namespace.
+    pub(crate) fn find(nr: i32) -> Option<Self> {
+        // SAFETY: `find_get_pid` takes any number and returns a counted
+        // reference or null.
+        let pid = unsafe { bindings::find_get_pid(nr) };
+        NonNull::new(pid).map(|pid| Self { pid })
+    }
+
+    /// The process (thread group leader) this pid names, if it is one and
+    /// it still exists.
+    pub(crate) fn process(&self) -> Option<TaskRef> {
+        // SAFETY: `self.pid` is a valid, counted `struct pid`.
+        let task = unsafe { bindings::adapt_pid_get_process(self.pid.as_ptr()) };
+        NonNull::new(task).map(|task| TaskRef { task })
+    }
+
+    /// Whether the process still exists (has not been reaped).
+    pub(crate) fn has_process(&self) -> bool {
+        // SAFETY: `self.pid` is a valid, counted `struct pid`.
+        unsafe { bindings::adapt_pid_has_process(self.pid.as_ptr()) }
+    }
+
+    /// The address that identifies this pid, for comparisons only.
+    pub(crate) fn as_ptr(&self) -> *const bindings::pid {
+        self.pid.as_ptr()
+    }
+}
+
+impl Drop for PidRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own one reference.
+        unsafe { bindings::put_pid(self.pid.as_ptr()) };
+    }
+}
+
+/// A counted reference to a task.
+///
+/// # Invariants
+///
+/// `task` holds one reference, put in `Drop`.
+pub(crate) struct TaskRef {
+    task: NonNull<bindings::task_struct>,
+}
+
+impl TaskRef {
+    /// Whether this is a kernel thread (no user address space to touch).
+    pub(crate) fn is_kernel_thread(&self) -> bool {
+        // SAFETY: `self.task` is a valid, counted task.
+        unsafe { bindings::adapt_task_is_kthread(self.task.as_ptr()) }
+    }
+
+    /// Whether the task's memory may be inspected by a tracer, as for core
+    /// dumps (`SUID_DUMP_USER`): false for setuid programs and for tasks
+    /// that made themselves non-dumpable, and once the address space is gone.
+    pub(crate) fn is_dumpable(&self) -> bool {
+        // SAFETY: `self.task` is a valid, counted task.
+        unsafe { bindings::adapt_task_is_dumpable(self.task.as_ptr()) }
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own one reference.
+        unsafe { bindings::adapt_task_put(self.task.as_ptr()) };
+    }
+}
+
+/// `EOPNOTSUPP`, which the 6.12 `kernel::error::code` list lacks.
+fn eopnotsupp() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}
+
+/// Whether the calling task has `cap` in the initial user namespace.
+pub(crate) fn capable(cap: u32) -> bool {
+    // SAFETY: `capable` only reads the current task's credentials; the
+    // capability numbers are small constants.
+    unsafe { bindings::capable(cap as i32) }
+}
+
+/// A process the caller may act on: it exists, is a user process, is
+/// dumpable, and the caller holds `CAP_SYS_PTRACE`.
+///
+/// Errors: `EPERM` (no `CAP_SYS_PTRACE`, or not dumpable), `ESRCH` (no such
+/// process, or `nr` names a thread that is not a process), `EOPNOTSUPP`
+/// (kernel thread).
+pub(crate) fn traceable_process(nr: u32) -> Result<PidRef> {
+    if !capable(bindings::CAP_SYS_PTRACE) {
+        return Err(EPERM);
+    }
+    let nr = i32::try_from(nr).map_err(|_| ESRCH)?;
+    if nr <= 0 {
+        return Err(ESRCH);
+    }
+    let pid = PidRef::find(nr).ok_or(ESRCH)?;
+    let task = pid.process().ok_or(ESRCH)?;
+    if task.is_kernel_thread() {
+        return Err(eopnotsupp());
+    }
+    if !task.is_dumpable() {
+        return Err(EPERM);
+    }
+    Ok(pid)
+}

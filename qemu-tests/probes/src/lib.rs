@@ -1,0 +1,4 @@
+//! Helpers shared by the guest probe programs in `src/bin/`.
+
+pub mod check;
+pub mod raw_ioctl;

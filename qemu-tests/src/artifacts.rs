@@ -1,0 +1,92 @@
+//! What `cargo vm build` produced, recorded in `<target>/vm/artifacts.json`
+//! so guests (and integration tests) can boot without rebuilding anything.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::workspace::Workspace;
+
+/// Paths of everything a guest run needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Artifacts {
+    /// The guest kernel image (bzImage).
+    pub kernel_image: PathBuf,
+    /// Its `make O=` build directory (KDIR for modules).
+    pub kernel_dir: PathBuf,
+    /// The initramfs (newc cpio).
+    pub initramfs: PathBuf,
+    /// adapt.ko, loaded before every command.
+    pub adapt_ko: PathBuf,
+    /// The fixture module that WARNs on load (exported as `ADAPT_WARN_KO`).
+    pub warn_ko: PathBuf,
+    /// The directory holding adaptctl (first on the guest's PATH).
+    pub bin_dir: PathBuf,
+    /// The workspace root (mounted at its own path in the guest).
+    pub workspace_root: PathBuf,
+    /// The cargo target directory (mounted too, when outside the workspace).
+    pub target_dir: PathBuf,
+}
+
+const MANIFEST: &str = "artifacts.json";
+
+impl Artifacts {
+    /// Where the record lives for a workspace.
+    pub fn manifest_path(ws: &Workspace) -> PathBuf {
+        ws.vm_dir().join(MANIFEST)
+    }
+
+    /// Reads the record left by `cargo vm build` and checks that every file
+    /// still exists.
+    pub fn load(ws: &Workspace) -> Result<Artifacts> {
+        let path = Artifacts::manifest_path(ws);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("the guest kernel and module are not built ({} is missing): run `cargo vm build` first", path.display())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let artifacts: Artifacts = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is unreadable: run `cargo vm build` again",
+                path.display()
+            )
+        })?;
+        artifacts.check()?;
+        Ok(artifacts)
+    }
+
+    /// Writes the record.
+    pub fn save(&self, ws: &Workspace) -> Result<()> {
+        let path = Artifacts::manifest_path(ws);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let text =
+            serde_json::to_string_pretty(self).context("cannot serialize the artifact record")?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Fails, naming the file, when something recorded is gone.
+    pub fn check(&self) -> Result<()> {
+        let files: [(&str, &Path); 4] = [
+            ("guest kernel", &self.kernel_image),
+            ("initramfs", &self.initramfs),
+            ("adapt.ko", &self.adapt_ko),
+            ("warn fixture module", &self.warn_ko),
+        ];
+        for (what, path) in files {
+            if !path.is_file() {
+                bail!(
+                    "the {what} {} is missing: run `cargo vm build` first",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! `cargo vm build`: dependencies, guest kernel, module, fixtures, userspace,
+//! initramfs — each cached or incremental — then the artifact record.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::artifacts::Artifacts;
+use crate::progress::{human, say};
+use crate::workspace::Workspace;
+use crate::{deps, initramfs, kernel, kmod, userspace};
+
+/// Builds (or finds cached) everything a guest run needs.
+pub fn build_all() -> Result<Artifacts> {
+    let start = Instant::now();
+    say("checking dependencies (Debian packages, rustup components, bindgen)");
+    deps::ensure()?;
+    let ws = Workspace::locate()?;
+    let kernel = kernel::ensure(&ws)?;
+    let initramfs = initramfs::ensure()?;
+    let warn_ko = kmod::build_warn_fixture(&ws, &kernel)?;
+    let adapt_ko = kmod::build_adapt(&ws, &kernel)?;
+    userspace::build(&ws)?;
+    let artifacts = Artifacts {
+        kernel_image: kernel.image.clone(),
+        kernel_dir: kernel.dir.clone(),
+        initramfs,
+        adapt_ko,
+        warn_ko,
+        bin_dir: ws.bin_dir(),
+        workspace_root: ws.root.clone(),
+        target_dir: ws.target_dir.clone(),
+    };
+    artifacts.save(&ws)?;
+    say(format_args!(
+        "build: everything ready in {}",
+        human(start.elapsed())
+    ));
+    Ok(artifacts)
+}

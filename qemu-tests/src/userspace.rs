@@ -1,0 +1,28 @@
+//! The workspace's userspace binaries (adaptctl), dev profile.
+
+use std::process::Stdio;
+
+use anyhow::{bail, Context, Result};
+
+use crate::progress::say;
+use crate::workspace::{cargo_command, Workspace};
+
+/// `cargo build --workspace --bins`; cargo's own progress goes to stderr.
+pub fn build(ws: &Workspace) -> Result<()> {
+    say("userspace: cargo build --workspace --bins");
+    let stderr = std::io::stderr();
+    let out = std::os::fd::AsFd::as_fd(&stderr)
+        .try_clone_to_owned()
+        .context("cannot duplicate stderr")?;
+    let status = cargo_command()
+        .current_dir(&ws.root)
+        .args(["build", "--workspace", "--bins"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("`cargo build --workspace --bins` failed ({status}); its errors are above");
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! The profiler in a real guest: known time splits come out ranked and in
+//! proportion, threads started later are sampled, a target that exits ends
+//! the profile cleanly, PIE executables and shared libraries are symbolized,
+//! and bad targets are refused with their own errors.
+
+use adapt_qemu_tests::{Guest, GuestOutput};
+use serde_json::Value;
+use std::time::Duration;
+
+fn guest(script: &str) -> GuestOutput {
+    Guest::new()
+        .expect("guest artifacts (run `cargo vm build` first)")
+        .timeout(Duration::from_secs(600))
+        .run(&["sh", "-c", script])
+        .expect("boot the guest")
+}
+
+fn assert_clean(out: &GuestOutput) {
+    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
+    assert_eq!(out.kernel_problem, None, "console: {}", out.console_log.display());
+    assert_eq!(out.status, 0, "output:\n{}\nconsole: {}", out.stdout, out.console_log.display());
+}
+
+/// The JSON document printed between `--- BEGIN name ---` / `--- END name ---`.
+fn document(out: &GuestOutput, name: &str) -> Value {
+    let begin = format!("--- BEGIN {name} ---");
+    let end = format!("--- END {name} ---");
+    let start = out.stdout.find(&begin).unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout)) + begin.len();
+    let stop = out.stdout[start..].find(&end).expect("end marker") + start;
+    serde_json::from_str(&out.stdout[start..stop]).unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
+}
+
+fn share(profile: &Value, function: &str) -> f64 {
+    profile["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == function)
+        .map_or(0.0, |f| f["share"].as_f64().unwrap())
+}
+
+fn rank(profile: &Value, function: &str) -> Option<u64> {
+    profile["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == function)
+        .map(|f| f["rank"].as_u64().unwrap())
+}
+
+#[test]
+fn known_time_split_is_ranked_and_measured_within_10_points() {
+    let out = guest(
+        r#"set -e
+        adapt-workload split --seconds 9 --threads 2 > /tmp/w.out &
+        pid=$!
+        sleep 1
+        echo '--- BEGIN profile ---'
+        adaptctl profile --pid $pid --duration 5s --json
+        echo '--- END profile ---'
+        wait $pid
+        adaptctl profile --pid 1 --duration 100ms --top 3 >/dev/null"#,
+    );
+    assert_clean(&out);
+    let p = document(&out, "profile");
+    assert_eq!(p["event"], "cpu-clock", "no PMU under TCG: software fallback");
+    assert!(p["total_samples"].as_u64().unwrap() >= 500, "{p}");
+    assert_eq!(p["dropped_samples"], 0);
+    let (hot, warm, cool) = (
+        share(&p, "adapt_work_hot"),
+        share(&p, "adapt_work_warm"),
+        share(&p, "adapt_work_cool"),
+    );
+    assert_eq!(rank(&p, "adapt_work_hot"), Some(1), "{p}");
+    assert_eq!(rank(&p, "adapt_work_warm"), Some(2), "{p}");
+    assert_eq!(rank(&p, "adapt_work_cool"), Some(3), "{p}");
+    assert!((hot - 0.70).abs() <= 0.10, "hot share {hot}");
+    assert!((warm - 0.20).abs() <= 0.10, "warm share {warm}");
+    assert!((cool - 0.10).abs() <= 0.10, "cool share {cool}");
+    // The PIE executable is named as the object.
+    let top = &p["functions"][0];
+    assert!(top["object"].as_str().unwrap().ends_with("/adapt-workload"), "{top}");
+}
+
+#[test]
+fn threads_started_after_profiling_began_are_sampled() {
+    let out = guest(
+        r#"set -e
+        adapt-workload split --seconds 7 --threads 1 --late-threads 2 --late-after-ms 2500 &
+        pid=$!
+        sleep 0.5
+        echo '--- BEGIN profile ---'
+        adaptctl profile --pid $pid --duration 5s --json
+        echo '--- END profile ---'
+        wait $pid"#,
+    );
+    assert_clean(&out);
+    let p = document(&out, "profile");
+    assert!(out.stdout.contains("late threads started"));
+    assert!(share(&p, "adapt_work_late") > 0.10, "late threads missing: {p}");
+    assert!(p["threads"].as_u64().unwrap() >= 3, "{p}");
+}
+
+#[test]
+fn a_target_that_exits_ends_the_profile_and_nothing_leaks() {
+    let out = guest(
+        r#"set -e
+        echo clear > /sys/kernel/debug/kmemleak
+        adapt-workload split --seconds 2 --threads 2 >/dev/null &
+        pid=$!
+        sleep 0.3
+        start=$(date +%s)
+        echo '--- BEGIN profile ---'
+        adaptctl profile --pid $pid --duration 30s --json
+        echo '--- END profile ---'
+        echo "took=$(( $(date +%s) - start ))"
+        wait $pid || true
+        rmmod adapt
+        insmod "$ADAPT_KO"
+        sleep 6
+        echo scan > /sys/kernel/debug/kmemleak
+        echo scan > /sys/kernel/debug/kmemleak
+        echo "kmemleak: $(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak || true)"
+        rmmod adapt"#,
+    );
+    assert_clean(&out);
+    let p = document(&out, "profile");
+    assert_eq!(p["target_exited"], true, "{p}");
+    assert!(p["total_samples"].as_u64().unwrap() > 0);
+    let took: u64 = out.stdout.split("took=").nth(1).unwrap().lines().next().unwrap().trim().parse().unwrap();
+    assert!(took < 15, "profile should end with the target, took {took} s");
+    assert!(out.stdout.contains("kmemleak: 0"), "{}", out.stdout);
+}
+
+#[test]
+fn a_shared_library_function_is_symbolized_by_name() {
+    // An unmodified program using the system libz.so.1.
+    let out = guest(
+        r#"set -e
+        python3 -c '
+import zlib, time
+data = bytes(range(256)) * 4096
+end = time.time() + 8
+while time.time() < end:
+    zlib.crc32(data)
+' &
+        pid=$!
+        sleep 2
+        echo '--- BEGIN profile ---'
+        adaptctl profile --pid $pid --duration 4s --json
+        echo '--- END profile ---'
+        wait $pid"#,
+    );
+    assert_clean(&out);
+    let p = document(&out, "profile");
+    let top = &p["functions"][0];
+    let name = top["function"].as_str().unwrap();
+    assert!(name == "crc32_z" || name == "crc32", "{p}");
+    assert!(top["object"].as_str().unwrap().contains("libz.so"), "{top}");
+    assert!(top["share"].as_f64().unwrap() > 0.5, "{top}");
+}
+
+#[test]
+fn bad_targets_are_refused_each_with_its_own_error() {
+    let out = guest(
+        r#"
+        adaptctl profile --pid 999999 --duration 1s; echo "missing=$?"
+        adaptctl profile --pid 2 --duration 1s; echo "kthread=$?"
+        adaptctl profile --pid 1 --freq 5 --duration 1s; echo "freq=$?"
+        setpriv --reuid=65534 --regid=65534 --clear-groups adaptctl profile --pid 1 --duration 1s; echo "nonroot=$?"
+        "#,
+    );
+    assert_clean(&out);
+    let s = &out.stdout;
+    assert!(s.contains("missing=8") && s.contains("no process with pid 999999"), "{s}");
+    assert!(s.contains("kthread=9") && s.contains("kernel thread"), "{s}");
+    assert!(s.contains("freq=1") && s.contains("out of bounds"), "{s}");
+    assert!(s.contains("nonroot=5") && s.contains("permission denied"), "{s}");
+}

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What the library holds: every segment, the functions it replaces with
+//! their C contracts, and its variants (source file and CPU features), best
+//! variant first.
+
+use adapt_segment::{CType, Contract, CpuFeature, Function, Param, Scalar};
+
+use CpuFeature as F;
+
+/// One variant to build.
+#[derive(Clone, Debug)]
+pub struct VariantSpec {
+    /// Variant name (also the source file name, `sources/<segment>/<name>.rs`).
+    pub name: &'static str,
+    /// Features enabled for the compilation and declared in the segment
+    /// (their implications are added).
+    pub features: &'static [CpuFeature],
+}
+
+/// One segment to build.
+#[derive(Clone, Debug)]
+pub struct SegmentSpec {
+    /// Segment name (also the source directory and the output file stem).
+    pub name: &'static str,
+    /// Implementation version.
+    pub version: u32,
+    /// One line for humans.
+    pub description: &'static str,
+    /// The replaced functions.
+    pub functions: Vec<Function>,
+    /// Variants, best first.
+    pub variants: Vec<VariantSpec>,
+}
+
+fn param(name: &str, ty: CType) -> Param {
+    Param {
+        name: name.to_owned(),
+        ty,
+    }
+}
+
+fn function(
+    symbol: &str,
+    library: &str,
+    returns: CType,
+    params: Vec<Param>,
+    reference: &str,
+) -> Function {
+    Function {
+        symbol: symbol.to_owned(),
+        library: library.to_owned(),
+        contract: Contract { returns, params },
+        reference: reference.to_owned(),
+    }
+}
+
+const ZLIB_CRC32: &str =
+    "zlib's crc32 (libz.so.1): CRC-32/ISO-HDLC, reflected polynomial 0xEDB88320, \
+     register inverted on entry and exit, high 32 bits of crc ignored, null buf returns 0";
+const ZLIB_ADLER32: &str = "zlib's adler32 (libz.so.1): sums modulo 65521, adler = a | b << 16, \
+     null buf returns 1 (for every len; zlib itself dereferences it when len is 1)";
+
+fn zlib_pair(name: &str, z_name: &str, first: &str, reference: &str) -> Vec<Function> {
+    let ulong = || CType::value(Scalar::U64, "uLong");
+    let buf = || CType::const_ptr(Scalar::U8, "const Bytef *");
+    vec![
+        function(
+            name,
+            "libz.so.1",
+            ulong(),
+            vec![
+                param(first, ulong()),
+                param("buf", buf()),
+                param("len", CType::value(Scalar::U32, "uInt")),
+            ],
+            reference,
+        ),
+        function(
+            z_name,
+            "libz.so.1",
+            ulong(),
+            vec![
+                param(first, ulong()),
+                param("buf", buf()),
+                param("len", CType::value(Scalar::U64, "z_size_t")),
+            ],
+            reference,
+        ),
+    ]
+}
+
+/// Every segment of the library.
+pub fn catalog() -> Vec<SegmentSpec> {
+    let size_t = || CType::value(Scalar::U64, "size_t");
+    let cfloat = || CType::const_ptr(Scalar::F32, "const float *");
+    vec![
+        SegmentSpec {
+            name: "crc32",
+            version: 1,
+            description: "zlib crc32/crc32_z by carry-less multiplication folding",
+            functions: zlib_pair("crc32", "crc32_z", "crc", ZLIB_CRC32),
+            variants: vec![
+                VariantSpec { name: "avx512-vpclmul", features: &[F::Avx512f, F::Avx512vl, F::Vpclmulqdq] },
+                VariantSpec { name: "pclmul", features: &[F::Pclmulqdq, F::Sse41] },
+                VariantSpec { name: "portable", features: &[] },
+            ],
+        },
+        SegmentSpec {
+            name: "adler32",
+            version: 1,
+            description: "zlib adler32/adler32_z with vectorised byte sums",
+            functions: zlib_pair("adler32", "adler32_z", "adler", ZLIB_ADLER32),
+            variants: vec![
+                VariantSpec { name: "avx512", features: &[F::Avx512f, F::Avx512bw] },
+                VariantSpec { name: "avx2", features: &[F::Avx2] },
+                VariantSpec { name: "portable", features: &[] },
+            ],
+        },
+        SegmentSpec {
+            name: "crc32c",
+            version: 1,
+            description: "CRC-32C (Castagnoli): VPCLMULQDQ folding, or the SSE4.2 crc32 instruction in three streams combined by PCLMULQDQ",
+            functions: vec![function(
+                "crc32c",
+                "",
+                CType::value(Scalar::U32, "uint32_t"),
+                vec![
+                    param("crc", CType::value(Scalar::U32, "uint32_t")),
+                    param("buf", CType::const_ptr(Scalar::U8, "const uint8_t *")),
+                    param("len", size_t()),
+                ],
+                "CRC-32C/iSCSI (reflected polynomial 0x82F63B78) continuing a finished CRC: returns \
+                 ~update(~crc, buf), as the crc32c crate's crc32c_append; crc32c(0, buf, len) is the CRC of buf; \
+                 a null buf returns crc unchanged",
+            )],
+            variants: vec![
+                VariantSpec { name: "avx512-vpclmul", features: &[F::Avx512f, F::Avx512vl, F::Vpclmulqdq, F::Sse41] },
+                VariantSpec { name: "sse4.2", features: &[F::Sse42, F::Pclmulqdq] },
+                VariantSpec { name: "portable", features: &[] },
+            ],
+        },
+        SegmentSpec {
+            name: "dot_f32",
+            version: 1,
+            description: "single-precision dot product",
+            functions: vec![function(
+                "dot_f32",
+                "",
+                CType::value(Scalar::F32, "float"),
+                vec![param("a", cfloat()), param("b", cfloat()), param("n", size_t())],
+                "sum of a[i]*b[i] for i < n in an unspecified order (blocked, fused multiply-adds where \
+                 available): within gamma(n)*sum|a[i]*b[i]| of the exact value, gamma(n) = n*2^-24/(1-n*2^-24); \
+                 0 when n is 0",
+            )],
+            variants: vec![
+                VariantSpec { name: "avx512", features: &[F::Avx512f] },
+                VariantSpec { name: "avx2-fma", features: &[F::Avx2, F::Fma] },
+                VariantSpec { name: "portable", features: &[] },
+            ],
+        },
+        SegmentSpec {
+            name: "axpy_f32",
+            version: 1,
+            description: "single-precision y = a*x + y",
+            functions: vec![function(
+                "axpy_f32",
+                "",
+                CType::value(Scalar::Void, "void"),
+                vec![
+                    param("a", CType::value(Scalar::F32, "float")),
+                    param("x", cfloat()),
+                    param("y", CType::mut_ptr(Scalar::F32, "float *")),
+                    param("n", size_t()),
+                ],
+                "y[i] = a*x[i] + y[i] for i < n, x and y not partially overlapping: fused (one rounding, \
+                 exactly fmaf) in the fma/avx512 variants, two roundings (exactly the plain C loop) in portable",
+            )],
+            variants: vec![
+                VariantSpec { name: "avx512", features: &[F::Avx512f] },
+                VariantSpec { name: "avx2-fma", features: &[F::Avx2, F::Fma] },
+                VariantSpec { name: "portable", features: &[] },
+            ],
+        },
+        SegmentSpec {
+            name: "sha256",
+            version: 1,
+            description: "SHA-256 block compression",
+            functions: vec![function(
+                "sha256_transform",
+                "",
+                CType::value(Scalar::Void, "void"),
+                vec![
+                    param("state", CType::mut_ptr(Scalar::U32, "uint32_t *")),
+                    param("block", CType::const_ptr(Scalar::U8, "const uint8_t *")),
+                    param("nblocks", size_t()),
+                ],
+                "FIPS 180-4 SHA-256 compression of nblocks 64-byte blocks into state[8] (a..h as native \
+                 uint32_t), as sha2::compress256",
+            )],
+            variants: vec![
+                VariantSpec { name: "sha-ni", features: &[F::Sha, F::Sse41] },
+                VariantSpec { name: "portable", features: &[] },
+            ],
+        },
+    ]
+}

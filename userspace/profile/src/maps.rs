@@ -1,0 +1,148 @@
+//! `/proc/PID/maps`: which file (or anonymous region) backs an address.
+
+use std::io;
+use std::path::PathBuf;
+
+/// One line of `/proc/PID/maps`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub readable: bool,
+    pub writable: bool,
+    pub executable: bool,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// `inode` is 0 for anonymous mappings.
+    pub inode: u64,
+    /// The path or pseudo-name (`[heap]`, `[vdso]`, `[adapt:crc32-pclmul]`),
+    /// empty for plain anonymous memory.
+    pub name: String,
+}
+
+impl Mapping {
+    /// Whether the mapping is backed by a regular file.
+    pub fn is_file(&self) -> bool {
+        self.inode != 0 && self.name.starts_with('/')
+    }
+
+    /// The file name without its directories, or the pseudo-name.
+    pub fn short_name(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name)
+    }
+}
+
+/// The mappings of one process at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessMaps {
+    pub pid: u32,
+    /// Sorted by `start`, non-overlapping (as the kernel prints them).
+    pub mappings: Vec<Mapping>,
+}
+
+impl ProcessMaps {
+    /// Reads `/proc/PID/maps`.
+    pub fn read(pid: u32) -> io::Result<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        Ok(Self::parse(pid, &text))
+    }
+
+    /// Parses the text of a maps file; malformed lines are skipped.
+    pub fn parse(pid: u32, text: &str) -> Self {
+        let mut mappings: Vec<Mapping> = text.lines().filter_map(parse_line).collect();
+        mappings.sort_by_key(|m| m.start);
+        Self { pid, mappings }
+    }
+
+    /// The mapping containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&Mapping> {
+        let index = self.mappings.partition_point(|m| m.start <= addr);
+        let mapping = self.mappings.get(index.checked_sub(1)?)?;
+        (addr < mapping.end).then_some(mapping)
+    }
+
+    /// Where the process's view of `path` can be opened from this process
+    /// (through `/proc/PID/root`, so mount namespaces and chroots are
+    /// honoured), falling back to the path itself.
+    pub fn open_path(&self, path: &str) -> PathBuf {
+        let through_root = PathBuf::from(format!("/proc/{}/root{path}", self.pid));
+        if through_root.exists() {
+            through_root
+        } else {
+            PathBuf::from(path)
+        }
+    }
+}
+
+fn parse_line(line: &str) -> Option<Mapping> {
+    // 55d0c8a00000-55d0c8a02000 r-xp 00002000 fd:01 1234    /usr/bin/foo
+    let mut fields = line.splitn(5, ' ');
+    let range = fields.next()?;
+    let perms = fields.next()?.as_bytes();
+    let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+    let _dev = fields.next()?;
+    let rest = fields.next()?.trim_start();
+    let (inode, name) = match rest.split_once(' ') {
+        Some((inode, name)) => (inode, name.trim_start()),
+        None => (rest, ""),
+    };
+    let (start, end) = range.split_once('-')?;
+    if perms.len() < 4 {
+        return None;
+    }
+    Some(Mapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        readable: perms[0] == b'r',
+        writable: perms[1] == b'w',
+        executable: perms[2] == b'x',
+        offset,
+        inode: inode.parse().ok()?,
+        name: name.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "\
+5581a2e00000-5581a2e02000 r--p 00000000 00:1f 41 /usr/bin/prog
+5581a2e02000-5581a2e05000 r-xp 00002000 00:1f 41 /usr/bin/prog
+5581a3c4f000-5581a3c70000 rw-p 00000000 00:00 0                          [heap]
+7f10e0000000-7f10e0021000 rw-p 00000000 00:00 0 
+7f10e1a00000-7f10e1a13000 r-xp 00002000 00:1f 77 /usr/lib/x86_64-linux-gnu/libz.so.1.2.13
+7f10e1b00000-7f10e1b01000 r-xs 00000000 00:0f 9 [adapt:crc32-pclmul]
+7ffd4c5e0000-7ffd4c5e2000 r-xp 00000000 00:00 0                          [vdso]
+";
+
+    #[test]
+    fn parses_files_pseudo_names_and_anonymous_memory() {
+        let maps = ProcessMaps::parse(7, MAPS);
+        assert_eq!(maps.mappings.len(), 7);
+        let text = maps.find(0x5581a2e03000).unwrap();
+        assert_eq!(text.name, "/usr/bin/prog");
+        assert!(text.executable && !text.writable);
+        assert_eq!(text.offset, 0x2000);
+        assert!(text.is_file());
+        assert_eq!(maps.find(0x5581a3c50000).unwrap().name, "[heap]");
+        assert_eq!(maps.find(0x7f10e0000010).unwrap().name, "");
+        assert_eq!(maps.find(0x7f10e1a00100).unwrap().short_name(), "libz.so.1.2.13");
+        assert_eq!(maps.find(0x7f10e1b00000).unwrap().name, "[adapt:crc32-pclmul]");
+        assert!(!maps.find(0x7ffd4c5e0000).unwrap().is_file());
+    }
+
+    #[test]
+    fn addresses_outside_every_mapping_find_nothing() {
+        let maps = ProcessMaps::parse(7, MAPS);
+        assert!(maps.find(0).is_none());
+        assert!(maps.find(0x5581a2e05000).is_none(), "end is exclusive");
+        assert!(maps.find(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        let maps = ProcessMaps::parse(1, "garbage\n1-2 r\n\n0-1000 r-xp zz 00:00 0 x\n");
+        assert!(maps.mappings.is_empty());
+    }
+}

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The verifier against hand-crafted bad segments: one or more per rule, each
+//! refused with the expected rule, offset and instruction text.
+
+use adapt_segment::{
+    verify_segment, CType, Contract, CpuFeature, CpuFeatures, Function, Param, Relocation, Rule,
+    Scalar, Segment, Variant, VerifyError,
+};
+
+fn segment(
+    code: &[u8],
+    rodata: &[u8],
+    relocations: Vec<Relocation>,
+    features: &[CpuFeature],
+    entry: u32,
+) -> Segment {
+    Segment {
+        name: "crafted".into(),
+        version: 1,
+        description: "hand-made test segment".into(),
+        build: "by hand".into(),
+        functions: vec![Function {
+            symbol: "f".into(),
+            library: String::new(),
+            contract: Contract {
+                returns: CType::value(Scalar::U32, "uint32_t"),
+                params: vec![Param {
+                    name: "p".into(),
+                    ty: CType::const_ptr(Scalar::U8, "const uint8_t *"),
+                }],
+            },
+            reference: "none".into(),
+        }],
+        variants: vec![Variant {
+            name: "v".into(),
+            features: features.iter().collect::<CpuFeatures>().closure(),
+            code: code.to_vec(),
+            rodata: rodata.to_vec(),
+            rodata_align: 16,
+            relocations,
+            entry_offsets: vec![entry],
+        }],
+    }
+}
+
+fn simple(code: &[u8]) -> Segment {
+    segment(code, &[], vec![], &[], 0)
+}
+
+/// Asserts that `seg` is refused, first by `rule` at `offset`, with an
+/// instruction text containing `text`.
+#[track_caller]
+fn refused(seg: &Segment, rule: Rule, offset: u32, text: &str) {
+    match verify_segment(seg) {
+        Ok(r) => panic!("accepted, expected rule {rule}: {r:?}"),
+        Err(VerifyError::Malformed(e)) => panic!("malformed ({e}), expected rule {rule}"),
+        Err(VerifyError::Refused(list)) => {
+            let first = &list[0];
+            assert_eq!(first.rule, rule, "refusals: {list:#?}");
+            assert_eq!(first.offset, offset, "refusals: {list:#?}");
+            assert!(
+                first.instruction.contains(text),
+                "instruction {:?} lacks {text:?}",
+                first.instruction
+            );
+            assert_eq!(first.variant, "v");
+            let shown = first.to_string();
+            assert!(
+                shown.contains(rule.name()) && shown.contains(&format!("{offset:#x}")),
+                "{shown}"
+            );
+        }
+    }
+}
+
+const RET: u8 = 0xc3;
+
+#[test]
+fn a_clean_segment_is_accepted() {
+    // mov eax, [rip+rodata] ; add eax, [rdi] ; ret
+    let code = [0x8b, 0x05, 0, 0, 0, 0, 0x03, 0x07, RET];
+    let seg = segment(
+        &code,
+        &[1, 2, 3, 4],
+        vec![Relocation {
+            offset: 2,
+            rodata_offset: 0,
+            addend: -4,
+        }],
+        &[],
+        0,
+    );
+    let r = verify_segment(&seg).expect("accepted");
+    assert_eq!(r[0].instructions, 3);
+}
+
+#[test]
+fn invalid_encoding() {
+    // 0x06 (push es) does not exist in 64-bit mode.
+    refused(&simple(&[0x90, 0x06, RET]), Rule::Invalid, 1, "(bytes)");
+}
+
+#[test]
+fn truncated_instruction() {
+    // mov rax, [rdi+disp32] cut after two displacement bytes.
+    refused(
+        &simple(&[RET, 0x48, 0x8b, 0x87, 0x00, 0x10]),
+        Rule::Invalid,
+        1,
+        "(bytes)",
+    );
+}
+
+#[test]
+fn system_calls_and_interrupts() {
+    refused(&simple(&[0x0f, 0x05, RET]), Rule::SystemCall, 0, "syscall");
+    refused(
+        &simple(&[0x90, 0x0f, 0x34, RET]),
+        Rule::SystemCall,
+        1,
+        "sysenter",
+    );
+    refused(&simple(&[0xcd, 0x80, RET]), Rule::SystemCall, 0, "int");
+    refused(&simple(&[0xcc, RET]), Rule::SystemCall, 0, "int3");
+}
+
+#[test]
+fn privileged_instructions() {
+    refused(&simple(&[0xf4, RET]), Rule::Privileged, 0, "hlt");
+    refused(
+        &simple(&[0x0f, 0x22, 0xc0, RET]),
+        Rule::Privileged,
+        0,
+        "cr0",
+    );
+    refused(&simple(&[0x0f, 0x30, RET]), Rule::Privileged, 0, "wrmsr");
+    refused(&simple(&[0xec, RET]), Rule::Privileged, 0, "in");
+    refused(&simple(&[0xfa, RET]), Rule::Privileged, 0, "cli");
+}
+
+#[test]
+fn traps() {
+    refused(&simple(&[0x0f, 0x0b, RET]), Rule::Trap, 0, "ud2");
+}
+
+#[test]
+fn indirect_control_flow() {
+    refused(&simple(&[0xff, 0xe0]), Rule::IndirectBranch, 0, "jmp rax");
+    refused(
+        &simple(&[0xff, 0xd0, RET]),
+        Rule::IndirectBranch,
+        0,
+        "call rax",
+    );
+    // call qword ptr [rip+0]
+    refused(
+        &simple(&[0xff, 0x15, 0, 0, 0, 0, RET]),
+        Rule::IndirectBranch,
+        0,
+        "call",
+    );
+    refused(&simple(&[0x90, 0xcb]), Rule::IndirectBranch, 1, "ret far");
+}
+
+#[test]
+fn direct_calls_even_inside_the_segment() {
+    // call next instruction; ret
+    refused(&simple(&[0xe8, 0, 0, 0, 0, RET]), Rule::Call, 0, "call");
+}
+
+#[test]
+fn branch_outside_the_code() {
+    refused(
+        &simple(&[0xe9, 100, 0, 0, 0, RET]),
+        Rule::BranchTarget,
+        0,
+        "jmp",
+    );
+    // je -0x10 (before the start)
+    refused(&simple(&[0x74, 0xf0, RET]), Rule::BranchTarget, 0, "je");
+}
+
+#[test]
+fn branch_into_the_middle_of_an_instruction() {
+    // jmp short +1 -> offset 3, inside `mov eax, imm32` at 2..7.
+    refused(
+        &simple(&[0xeb, 0x01, 0xb8, 0x0f, 0x05, 0x90, 0x90, RET]),
+        Rule::BranchTarget,
+        0,
+        "jmp",
+    );
+}
+
+#[test]
+fn rip_relative_read_outside_the_code() {
+    // mov eax, [rip+0x1000]
+    refused(
+        &simple(&[0x8b, 0x05, 0x00, 0x10, 0, 0, RET]),
+        Rule::RipRelative,
+        0,
+        "mov",
+    );
+}
+
+#[test]
+fn rip_relative_read_past_the_end_of_rodata() {
+    // movdqu xmm0, [rip+rodata+8]: 16 bytes, but rodata has 16 bytes only.
+    let code = [0xf3, 0x0f, 0x6f, 0x05, 0, 0, 0, 0, RET];
+    let seg = segment(
+        &code,
+        &[0; 16],
+        vec![Relocation {
+            offset: 4,
+            rodata_offset: 8,
+            addend: -4,
+        }],
+        &[],
+        0,
+    );
+    refused(&seg, Rule::RipRelative, 0, "movdqu");
+}
+
+#[test]
+fn writes_to_the_segment_itself() {
+    // mov [rip-6], eax: writes the instruction's own bytes.
+    refused(
+        &simple(&[0x89, 0x05, 0xfa, 0xff, 0xff, 0xff, RET]),
+        Rule::SelfWrite,
+        0,
+        "mov",
+    );
+    // add [rip+rodata], eax
+    let seg = segment(
+        &[0x01, 0x05, 0, 0, 0, 0, RET],
+        &[0; 8],
+        vec![Relocation {
+            offset: 2,
+            rodata_offset: 0,
+            addend: -4,
+        }],
+        &[],
+        0,
+    );
+    refused(&seg, Rule::SelfWrite, 0, "add");
+}
+
+#[test]
+fn undeclared_cpu_features() {
+    // pclmulqdq xmm0, xmm1, 0 with no declared features.
+    refused(
+        &simple(&[0x66, 0x0f, 0x3a, 0x44, 0xc1, 0x00, RET]),
+        Rule::UndeclaredFeature,
+        0,
+        "pclmul",
+    );
+    // vpaddd ymm0, ymm0, ymm0 (AVX2) with only SSE4.2 declared.
+    let seg = segment(
+        &[0xc5, 0xfd, 0xfe, 0xc0, RET],
+        &[],
+        vec![],
+        &[CpuFeature::Sse42],
+        0,
+    );
+    refused(&seg, Rule::UndeclaredFeature, 0, "vpaddd");
+    // rdtsc is not baseline.
+    refused(
+        &simple(&[0x0f, 0x31, RET]),
+        Rule::UndeclaredFeature,
+        0,
+        "rdtsc",
+    );
+    // The same AVX2 instruction is fine once avx2 is declared.
+    let ok = segment(
+        &[0xc5, 0xfd, 0xfe, 0xc0, RET],
+        &[],
+        vec![],
+        &[CpuFeature::Avx2],
+        0,
+    );
+    assert!(verify_segment(&ok).is_ok());
+}
+
+#[test]
+fn relocation_not_on_a_displacement() {
+    // mov eax, imm32 with a relocation on the immediate.
+    let seg = segment(
+        &[0xb8, 0, 0, 0, 0, RET],
+        &[0; 8],
+        vec![Relocation {
+            offset: 1,
+            rodata_offset: 0,
+            addend: -4,
+        }],
+        &[],
+        0,
+    );
+    refused(&seg, Rule::Relocation, 0, "mov");
+}
+
+#[test]
+fn entry_point_inside_an_instruction() {
+    refused(
+        &segment(&[0xb8, 1, 2, 3, 4, RET], &[], vec![], &[], 1),
+        Rule::EntryPoint,
+        1,
+        "(bytes)",
+    );
+}
+
+#[test]
+fn falling_off_the_end() {
+    refused(&simple(&[0x90, 0x31, 0xc0]), Rule::FallsOffEnd, 1, "xor");
+}
+
+#[test]
+fn absolute_and_thread_local_addresses() {
+    // mov eax, [0x1000]
+    refused(
+        &simple(&[0x8b, 0x04, 0x25, 0x00, 0x10, 0, 0, RET]),
+        Rule::AbsoluteAddress,
+        0,
+        "mov",
+    );
+    // mov rax, fs:[rax]
+    refused(
+        &simple(&[0x64, 0x48, 0x8b, 0x00, RET]),
+        Rule::SegmentOverride,
+        0,
+        "fs:",
+    );
+}
+
+#[test]
+fn every_refusal_is_listed_not_just_the_first() {
+    let seg = simple(&[0x0f, 0x05, 0xf4, 0x0f, 0x0b, RET]);
+    let err = verify_segment(&seg).expect_err("refused");
+    let rules: Vec<Rule> = err.refusals().iter().map(|r| r.rule).collect();
+    assert_eq!(rules, [Rule::SystemCall, Rule::Privileged, Rule::Trap]);
+    let offsets: Vec<u32> = err.refusals().iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, [0, 2, 3]);
+}
+
+#[test]
+fn structurally_bad_variants_are_malformed_not_refused() {
+    let mut seg = simple(&[RET]);
+    seg.variants[0].entry_offsets = vec![5];
+    assert!(matches!(
+        verify_segment(&seg),
+        Err(VerifyError::Malformed(_))
+    ));
+    let mut seg = simple(&[RET, 0, 0]);
+    seg.variants[0].relocations = vec![Relocation {
+        offset: 0,
+        rodata_offset: 0,
+        addend: -4,
+    }];
+    assert!(
+        matches!(verify_segment(&seg), Err(VerifyError::Malformed(_))),
+        "relocation field past the code"
+    );
+}
+
+#[test]
+fn segment_registers_and_flags_stay_untouched() {
+    // mov fs, eax
+    refused(&simple(&[0x8e, 0xe0, RET]), Rule::ProcessState, 0, "mov fs");
+    // pop gs
+    refused(&simple(&[0x0f, 0xa9, RET]), Rule::ProcessState, 0, "pop gs");
+    // popfq
+    refused(&simple(&[0x9d, RET]), Rule::ProcessState, 0, "popf");
+    // Reading them is harmless: mov eax, fs
+    assert!(verify_segment(&simple(&[0x8c, 0xe0, RET])).is_ok());
+}
