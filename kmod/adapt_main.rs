@@ -20,6 +20,7 @@ mod cpus;
 mod device;
 mod ioctl;
 mod kvec_ext;
+mod library;
 mod miscdev;
 mod perf;
 mod profiler;

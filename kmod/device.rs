@@ -3,6 +3,7 @@
 //! `/dev/adapt`: who may open it, and the state behind it.
 
 use crate::ioctl;
+use crate::library::Library;
 use crate::miscdev::MiscDevice;
 use crate::profiler::Profiler;
 use crate::{bindings, task};
@@ -16,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) capabilities: u64,
     #[pin]
     pub(crate) profiler: Profiler,
+    #[pin]
+    pub(crate) library: Library,
     next_client: AtomicU64,
 }
 
@@ -24,6 +27,7 @@ impl Shared {
         pin_init!(Self {
             capabilities,
             profiler <- Profiler::new(),
+            library <- Library::new(),
             next_client: AtomicU64::new(1),
         })
     }

@@ -6,6 +6,7 @@
 
 use crate::abi;
 use crate::device::Client;
+use crate::library::Loaded;
 use crate::perf::EventKind;
 use crate::task;
 use core::mem::size_of;
@@ -34,6 +35,12 @@ plain_abi_struct!(
     abi::AdaptProfileStop,
     abi::AdaptProfileRead,
     abi::AdaptSample,
+    abi::AdaptLibraryLoad,
+    abi::AdaptLibraryUnload,
+    abi::AdaptLibraryList,
+    abi::AdaptLibraryInfo,
+    abi::AdaptSegmentReloc,
+    abi::AdaptSegmentEntry,
 );
 
 /// Handles one ioctl on an open `/dev/adapt`.
@@ -60,6 +67,18 @@ pub(crate) fn dispatch(client: &Client, cmd: u32, arg: usize) -> Result<isize> {
         abi::ADAPT_NR_PROFILE_READ => {
             expect_cmd(cmd, abi::ADAPT_IOC_PROFILE_READ)?;
             profile_read(client, arg)
+        }
+        abi::ADAPT_NR_LIBRARY_LOAD => {
+            expect_cmd(cmd, abi::ADAPT_IOC_LIBRARY_LOAD)?;
+            library_load(client, arg)
+        }
+        abi::ADAPT_NR_LIBRARY_UNLOAD => {
+            expect_cmd(cmd, abi::ADAPT_IOC_LIBRARY_UNLOAD)?;
+            library_unload(client, arg)
+        }
+        abi::ADAPT_NR_LIBRARY_LIST => {
+            expect_cmd(cmd, abi::ADAPT_IOC_LIBRARY_LIST)?;
+            library_list(client, arg)
         }
         _ => Err(ENOTTY),
     }
@@ -190,6 +209,65 @@ fn profile_read(client: &Client, arg: usize) -> Result<isize> {
     };
     request.event = event_code(outcome.event);
     request.freq_hz = outcome.freq_hz;
+    writer.write(&request)?;
+    Ok(0)
+}
+
+fn library_load(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(arg, size_of::<abi::AdaptLibraryLoad>()).reader_writer();
+    let mut request: abi::AdaptLibraryLoad = reader.read()?;
+    let outcome = client.shared.library.load(&request)?;
+    let (id, result) = match outcome {
+        Loaded::New(id) => (id, Ok(0)),
+        Loaded::Existing(id) => (id, Err(EEXIST)),
+    };
+    request.id = id;
+    writer.write(&request)?;
+    result
+}
+
+fn library_unload(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(arg, size_of::<abi::AdaptLibraryUnload>()).reader_writer();
+    let mut request: abi::AdaptLibraryUnload = reader.read()?;
+    if request.flags & !abi::ADAPT_LIBRARY_UNLOAD_F_FORCE != 0
+        || request.users != 0
+        || request.reserved != [0; 2]
+    {
+        return Err(EINVAL);
+    }
+    match client.shared.library.unload(request.id) {
+        Ok(()) => Ok(0),
+        Err((err, users)) => {
+            request.users = users;
+            writer.write(&request)?;
+            Err(err)
+        }
+    }
+}
+
+fn library_list(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(arg, size_of::<abi::AdaptLibraryList>()).reader_writer();
+    let mut request: abi::AdaptLibraryList = reader.read()?;
+    if request.flags != 0 || request.count != 0 || request.total != 0 || request.reserved != [0; 2] {
+        return Err(EINVAL);
+    }
+    if request.capacity > abi::ADAPT_LIBRARY_MAX_VARIANTS {
+        return Err(EINVAL);
+    }
+    let (infos, total) = client.shared.library.list(request.capacity as usize)?;
+    let bytes = infos.len() * size_of::<abi::AdaptLibraryInfo>();
+    if bytes > 0 {
+        let user = usize::try_from(request.entries).map_err(|_| EFAULT)?;
+        // SAFETY: `AdaptLibraryInfo` is plain bytes (see `plain_abi_struct!`).
+        let raw = unsafe { core::slice::from_raw_parts(infos.as_ptr().cast::<u8>(), bytes) };
+        UserSlice::new(user, bytes).writer().write_slice(raw)?;
+    }
+    // Both are at most ADAPT_LIBRARY_MAX_VARIANTS.
+    request.count = infos.len() as u32;
+    request.total = total as u32;
     writer.write(&request)?;
     Ok(0)
 }

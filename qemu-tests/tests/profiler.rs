@@ -86,13 +86,14 @@ fn known_time_split_is_ranked_and_measured_within_10_points() {
 fn threads_started_after_profiling_began_are_sampled() {
     let out = guest(
         r#"set -e
-        adapt-workload split --seconds 7 --threads 1 --late-threads 2 --late-after-ms 2500 &
+        adapt-workload split --seconds 7 --threads 1 --late-threads 2 --late-after-ms 2500 > /tmp/w.out &
         pid=$!
         sleep 0.5
         echo '--- BEGIN profile ---'
         adaptctl profile --pid $pid --duration 5s --json
         echo '--- END profile ---'
-        wait $pid"#,
+        wait $pid
+        cat /tmp/w.out"#,
     );
     assert_clean(&out);
     let p = document(&out, "profile");

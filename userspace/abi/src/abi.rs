@@ -258,3 +258,217 @@ pub const ADAPT_IOC_PROFILE_STOP: u32 = iowr::<AdaptProfileStop>(ADAPT_NR_PROFIL
 /// exited and every sample was read, the session is freed and later reads
 /// get `ENOENT`. Argument: [`AdaptProfileRead`].
 pub const ADAPT_IOC_PROFILE_READ: u32 = iowr::<AdaptProfileRead>(ADAPT_NR_PROFILE_READ);
+
+// ---------------------------------------------------------------------------
+// Optimization library (segments uploaded into the module)
+// ---------------------------------------------------------------------------
+
+/// Version of the segment layout userspace uploads; must equal the segment
+/// file format version it was read from.
+pub const ADAPT_SEGMENT_FORMAT_VERSION: u32 = 1;
+/// Bytes of a segment or variant name (UTF-8, NUL-padded, at least one NUL).
+pub const ADAPT_NAME_LEN: usize = 32;
+/// Bytes of a symbol name in an entry (UTF-8, NUL-padded).
+pub const ADAPT_SYMBOL_LEN: usize = 64;
+/// Largest code of one variant, in bytes.
+pub const ADAPT_SEGMENT_MAX_CODE: u32 = 1 << 20;
+/// Largest read-only data of one variant, in bytes.
+pub const ADAPT_SEGMENT_MAX_RODATA: u32 = 1 << 20;
+/// Largest read-only data alignment (one page).
+pub const ADAPT_SEGMENT_MAX_RODATA_ALIGN: u32 = 4096;
+/// Most relocations of one variant.
+pub const ADAPT_SEGMENT_MAX_RELOCS: u32 = 4096;
+/// Most entry points (replaced functions) of one variant.
+pub const ADAPT_SEGMENT_MAX_ENTRIES: u32 = 16;
+/// Most variants loaded at once.
+pub const ADAPT_LIBRARY_MAX_VARIANTS: u32 = 256;
+/// Most code + read-only data loaded at once, in bytes.
+pub const ADAPT_LIBRARY_MAX_BYTES: u64 = 32 << 20;
+
+/// CPU features a variant may require, one bit each, in this order (the
+/// names are rustc's `target_feature` names).
+pub const ADAPT_CPU_FEATURE_NAMES: [&str; 26] = [
+    "sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "pclmulqdq", "aes", "avx", "avx2", "fma",
+    "f16c", "bmi1", "bmi2", "lzcnt", "movbe", "sha", "avx512f", "avx512bw", "avx512vl",
+    "avx512dq", "avx512cd", "avx512vbmi", "avx512vnni", "vpclmulqdq", "vaes", "gfni",
+];
+/// Every CPU feature bit this ABI version defines.
+pub const ADAPT_CPU_FEATURES_ALL: u64 = (1 << ADAPT_CPU_FEATURE_NAMES.len()) - 1;
+
+/// The bit of CPU feature `name`, if the ABI knows it.
+pub fn cpu_feature_bit(name: &str) -> Option<u64> {
+    ADAPT_CPU_FEATURE_NAMES
+        .iter()
+        .position(|&n| n == name)
+        .map(|i| 1 << i)
+}
+
+/// A place in the code that refers to the read-only data: the 32-bit
+/// PC-relative field at `offset` becomes
+/// `rodata_start + rodata_offset + addend - (code_start + offset)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptSegmentReloc {
+    pub offset: u32,
+    pub rodata_offset: u32,
+    pub addend: i32,
+    /// Must be zero.
+    pub reserved: u32,
+}
+
+/// One function a variant implements.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptSegmentEntry {
+    /// Offset of the function in the code.
+    pub offset: u32,
+    /// Must be zero.
+    pub flags: u32,
+    /// Hash of the function's C ABI contract, as computed by adaptctl; an
+    /// injection must name the same contract.
+    pub contract_hash: u64,
+    /// The symbol it replaces (UTF-8, NUL-padded).
+    pub symbol: [u8; ADAPT_SYMBOL_LEN],
+}
+
+impl Default for AdaptSegmentEntry {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            flags: 0,
+            contract_hash: 0,
+            symbol: [0; ADAPT_SYMBOL_LEN],
+        }
+    }
+}
+
+/// Argument of [`ADAPT_IOC_LIBRARY_LOAD`]: one variant of one segment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptLibraryLoad {
+    /// In: [`ADAPT_SEGMENT_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// In: must be zero.
+    pub flags: u32,
+    /// In: segment name, e.g. `crc32`.
+    pub segment: [u8; ADAPT_NAME_LEN],
+    /// In: variant name, e.g. `pclmul`.
+    pub variant: [u8; ADAPT_NAME_LEN],
+    /// In: sha256 of the variant as packed by userspace; two uploads with
+    /// the same hash are the same variant.
+    pub hash: [u8; 32],
+    /// In: `ADAPT_CPU_*` feature bits the code needs.
+    pub cpu_features: u64,
+    /// In: user pointer to the code.
+    pub code: u64,
+    /// In: user pointer to the read-only data.
+    pub rodata: u64,
+    /// In: user pointer to `nrelocs` [`AdaptSegmentReloc`].
+    pub relocs: u64,
+    /// In: user pointer to `nentries` [`AdaptSegmentEntry`].
+    pub entries: u64,
+    pub code_len: u32,
+    pub rodata_len: u32,
+    pub rodata_align: u32,
+    pub nrelocs: u32,
+    pub nentries: u32,
+    /// In: must be zero.
+    pub reserved0: u32,
+    /// Out: the library id of the variant (also on `EEXIST`: the id of the
+    /// variant already loaded with this hash).
+    pub id: u64,
+    /// In: must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// Library unload flag: revert the injections that use the variant first.
+pub const ADAPT_LIBRARY_UNLOAD_F_FORCE: u32 = 1 << 0;
+
+/// Argument of [`ADAPT_IOC_LIBRARY_UNLOAD`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptLibraryUnload {
+    /// In: library id.
+    pub id: u64,
+    /// In: `ADAPT_LIBRARY_UNLOAD_F_*`.
+    pub flags: u32,
+    /// Out: injections using the variant (when refused with `EBUSY`).
+    pub users: u32,
+    /// In: must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// Library entry flag: quarantined after a fault inside it.
+pub const ADAPT_LIBRARY_F_QUARANTINED: u32 = 1 << 0;
+
+/// One loaded variant, as listed by [`ADAPT_IOC_LIBRARY_LIST`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptLibraryInfo {
+    pub id: u64,
+    pub segment: [u8; ADAPT_NAME_LEN],
+    pub variant: [u8; ADAPT_NAME_LEN],
+    pub hash: [u8; 32],
+    pub cpu_features: u64,
+    pub code_len: u32,
+    pub rodata_len: u32,
+    pub nentries: u32,
+    /// Live injections using it.
+    pub users: u32,
+    /// `ADAPT_LIBRARY_F_*`.
+    pub flags: u32,
+    pub reserved0: u32,
+}
+
+/// Argument of [`ADAPT_IOC_LIBRARY_LIST`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptLibraryList {
+    /// In: user pointer to `capacity` [`AdaptLibraryInfo`].
+    pub entries: u64,
+    /// In: room at `entries` (may be 0 to ask for `total`).
+    pub capacity: u32,
+    /// Out: entries written.
+    pub count: u32,
+    /// Out: variants loaded.
+    pub total: u32,
+    /// In: must be zero.
+    pub flags: u32,
+    /// In: must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// Command number of [`ADAPT_IOC_LIBRARY_LOAD`].
+pub const ADAPT_NR_LIBRARY_LOAD: u32 = 0x20;
+/// Command number of [`ADAPT_IOC_LIBRARY_UNLOAD`].
+pub const ADAPT_NR_LIBRARY_UNLOAD: u32 = 0x21;
+/// Command number of [`ADAPT_IOC_LIBRARY_LIST`].
+pub const ADAPT_NR_LIBRARY_LIST: u32 = 0x22;
+
+/// Copies one variant into the module. Every length, count and offset is
+/// checked (`EINVAL`; `E2BIG` over a size limit; `ENOSPC` when the library
+/// is full); a variant whose hash is already loaded gets `EEXIST` and its id.
+/// Argument: [`AdaptLibraryLoad`].
+pub const ADAPT_IOC_LIBRARY_LOAD: u32 = iowr::<AdaptLibraryLoad>(ADAPT_NR_LIBRARY_LOAD);
+/// Frees a variant; `EBUSY` (with `users`) while injections use it, unless
+/// forced. `ENOENT` for an unknown id. Argument: [`AdaptLibraryUnload`].
+pub const ADAPT_IOC_LIBRARY_UNLOAD: u32 = iowr::<AdaptLibraryUnload>(ADAPT_NR_LIBRARY_UNLOAD);
+/// Lists loaded variants. Argument: [`AdaptLibraryList`].
+pub const ADAPT_IOC_LIBRARY_LIST: u32 = iowr::<AdaptLibraryList>(ADAPT_NR_LIBRARY_LIST);
+
+/// The bytes of a NUL-padded name field before the first NUL, if UTF-8.
+pub fn name_str(field: &[u8]) -> Option<&str> {
+    let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    core::str::from_utf8(&field[..len]).ok()
+}
+
+/// Fills a NUL-padded name field; `None` if `name` does not fit with at
+/// least one NUL after it.
+pub fn name_field<const N: usize>(name: &str) -> Option<[u8; N]> {
+    if name.len() >= N {
+        return None;
+    }
+    let mut field = [0u8; N];
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    Some(field)
+}

@@ -76,3 +76,42 @@ fn profiler_ioctl_numbers_are_stable() {
     assert!(ADAPT_PROFILE_FREQ_DEFAULT <= ADAPT_PROFILE_FREQ_MAX);
     assert!(ADAPT_PROFILE_MAX_SESSIONS >= 16);
 }
+
+#[test]
+fn library_structs_layout_is_stable() {
+    assert_eq!(size_of::<AdaptSegmentReloc>(), 16);
+    assert_eq!(size_of::<AdaptSegmentEntry>(), 80);
+    assert_eq!(offset_of!(AdaptSegmentEntry, symbol), 16);
+    assert_eq!(size_of::<AdaptLibraryLoad>(), 208);
+    assert_eq!(offset_of!(AdaptLibraryLoad, hash), 72);
+    assert_eq!(offset_of!(AdaptLibraryLoad, code), 112);
+    assert_eq!(offset_of!(AdaptLibraryLoad, code_len), 144);
+    assert_eq!(offset_of!(AdaptLibraryLoad, id), 168);
+    assert_eq!(size_of::<AdaptLibraryUnload>(), 32);
+    assert_eq!(size_of::<AdaptLibraryInfo>(), 136);
+    assert_eq!(size_of::<AdaptLibraryList>(), 40);
+}
+
+#[test]
+fn library_ioctl_numbers_are_stable() {
+    assert_eq!(ADAPT_IOC_LIBRARY_LOAD, 0xC0D0_AD20);
+    assert_eq!(ADAPT_IOC_LIBRARY_UNLOAD, 0xC020_AD21);
+    assert_eq!(ADAPT_IOC_LIBRARY_LIST, 0xC028_AD22);
+}
+
+#[test]
+fn cpu_feature_bits_follow_the_name_table() {
+    assert_eq!(cpu_feature_bit("sse3"), Some(1));
+    assert_eq!(cpu_feature_bit("avx2"), Some(1 << 8));
+    assert_eq!(cpu_feature_bit("gfni"), Some(1 << 25));
+    assert_eq!(cpu_feature_bit("mmx"), None);
+    assert_eq!(ADAPT_CPU_FEATURES_ALL.count_ones() as usize, ADAPT_CPU_FEATURE_NAMES.len());
+}
+
+#[test]
+fn name_fields_keep_a_terminating_nul() {
+    let f: [u8; ADAPT_NAME_LEN] = name_field("crc32").unwrap();
+    assert_eq!(name_str(&f), Some("crc32"));
+    assert!(name_field::<ADAPT_NAME_LEN>(&"x".repeat(ADAPT_NAME_LEN)).is_none());
+    assert!(name_field::<ADAPT_NAME_LEN>(&"x".repeat(ADAPT_NAME_LEN - 1)).is_some());
+}

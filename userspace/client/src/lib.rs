@@ -4,10 +4,12 @@
 
 pub mod device;
 pub mod error;
+pub mod library;
 pub mod profile;
 pub mod status;
 
 pub use device::{Device, DEFAULT_DEVICE_PATH};
 pub use error::{DeviceError, ErrorKind};
+pub use library::{LibraryError, LoadOutcome, LoadedVariant, VariantUpload};
 pub use profile::{ProfileError, ProfileSession, ReadBatch, SamplingEvent};
 pub use status::{Sampling, Status};

@@ -77,10 +77,10 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let command = std::fs::read_to_string(format!("/proc/{}/comm", args.pid))
         .map(|c| c.trim().to_owned())
         .unwrap_or_default();
+    // Start first: the module's checks give the precise error for a bad pid.
+    let session = ProfileSession::start(&device, args.pid, args.freq, args.software)?;
     let mut symbolizer = Symbolizer::new(args.pid)
         .with_context(|| format!("cannot read the mappings of pid {} (/proc/{}/maps)", args.pid, args.pid))?;
-
-    let session = ProfileSession::start(&device, args.pid, args.freq, args.software)?;
     let started = Instant::now();
     let mut builder = ProfileBuilder::default();
     let (mut recorded, mut dropped): (u64, u64);

@@ -1,0 +1,71 @@
+//! Finding the library directory and the segments a command names.
+
+use adapt_segment::{default_library_dir, Library, LibraryError, Segment};
+use std::path::PathBuf;
+
+/// `--dir DIR`, shared by every library command.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DirArg {
+    /// Library directory (default: $ADAPT_LIBRARY, else the adapt-library
+    /// directory of the cargo target directory adaptctl was built in).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl DirArg {
+    /// The library `--dir` names, or the default one.
+    pub(crate) fn open(&self) -> Result<Library, LibraryError> {
+        match &self.dir {
+            Some(dir) => Library::open(dir),
+            None => Library::open_default(),
+        }
+    }
+
+    /// Where `library build` writes: `--dir`, else the default library if
+    /// there is one, else `adapt-library` in the target directory adaptctl
+    /// lives in.
+    pub(crate) fn output(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .or_else(default_library_dir)
+            .unwrap_or_else(adapt_segments::builder::default_out_dir)
+    }
+}
+
+/// A segment file that could not be read, with the reason.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Unreadable {
+    pub(crate) path: PathBuf,
+    pub(crate) error: String,
+}
+
+/// The segments named, or every segment of the library when `names` is
+/// empty. Files that cannot be read are returned apart when listing
+/// everything; a named segment that cannot be found or read is an error.
+pub(crate) fn select(
+    library: &Library,
+    names: &[String],
+) -> Result<(Vec<(PathBuf, Segment)>, Vec<Unreadable>), LibraryError> {
+    if names.is_empty() {
+        let mut segments = Vec::new();
+        let mut unreadable = Vec::new();
+        for (path, result) in library.load_all()? {
+            match result {
+                Ok(segment) => segments.push((path, segment)),
+                Err(err) => unreadable.push(Unreadable {
+                    path,
+                    error: err.to_string(),
+                }),
+            }
+        }
+        return Ok((segments, unreadable));
+    }
+    let mut segments = Vec::new();
+    for name in names {
+        if !segments.iter().any(|(_, s): &(PathBuf, Segment)| &s.name == name) {
+            segments.push(library.find(name)?);
+        }
+    }
+    Ok((segments, Vec::new()))
+}
+

@@ -1,0 +1,139 @@
+//! `adaptctl library verify [NAME…]`.
+
+use super::disk::{self, DirArg};
+use super::EXIT_REFUSED;
+use adapt_segment::{verify_segment, Refusal, Segment, VariantReport, VerifyError};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Segments to verify (default: every segment of the library).
+    names: Vec<String>,
+
+    #[command(flatten)]
+    dir: DirArg,
+
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The `--json` document (fields are only ever added).
+#[derive(Debug, Serialize)]
+struct Report {
+    dir: PathBuf,
+    segments: Vec<Outcome>,
+    /// Segments refused (or unreadable).
+    refused: usize,
+}
+
+/// The verdict on one segment file.
+#[derive(Debug, Serialize)]
+pub(crate) struct Outcome {
+    pub(crate) name: Option<String>,
+    pub(crate) path: PathBuf,
+    pub(crate) ok: bool,
+    /// One per accepted variant (all of them when `ok`).
+    pub(crate) variants: Vec<VariantReport>,
+    /// Every refused instruction (at most 100 per variant).
+    pub(crate) refusals: Vec<Refusal>,
+    /// A file or structure problem that stopped verification.
+    pub(crate) error: Option<String>,
+}
+
+/// Verifies one segment.
+pub(crate) fn verify(path: PathBuf, segment: &Segment) -> Outcome {
+    let (variants, refusals, error) = match verify_segment(segment) {
+        Ok(reports) => (reports, Vec::new(), None),
+        Err(VerifyError::Refused(refusals)) => {
+            let accepted = segment
+                .variants
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !refusals.iter().any(|r| r.variant == v.name))
+                .filter_map(|(i, _)| adapt_segment::verify_variant(segment, i).ok())
+                .collect();
+            (accepted, refusals, None)
+        }
+        Err(err @ VerifyError::Malformed(_)) => (Vec::new(), Vec::new(), Some(err.to_string())),
+    };
+    Outcome {
+        name: Some(segment.name.clone()),
+        path,
+        ok: refusals.is_empty() && error.is_none(),
+        variants,
+        refusals,
+        error,
+    }
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let library = args.dir.open()?;
+    let (segments, unreadable) = disk::select(&library, &args.names)?;
+    let mut outcomes: Vec<Outcome> = segments
+        .into_iter()
+        .map(|(path, segment)| verify(path, &segment))
+        .collect();
+    outcomes.extend(unreadable.into_iter().map(|u| Outcome {
+        name: None,
+        path: u.path,
+        ok: false,
+        variants: Vec::new(),
+        refusals: Vec::new(),
+        error: Some(u.error),
+    }));
+    let report = Report {
+        dir: library.dir().to_path_buf(),
+        refused: outcomes.iter().filter(|o| !o.ok).count(),
+        segments: outcomes,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(if report.refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REFUSED)
+    })
+}
+
+fn render(r: &Report) -> String {
+    let mut out = String::new();
+    for o in &r.segments {
+        let name = o.name.clone().unwrap_or_else(|| o.path.display().to_string());
+        if o.ok {
+            let variants: Vec<String> = o
+                .variants
+                .iter()
+                .map(|v| format!("{} ({} instructions)", v.variant, v.instructions))
+                .collect();
+            let _ = writeln!(out, "{name}: ok: {}", variants.join(", "));
+            continue;
+        }
+        if let Some(err) = &o.error {
+            let _ = writeln!(out, "{name}: REFUSED: {err}");
+        } else {
+            let _ = writeln!(out, "{name}: REFUSED: {} instruction(s)", o.refusals.len());
+        }
+        for refusal in &o.refusals {
+            let _ = writeln!(
+                out,
+                "  variant {} offset {:#x}: `{}` ({}) breaks rule {}: {}",
+                refusal.variant, refusal.offset, refusal.instruction, refusal.bytes, refusal.rule, refusal.detail
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} segment(s) in {}: {} refused",
+        r.segments.len(),
+        r.dir.display(),
+        r.refused
+    );
+    out
+}
