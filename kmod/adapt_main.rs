@@ -18,14 +18,19 @@ mod bindings;
 mod caps;
 mod cpus;
 mod device;
+mod errno;
+mod injector;
 mod ioctl;
 mod kvec_ext;
 mod library;
 mod miscdev;
 mod perf;
 mod profiler;
+mod rendezvous;
 mod sample_ring;
+mod segment_map;
 mod task;
+mod text_patch;
 
 /// Version of this module, reported by `ADAPT_IOC_VERSION`. Kept equal to the
 /// workspace version (a host test checks it).
@@ -42,7 +47,7 @@ module! {
 /// Owns every registration of the module; dropping it (at `rmmod`) undoes
 /// them in reverse order.
 struct AdaptModule {
-    _device: Pin<KBox<miscdev::MiscDeviceRegistration<device::AdaptDevice>>>,
+    device: Pin<KBox<miscdev::MiscDeviceRegistration<device::AdaptDevice>>>,
 }
 
 impl kernel::Module for AdaptModule {
@@ -59,11 +64,37 @@ impl kernel::Module for AdaptModule {
             name: kernel::c_str!("adapt"),
             mode: 0o600,
         };
-        let shared = device::SharedHandle::new(capabilities)?;
-        let device = KBox::pin_init(
+        segment_map::init()?;
+        let shared = match device::SharedHandle::new(capabilities) {
+            Ok(shared) => shared,
+            Err(err) => {
+                segment_map::exit();
+                return Err(err);
+            }
+        };
+        match KBox::pin_init(
             miscdev::MiscDeviceRegistration::register(options, module, shared),
             GFP_KERNEL,
-        )?;
-        Ok(Self { _device: device })
+        ) {
+            Ok(device) => Ok(Self { device }),
+            Err(err) => {
+                segment_map::exit();
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Drop for AdaptModule {
+    fn drop(&mut self) {
+        // No file of /dev/adapt is open (they pin the module), so nothing
+        // else touches the injector now. Put every target back first.
+        self.device.data().shared().injector.revert_all();
+        // Task works still queued on target threads run module code.
+        while rendezvous::pending_works() != 0 {
+            // SAFETY: Sleeping is allowed here (module exit, process context).
+            unsafe { bindings::msleep(1) };
+        }
+        segment_map::exit();
     }
 }

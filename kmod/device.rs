@@ -2,6 +2,7 @@
 
 //! `/dev/adapt`: who may open it, and the state behind it.
 
+use crate::injector::Injector;
 use crate::ioctl;
 use crate::library::Library;
 use crate::miscdev::MiscDevice;
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) profiler: Profiler,
     #[pin]
     pub(crate) library: Library,
+    #[pin]
+    pub(crate) injector: Injector,
     next_client: AtomicU64,
 }
 
@@ -28,6 +31,7 @@ impl Shared {
             capabilities,
             profiler <- Profiler::new(),
             library <- Library::new(),
+            injector <- Injector::new(),
             next_client: AtomicU64::new(1),
         })
     }
@@ -73,6 +77,11 @@ impl MiscDevice for AdaptDevice {
 pub(crate) struct SharedHandle(Arc<Shared>);
 
 impl SharedHandle {
+    /// The shared state (for the module's own teardown).
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.0
+    }
+
     pub(crate) fn new(capabilities: u64) -> Result<Self> {
         Ok(Self(Arc::pin_init(Shared::new(capabilities), GFP_KERNEL)?))
     }

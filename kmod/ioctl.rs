@@ -6,6 +6,7 @@
 
 use crate::abi;
 use crate::device::Client;
+use crate::injector::Policy;
 use crate::library::Loaded;
 use crate::perf::EventKind;
 use crate::task;
@@ -41,6 +42,11 @@ plain_abi_struct!(
     abi::AdaptLibraryInfo,
     abi::AdaptSegmentReloc,
     abi::AdaptSegmentEntry,
+    abi::AdaptInject,
+    abi::AdaptRevert,
+    abi::AdaptInjectionList,
+    abi::AdaptInjectionInfo,
+    abi::AdaptPolicy,
 );
 
 /// Handles one ioctl on an open `/dev/adapt`.
@@ -79,6 +85,26 @@ pub(crate) fn dispatch(client: &Client, cmd: u32, arg: usize) -> Result<isize> {
         abi::ADAPT_NR_LIBRARY_LIST => {
             expect_cmd(cmd, abi::ADAPT_IOC_LIBRARY_LIST)?;
             library_list(client, arg)
+        }
+        abi::ADAPT_NR_INJECT => {
+            expect_cmd(cmd, abi::ADAPT_IOC_INJECT)?;
+            inject(client, arg)
+        }
+        abi::ADAPT_NR_REVERT => {
+            expect_cmd(cmd, abi::ADAPT_IOC_REVERT)?;
+            revert(client, arg)
+        }
+        abi::ADAPT_NR_INJECTION_LIST => {
+            expect_cmd(cmd, abi::ADAPT_IOC_INJECTION_LIST)?;
+            injection_list(client, arg)
+        }
+        abi::ADAPT_NR_POLICY_GET => {
+            expect_cmd(cmd, abi::ADAPT_IOC_POLICY_GET)?;
+            policy_get(client, arg)
+        }
+        abi::ADAPT_NR_POLICY_SET => {
+            expect_cmd(cmd, abi::ADAPT_IOC_POLICY_SET)?;
+            policy_set(client, arg)
         }
         _ => Err(ENOTTY),
     }
@@ -269,5 +295,98 @@ fn library_list(client: &Client, arg: usize) -> Result<isize> {
     request.count = infos.len() as u32;
     request.total = total as u32;
     writer.write(&request)?;
+    Ok(0)
+}
+
+fn inject(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptInject>()).reader_writer();
+    let mut request: abi::AdaptInject = reader.read()?;
+    if request.id != 0 || request.segment_addr != 0 || request.pause_ns != 0 || request.threads != 0 || request.attempts != 0 {
+        return Err(EINVAL);
+    }
+    let shared = &client.shared;
+    let injected = shared.injector.inject(&shared.library, &request)?;
+    request.id = injected.id;
+    request.segment_addr = injected.segment_addr;
+    request.pause_ns = injected.pause_ns;
+    request.threads = injected.threads;
+    request.attempts = injected.attempts;
+    // The injection stands even if the caller's buffer went away; it is
+    // listed and can be reverted by id.
+    writer.write(&request)?;
+    Ok(0)
+}
+
+fn revert(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptRevert>()).reader_writer();
+    let mut request: abi::AdaptRevert = reader.read()?;
+    if request.flags != 0 || request.attempts != 0 || request.pause_ns != 0 || request.reserved != [0; 2] {
+        return Err(EINVAL);
+    }
+    let (pause_ns, attempts) = client.shared.injector.revert(request.id)?;
+    request.pause_ns = pause_ns;
+    request.attempts = attempts;
+    writer.write(&request)?;
+    Ok(0)
+}
+
+fn injection_list(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptInjectionList>()).reader_writer();
+    let mut request: abi::AdaptInjectionList = reader.read()?;
+    if request.count != 0 || request.total != 0 || request.reserved != [0; 2] {
+        return Err(EINVAL);
+    }
+    if request.capacity > abi::ADAPT_POLICY_MAX_TOTAL {
+        return Err(EINVAL);
+    }
+    let (infos, total) = client.shared.injector.list(request.pid, request.capacity as usize)?;
+    let bytes = infos.len() * size_of::<abi::AdaptInjectionInfo>();
+    if bytes > 0 {
+        let user = usize::try_from(request.entries).map_err(|_| EFAULT)?;
+        // SAFETY: `AdaptInjectionInfo` is plain bytes (see `plain_abi_struct!`).
+        let raw = unsafe { core::slice::from_raw_parts(infos.as_ptr().cast::<u8>(), bytes) };
+        UserSlice::new(user, bytes).writer().write_slice(raw)?;
+    }
+    // Both are bounded by the injection limits (at most 4096).
+    request.count = infos.len() as u32;
+    request.total = total as u32;
+    writer.write(&request)?;
+    Ok(0)
+}
+
+fn policy_get(client: &Client, arg: usize) -> Result<isize> {
+    let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptPolicy>()).reader_writer();
+    let request: abi::AdaptPolicy = reader.read()?;
+    if request != abi::AdaptPolicy::default() {
+        return Err(EINVAL);
+    }
+    let policy = client.shared.injector.policy();
+    let reply = abi::AdaptPolicy {
+        flags: if policy.enabled { abi::ADAPT_POLICY_F_ENABLED } else { 0 },
+        max_per_process: policy.max_per_process,
+        max_total: policy.max_total,
+        ..Default::default()
+    };
+    writer.write(&reply)?;
+    Ok(0)
+}
+
+fn policy_set(client: &Client, arg: usize) -> Result<isize> {
+    let request: abi::AdaptPolicy = UserSlice::new(arg, size_of::<abi::AdaptPolicy>()).reader().read()?;
+    if request.flags & !abi::ADAPT_POLICY_F_ALL != 0
+        || request.reserved0 != 0
+        || request.reserved != [0; 8]
+        || request.max_total == 0
+        || request.max_total > abi::ADAPT_POLICY_MAX_TOTAL
+        || request.max_per_process == 0
+        || request.max_per_process > request.max_total
+    {
+        return Err(EINVAL);
+    }
+    client.shared.injector.set_policy(Policy {
+        enabled: request.flags & abi::ADAPT_POLICY_F_ENABLED != 0,
+        max_per_process: request.max_per_process,
+        max_total: request.max_total,
+    });
     Ok(0)
 }

@@ -33,12 +33,9 @@ const CODE_FILL: u8 = 0xcc;
 const MAX_ADDEND: i32 = 1 << 16;
 
 /// One function a variant implements.
-// The injector (next) reads these; until then only the load path fills them.
-#[allow(dead_code)]
 pub(crate) struct Entry {
     pub(crate) offset: u32,
     pub(crate) contract_hash: u64,
-    pub(crate) symbol: [u8; abi::ADAPT_SYMBOL_LEN],
 }
 
 /// One loaded variant.
@@ -52,9 +49,7 @@ pub(crate) struct Variant {
     pub(crate) rodata_len: u32,
     /// Pages holding the code (the first `code_pages`), then the read-only
     /// data.
-    #[allow(dead_code)]
     pub(crate) pages: KVec<Page>,
-    #[allow(dead_code)]
     pub(crate) code_pages: usize,
     pub(crate) entries: KVec<Entry>,
     /// Live injections using this variant.
@@ -150,7 +145,6 @@ impl Library {
                 Entry {
                     offset: e.offset,
                     contract_hash: e.contract_hash,
-                    symbol: e.symbol,
                 },
                 GFP_KERNEL,
             )?;
@@ -186,6 +180,11 @@ impl Library {
         }
         variants.push(variant, GFP_KERNEL)?;
         Ok(Loaded::New(id))
+    }
+
+    /// The variant with library id `id`.
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<Variant>> {
+        self.variants.lock().iter().find(|v| v.id == id).cloned()
     }
 
     fn find_hash(&self, hash: &[u8; 32]) -> Option<u64> {

@@ -117,6 +117,11 @@ impl<T: MiscDevice> MiscDeviceRegistration<T> {
         unsafe { kernel::init::pin_init_from_closure(init) }
     }
 
+    /// The data shared by every open file.
+    pub(crate) fn data(&self) -> &T::RegistrationData {
+        &self.data
+    }
+
     fn file_operations(owner: &'static ThisModule) -> bindings::file_operations {
         bindings::file_operations {
             owner: owner.as_ptr().cast(),

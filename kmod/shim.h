@@ -32,4 +32,40 @@ u32 adapt_current_tid(void);
 u32 adapt_this_cpu(void);
 bool adapt_sample_user_ip(struct pt_regs *regs, u64 *ip);
 
+/* rendezvous.rs */
+struct callback_head;
+int adapt_process_threads(struct task_struct *leader, struct task_struct **out, int max);
+int adapt_task_work_queue(struct task_struct *task, struct callback_head *work,
+			  void (*func)(struct callback_head *));
+u64 adapt_current_user_ip(void);
+bool adapt_current_exiting(void);
+u32 adapt_task_tid(struct task_struct *task);
+
+/* segment_map.rs */
+struct file;
+struct file_operations;
+struct vm_area_struct;
+struct vm_operations_struct;
+struct page;
+struct file *adapt_segment_file(const char *name, const struct file_operations *fops,
+				unsigned long id);
+unsigned long adapt_file_id(struct file *file);
+long adapt_file_refs(struct file *file);
+int adapt_vma_prepare(struct vm_area_struct *vma, bool exec,
+		      const struct vm_operations_struct *ops,
+		      unsigned long *pgoff, unsigned long *npages);
+int adapt_vma_insert_pages(struct vm_area_struct *vma, struct page **pages,
+			   unsigned long npages);
+int adapt_unmap_if_file(struct file *file, unsigned long start, unsigned long len);
+long adapt_vm_mmap_fixed(struct file *file, unsigned long addr, unsigned long len,
+			 bool exec, unsigned long pgoff);
+
+/* text_patch.rs and injector.rs */
+struct mm_struct;
+int adapt_check_text(struct task_struct *task, u64 addr, u32 len);
+struct mm_struct *adapt_task_mm_grab(struct task_struct *task);
+bool adapt_task_uses_mm(struct task_struct *task, struct mm_struct *mm);
+void adapt_mm_drop(struct mm_struct *mm);
+u64 adapt_cpu_features(void);
+
 #endif

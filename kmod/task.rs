@@ -73,6 +73,11 @@ pub(crate) struct TaskRef {
     task: NonNull<bindings::task_struct>,
 }
 
+// SAFETY: Task references may be used and put from any task context.
+unsafe impl Send for TaskRef {}
+// SAFETY: Every method only reads through the counted pointer.
+unsafe impl Sync for TaskRef {}
+
 impl TaskRef {
     /// Whether this is a kernel thread (no user address space to touch).
     pub(crate) fn is_kernel_thread(&self) -> bool {
@@ -89,16 +94,86 @@ impl TaskRef {
     }
 }
 
+impl TaskRef {
+    /// The raw task, for the wrappers of this module's C shim.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::task_struct {
+        self.task.as_ptr()
+    }
+
+    /// Thread id (in the initial pid namespace).
+    pub(crate) fn tid(&self) -> u32 {
+        // SAFETY: `self.task` is a valid, counted task.
+        unsafe { bindings::adapt_task_tid(self.task.as_ptr()) }
+    }
+
+    /// References to every thread of this task's thread group; `E2BIG` when
+    /// there are more than `max`.
+    pub(crate) fn threads(&self, max: usize) -> Result<KVec<TaskRef>> {
+        let mut raw = KVec::from_elem(core::ptr::null_mut(), max, GFP_KERNEL)?;
+        let room = i32::try_from(max).map_err(|_| EINVAL)?;
+        // SAFETY: `raw` has room for `max` pointers; the shim stores at most
+        // that many, each with a reference we now own.
+        let n = unsafe { bindings::adapt_process_threads(self.task.as_ptr(), raw.as_mut_ptr(), room) };
+        let n = usize::try_from(n).unwrap_or(0);
+        let mut threads = KVec::with_capacity(n.min(max), GFP_KERNEL)?;
+        for &task in raw.iter().take(n.min(max)) {
+            if let Some(task) = NonNull::new(task) {
+                // Capacity was reserved above, so this cannot fail; if it
+                // did, the reference would be put by the dropped value.
+                let _ = threads.push(TaskRef { task }, GFP_KERNEL);
+            }
+        }
+        if n > max {
+            return Err(E2BIG);
+        }
+        Ok(threads)
+    }
+
+    /// Whether the task still uses the address space `mm` (it has not
+    /// exec'd or exited).
+    pub(crate) fn uses_mm(&self, mm: &MmRef) -> bool {
+        // SAFETY: Both pointers are valid and counted.
+        unsafe { bindings::adapt_task_uses_mm(self.task.as_ptr(), mm.mm.as_ptr()) }
+    }
+}
+
+/// A reference that keeps a `struct mm_struct` allocated (not its mappings),
+/// used to recognize the address space an injection was made in.
+///
+/// # Invariants
+///
+/// `mm` holds one `mmgrab` reference, dropped in `Drop`.
+pub(crate) struct MmRef {
+    mm: NonNull<bindings::mm_struct>,
+}
+
+// SAFETY: mm_struct references are atomic counters; usable from any task.
+unsafe impl Send for MmRef {}
+// SAFETY: Only the pointer value is shared.
+unsafe impl Sync for MmRef {}
+
+impl MmRef {
+    /// The current address space of `task`, if it has one.
+    pub(crate) fn of(task: &TaskRef) -> Option<Self> {
+        // SAFETY: `task` is valid; the shim takes the reference under
+        // task_lock.
+        let mm = unsafe { bindings::adapt_task_mm_grab(task.as_ptr()) };
+        NonNull::new(mm).map(|mm| Self { mm })
+    }
+}
+
+impl Drop for MmRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own one reference.
+        unsafe { bindings::adapt_mm_drop(self.mm.as_ptr()) };
+    }
+}
+
 impl Drop for TaskRef {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference.
         unsafe { bindings::adapt_task_put(self.task.as_ptr()) };
     }
-}
-
-/// `EOPNOTSUPP`, which the 6.12 `kernel::error::code` list lacks.
-fn eopnotsupp() -> Error {
-    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
 }
 
 /// Whether the calling task has `cap` in the initial user namespace.
@@ -125,7 +200,7 @@ pub(crate) fn traceable_process(nr: u32) -> Result<PidRef> {
     let pid = PidRef::find(nr).ok_or(ESRCH)?;
     let task = pid.process().ok_or(ESRCH)?;
     if task.is_kernel_thread() {
-        return Err(eopnotsupp());
+        return Err(crate::errno::eopnotsupp());
     }
     if !task.is_dumpable() {
         return Err(EPERM);

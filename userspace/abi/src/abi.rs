@@ -472,3 +472,185 @@ pub fn name_field<const N: usize>(name: &str) -> Option<[u8; N]> {
     field[..name.len()].copy_from_slice(name.as_bytes());
     Some(field)
 }
+
+// ---------------------------------------------------------------------------
+// Injection
+// ---------------------------------------------------------------------------
+
+/// Length of the entry patch: one `jmp rel32`.
+pub const ADAPT_JMP_LEN: u32 = 5;
+/// Most bytes an injection may replace (the patch plus the rest of the
+/// instruction it ends in, filled with `int3`).
+pub const ADAPT_PATCH_MAX: usize = 16;
+
+/// Inject flag: the request comes from the automatic loop; quarantined
+/// variants are refused.
+pub const ADAPT_INJECT_F_AUTO: u32 = 1 << 0;
+/// Every inject flag this ABI version defines.
+pub const ADAPT_INJECT_F_ALL: u32 = ADAPT_INJECT_F_AUTO;
+
+/// Argument of [`ADAPT_IOC_INJECT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptInject {
+    /// In: target process id.
+    pub pid: u32,
+    /// In: `ADAPT_INJECT_F_*`.
+    pub flags: u32,
+    /// In: address of the function entry in the target.
+    pub target: u64,
+    /// In: library id of the variant.
+    pub variant_id: u64,
+    /// In: hash of the C ABI contract of the target function, as adaptctl
+    /// determined it; must equal the entry's.
+    pub contract_hash: u64,
+    /// In: index of the entry (function) of the variant to jump to.
+    pub entry: u32,
+    /// In: bytes replaced at `target`: ends on an instruction boundary,
+    /// `ADAPT_JMP_LEN..=ADAPT_PATCH_MAX`.
+    pub patch_len: u32,
+    /// In: the bytes adaptctl saw at `target` (the first `patch_len`; the
+    /// rest must be zero). The module re-reads and compares them.
+    pub expected: [u8; ADAPT_PATCH_MAX],
+    /// Out: injection id.
+    pub id: u64,
+    /// Out: address the variant's code was mapped at.
+    pub segment_addr: u64,
+    /// Out: how long the target's threads were held, in nanoseconds.
+    pub pause_ns: u64,
+    /// Out: threads of the target brought to the rendezvous.
+    pub threads: u32,
+    /// Out: rendezvous attempts (more than one when a thread was inside the
+    /// bytes being replaced).
+    pub attempts: u32,
+    /// In: must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// Argument of [`ADAPT_IOC_REVERT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptRevert {
+    /// In: injection id.
+    pub id: u64,
+    /// In: must be zero.
+    pub flags: u32,
+    /// Out: rendezvous attempts.
+    pub attempts: u32,
+    /// Out: how long the target's threads were held, in nanoseconds (0
+    /// when the target had already exited or exec'd).
+    pub pause_ns: u64,
+    /// In: must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// Injection state: the patch is in place.
+pub const ADAPT_INJECTION_LIVE: u32 = 0;
+
+/// One injection, as listed by [`ADAPT_IOC_INJECTION_LIST`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptInjectionInfo {
+    pub id: u64,
+    pub pid: u32,
+    /// `ADAPT_INJECTION_*`.
+    pub state: u32,
+    pub target: u64,
+    pub variant_id: u64,
+    pub segment_addr: u64,
+    /// Bytes mapped (code and read-only data).
+    pub segment_len: u64,
+    pub entry: u32,
+    pub patch_len: u32,
+    /// The original bytes at `target` (the first `patch_len`).
+    pub original: [u8; ADAPT_PATCH_MAX],
+    /// `CLOCK_MONOTONIC` time of the injection, ns.
+    pub injected_ns: u64,
+    pub pause_ns: u64,
+    pub segment: [u8; ADAPT_NAME_LEN],
+    pub variant: [u8; ADAPT_NAME_LEN],
+}
+
+/// Argument of [`ADAPT_IOC_INJECTION_LIST`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptInjectionList {
+    /// In: user pointer to `capacity` [`AdaptInjectionInfo`].
+    pub entries: u64,
+    /// In: room at `entries`.
+    pub capacity: u32,
+    /// Out: entries written.
+    pub count: u32,
+    /// Out: injections matching the filter.
+    pub total: u32,
+    /// In: only injections into this process (0: all).
+    pub pid: u32,
+    /// In: must be zero.
+    pub reserved: [u64; 2],
+}
+
+/// Policy flag: injection is allowed at all.
+pub const ADAPT_POLICY_F_ENABLED: u32 = 1 << 0;
+/// Every policy flag this ABI version defines.
+pub const ADAPT_POLICY_F_ALL: u32 = ADAPT_POLICY_F_ENABLED;
+/// Default per-process injection limit.
+pub const ADAPT_POLICY_DEFAULT_PER_PROCESS: u32 = 16;
+/// Default global injection limit.
+pub const ADAPT_POLICY_DEFAULT_TOTAL: u32 = 256;
+/// Largest global injection limit.
+pub const ADAPT_POLICY_MAX_TOTAL: u32 = 4096;
+
+/// The policy the module enforces on every injection. Argument of
+/// [`ADAPT_IOC_POLICY_GET`] (out) and [`ADAPT_IOC_POLICY_SET`] (in).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdaptPolicy {
+    /// `ADAPT_POLICY_F_*`.
+    pub flags: u32,
+    /// Most live injections in one process (1..=total).
+    pub max_per_process: u32,
+    /// Most live injections in all processes (1..=ADAPT_POLICY_MAX_TOTAL).
+    pub max_total: u32,
+    /// Must be zero.
+    pub reserved0: u32,
+    /// Must be zero (room for later policy fields).
+    pub reserved: [u64; 8],
+}
+
+/// Command number of [`ADAPT_IOC_INJECT`].
+pub const ADAPT_NR_INJECT: u32 = 0x30;
+/// Command number of [`ADAPT_IOC_REVERT`].
+pub const ADAPT_NR_REVERT: u32 = 0x31;
+/// Command number of [`ADAPT_IOC_INJECTION_LIST`].
+pub const ADAPT_NR_INJECTION_LIST: u32 = 0x32;
+/// Command number of [`ADAPT_IOC_POLICY_GET`].
+pub const ADAPT_NR_POLICY_GET: u32 = 0x40;
+/// Command number of [`ADAPT_IOC_POLICY_SET`].
+pub const ADAPT_NR_POLICY_SET: u32 = 0x41;
+
+/// Maps a loaded variant into a process within ±2 GiB of `target` (read +
+/// execute, never writable; read-only data separately, not executable) and
+/// redirects `target` to the variant's entry with a `jmp rel32`, with every
+/// thread of the process held at a known point. Errors: `ESRCH`,
+/// `EOPNOTSUPP`, `EPERM` (target, as for profiling); `EACCES` (policy
+/// disabled, or a quarantined variant for an automatic request); `EDQUOT`
+/// (injection limit); `ENOENT` (unknown variant); `EINVAL` (bad request,
+/// entry index, patch length); `ENODEV` (this CPU lacks a feature the
+/// variant needs); `EPROTO` (contract mismatch); `EFAULT` (target address
+/// not mapped executable); `ESTALE` (the bytes at `target` are not
+/// `expected`); `EEXIST` (`target` is already patched); `ENOSPC` (no free
+/// address range near `target`); `EBUSY` (a thread stayed inside the bytes
+/// to replace, or did not reach the rendezvous). Argument: [`AdaptInject`].
+pub const ADAPT_IOC_INJECT: u32 = iowr::<AdaptInject>(ADAPT_NR_INJECT);
+/// Restores the original bytes (threads held again) and unmaps the segment
+/// once no thread is inside it. `ENOENT` for an unknown id (or one already
+/// reverted); `EBUSY` when a thread stayed inside the segment or the bytes.
+/// Argument: [`AdaptRevert`].
+pub const ADAPT_IOC_REVERT: u32 = iowr::<AdaptRevert>(ADAPT_NR_REVERT);
+/// Lists live injections. Argument: [`AdaptInjectionList`].
+pub const ADAPT_IOC_INJECTION_LIST: u32 = iowr::<AdaptInjectionList>(ADAPT_NR_INJECTION_LIST);
+/// Reads the policy. Argument: [`AdaptPolicy`] (all fields zero on input).
+pub const ADAPT_IOC_POLICY_GET: u32 = iowr::<AdaptPolicy>(ADAPT_NR_POLICY_GET);
+/// Replaces the policy (`EINVAL` for unknown flags or limits out of range;
+/// live injections above a new limit stay). Argument: [`AdaptPolicy`].
+pub const ADAPT_IOC_POLICY_SET: u32 = iowr::<AdaptPolicy>(ADAPT_NR_POLICY_SET);

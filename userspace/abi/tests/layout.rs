@@ -115,3 +115,26 @@ fn name_fields_keep_a_terminating_nul() {
     assert!(name_field::<ADAPT_NAME_LEN>(&"x".repeat(ADAPT_NAME_LEN)).is_none());
     assert!(name_field::<ADAPT_NAME_LEN>(&"x".repeat(ADAPT_NAME_LEN - 1)).is_some());
 }
+
+#[test]
+fn injection_structs_layout_is_stable() {
+    assert_eq!(size_of::<AdaptInject>(), 120);
+    assert_eq!(offset_of!(AdaptInject, expected), 40);
+    assert_eq!(offset_of!(AdaptInject, id), 56);
+    assert_eq!(offset_of!(AdaptInject, reserved), 88);
+    assert_eq!(size_of::<AdaptRevert>(), 40);
+    assert_eq!(size_of::<AdaptInjectionInfo>(), 152);
+    assert_eq!(offset_of!(AdaptInjectionInfo, original), 56);
+    assert_eq!(offset_of!(AdaptInjectionInfo, segment), 88);
+    assert_eq!(size_of::<AdaptInjectionList>(), 40);
+    assert_eq!(size_of::<AdaptPolicy>(), 80);
+}
+
+#[test]
+fn injection_ioctl_numbers_are_stable() {
+    assert_eq!(ADAPT_IOC_INJECT, 0xC078_AD30);
+    assert_eq!(ADAPT_IOC_REVERT, 0xC028_AD31);
+    assert_eq!(ADAPT_IOC_INJECTION_LIST, 0xC028_AD32);
+    assert_eq!(ADAPT_IOC_POLICY_GET, 0xC050_AD40);
+    assert_eq!(ADAPT_IOC_POLICY_SET, 0xC050_AD41);
+}

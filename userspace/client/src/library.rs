@@ -273,7 +273,11 @@ impl VariantUpload {
 }
 
 /// An entry for `symbol` at code `offset` with `contract_hash`.
-pub fn entry(symbol: &str, offset: u32, contract_hash: u64) -> Result<abi::AdaptSegmentEntry, LibraryError> {
+pub fn entry(
+    symbol: &str,
+    offset: u32,
+    contract_hash: u64,
+) -> Result<abi::AdaptSegmentEntry, LibraryError> {
     Ok(abi::AdaptSegmentEntry {
         offset,
         flags: 0,
@@ -304,7 +308,11 @@ pub fn load_variant(device: &Device, upload: &VariantUpload) -> Result<LoadOutco
 pub fn unload(device: &Device, id: u64, force: bool) -> Result<(), LibraryError> {
     let mut request = abi::AdaptLibraryUnload {
         id,
-        flags: if force { abi::ADAPT_LIBRARY_UNLOAD_F_FORCE } else { 0 },
+        flags: if force {
+            abi::ADAPT_LIBRARY_UNLOAD_F_FORCE
+        } else {
+            0
+        },
         ..Default::default()
     };
     device
@@ -323,7 +331,8 @@ fn unload_error(id: u64, users: u32, source: io::Error) -> LibraryError {
 
 /// Every variant loaded in the module, in the module's order.
 pub fn list(device: &Device) -> Result<Vec<LoadedVariant>, LibraryError> {
-    let mut infos = vec![abi::AdaptLibraryInfo::default(); abi::ADAPT_LIBRARY_MAX_VARIANTS as usize];
+    let mut infos =
+        vec![abi::AdaptLibraryInfo::default(); abi::ADAPT_LIBRARY_MAX_VARIANTS as usize];
     let mut request = abi::AdaptLibraryList {
         entries: infos.as_mut_ptr() as u64,
         capacity: abi::ADAPT_LIBRARY_MAX_VARIANTS,
@@ -335,7 +344,10 @@ pub fn list(device: &Device) -> Result<Vec<LoadedVariant>, LibraryError> {
         .ioctl(abi::ADAPT_IOC_LIBRARY_LIST, &mut request)
         .map_err(|source| common_error("ADAPT_IOC_LIBRARY_LIST", source))?;
     let count = (request.count as usize).min(infos.len());
-    Ok(infos[..count].iter().map(LoadedVariant::from_info).collect())
+    Ok(infos[..count]
+        .iter()
+        .map(LoadedVariant::from_info)
+        .collect())
 }
 
 /// Errnos every library command may see.
@@ -419,7 +431,16 @@ mod tests {
         assert_eq!(r.rodata, u.rodata.as_ptr() as u64);
         assert_eq!(r.relocs, u.relocs.as_ptr() as u64);
         assert_eq!(r.entries, u.entries.as_ptr() as u64);
-        assert_eq!((r.code_len, r.rodata_len, r.rodata_align, r.nrelocs, r.nentries), (3, 4, 4, 1, 1));
+        assert_eq!(
+            (
+                r.code_len,
+                r.rodata_len,
+                r.rodata_align,
+                r.nrelocs,
+                r.nentries
+            ),
+            (3, 4, 4, 1, 1)
+        );
         assert_eq!((r.flags, r.reserved0, r.reserved, r.id), (0, 0, [0; 4], 0));
     }
 
@@ -428,7 +449,17 @@ mod tests {
         let mut u = upload();
         u.segment = "s".repeat(abi::ADAPT_NAME_LEN);
         let err = u.request().unwrap_err();
-        assert!(matches!(err, LibraryError::NameTooLong { what: "segment", max: 31, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LibraryError::NameTooLong {
+                    what: "segment",
+                    max: 31,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // The longest name that fits leaves room for the NUL.
         u.segment = "s".repeat(abi::ADAPT_NAME_LEN - 1);
         assert!(u.request().is_ok());
@@ -442,10 +473,16 @@ mod tests {
         let u = upload();
         let err = u.load_error(io::Error::from_raw_os_error(libc::E2BIG));
         let msg = err.to_string();
-        assert!(msg.contains("crc32/pclmul") && msg.contains("limit 1048576"), "{msg}");
+        assert!(
+            msg.contains("crc32/pclmul") && msg.contains("limit 1048576"),
+            "{msg}"
+        );
         assert_eq!(err.kind(), "variant-too-large");
         let err = u.load_error(io::Error::from_raw_os_error(libc::EINVAL));
-        assert!(err.to_string().contains("adaptctl library verify crc32"), "{err}");
+        assert!(
+            err.to_string().contains("adaptctl library verify crc32"),
+            "{err}"
+        );
         let err = u.load_error(io::Error::from_raw_os_error(libc::ENOSPC));
         assert!(matches!(err, LibraryError::LibraryFull));
         assert_eq!(err.exit_code(), 13);
@@ -454,7 +491,13 @@ mod tests {
         assert_eq!(err.exit_code(), 6);
         assert!(err.to_string().contains("insmod"), "{err}");
         let err = u.load_error(io::Error::from_raw_os_error(libc::EIO));
-        assert!(matches!(err, LibraryError::Io { what: "ADAPT_IOC_LIBRARY_LOAD", .. }));
+        assert!(matches!(
+            err,
+            LibraryError::Io {
+                what: "ADAPT_IOC_LIBRARY_LOAD",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -464,7 +507,10 @@ mod tests {
         assert!(err.to_string().contains("library id 9"), "{err}");
         assert_eq!(err.exit_code(), 12);
         let err = unload_error(4, 3, io::Error::from_raw_os_error(libc::EBUSY));
-        assert_eq!(err.to_string().split(" (EBUSY)").next(), Some("library variant 4 is used by 3 live injection(s)"));
+        assert_eq!(
+            err.to_string().split(" (EBUSY)").next(),
+            Some("library variant 4 is used by 3 live injection(s)")
+        );
         assert!(err.to_string().contains("--force"));
         assert_eq!((err.kind(), err.exit_code()), ("variant-in-use", 11));
     }
@@ -476,7 +522,9 @@ mod tests {
             segment: abi::name_field("crc32").unwrap(),
             variant: abi::name_field("pclmul").unwrap(),
             hash: [0xab; 32],
-            cpu_features: abi::cpu_feature_bit("pclmulqdq").unwrap() | abi::cpu_feature_bit("sse4.1").unwrap() | 1 << 40,
+            cpu_features: abi::cpu_feature_bit("pclmulqdq").unwrap()
+                | abi::cpu_feature_bit("sse4.1").unwrap()
+                | 1 << 40,
             code_len: 100,
             rodata_len: 64,
             nentries: 2,
@@ -485,10 +533,16 @@ mod tests {
             reserved0: 0,
         };
         let v = LoadedVariant::from_info(&info);
-        assert_eq!((v.id, v.segment.as_str(), v.variant.as_str()), (5, "crc32", "pclmul"));
+        assert_eq!(
+            (v.id, v.segment.as_str(), v.variant.as_str()),
+            (5, "crc32", "pclmul")
+        );
         assert_eq!(v.hash, "ab".repeat(32));
         assert_eq!(v.features, ["sse4.1", "pclmulqdq", "bit40"]);
-        assert_eq!((v.code_len, v.rodata_len, v.entries, v.users), (100, 64, 2, 1));
+        assert_eq!(
+            (v.code_len, v.rodata_len, v.entries, v.users),
+            (100, 64, 2, 1)
+        );
         assert!(v.quarantined);
         info.flags = 0;
         info.segment = [0xff; abi::ADAPT_NAME_LEN];

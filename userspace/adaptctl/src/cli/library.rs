@@ -29,10 +29,21 @@ use std::process::ExitCode;
 /// target/adapt-library/ above adaptctl's executable or the current
 /// directory. `adaptctl library build` creates it.
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  adaptctl library build               compile, verify and write every segment
+  adaptctl library list                what is on disk, what the module holds
+  adaptctl library show crc32          contracts, variants, hashes, best variant here
+  adaptctl library verify              run the verifier over every segment
+  adaptctl library load --all          upload every variant this CPU can run (root)
+  adaptctl library unload crc32        free every loaded variant of crc32 (root)
+  adaptctl library unload --all        free everything that is not in use (root)";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -125,8 +136,8 @@ pub(crate) const EXIT_NOT_FOUND: u8 = 12;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CommandError {
     #[error(
-        "the verifier refused {} ({}): nothing was uploaded; see `adaptctl library verify` for \
-         every refusal and rebuild with `adaptctl library build`",
+        "the verifier refused {} segment(s) ({}): nothing was uploaded; see `adaptctl library \
+         verify` for every refusal and rebuild with `adaptctl library build`",
         .0.len(), .0.join("; ")
     )]
     Refused(Vec<String>),

@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod library;
 mod library_index;
 mod profile;
 mod report;
@@ -23,6 +24,11 @@ Exit codes:
   8  no such process
   9  the process may not be targeted (kernel thread, not dumpable, no
      CAP_SYS_PTRACE)
+ 10  the verifier refused a segment (library verify, library load)
+ 11  a library variant is used by live injections (library unload without
+     --force)
+ 12  no such segment, library variant or library directory
+ 13  the module's library is full (library load)
 
 Every command that prints a report accepts --json for scripts; with --json,
 errors are also printed to stdout as {\"error\": {\"kind\": …, \"message\": …}}.";
@@ -58,6 +64,10 @@ enum Command {
     /// otherwise with the software cpu-clock. Samples are symbolized from
     /// /proc/PID/maps and the mapped ELF files (.symtab, else .dynsym).
     Profile(profile::Args),
+
+    /// Manage the optimization library: list, show, verify and build the
+    /// segments on disk; load them into the module and unload them.
+    Library(library::Args),
 }
 
 impl Command {
@@ -65,6 +75,7 @@ impl Command {
         match self {
             Command::Status(args) => args.json,
             Command::Profile(args) => args.json,
+            Command::Library(args) => args.json(),
         }
     }
 }
@@ -84,5 +95,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Status(args) => status::run(&cli.device, &args),
         Command::Profile(args) => profile::run(&cli.device, &args),
+        Command::Library(args) => library::run(&cli.device, &args),
     }
 }

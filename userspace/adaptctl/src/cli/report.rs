@@ -1,7 +1,7 @@
 //! How errors reach the user: one line on stderr, and a JSON document on
 //! stdout under `--json`.
 
-use adapt_client::{DeviceError, ProfileError};
+use adapt_client::{DeviceError, LibraryError, ProfileError};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -11,6 +11,12 @@ pub(crate) fn error(err: &anyhow::Error, json: bool) -> ExitCode {
         (device.kind().as_str(), device.kind().exit_code())
     } else if let Some(profile) = err.downcast_ref::<ProfileError>() {
         profile_kind(profile)
+    } else if let Some(library) = err.downcast_ref::<LibraryError>() {
+        (library.kind(), library.exit_code())
+    } else if let Some(command) = err.downcast_ref::<super::library::CommandError>() {
+        command.kind()
+    } else if let Some(segments) = err.downcast_ref::<adapt_segment::LibraryError>() {
+        segment_library_kind(segments)
     } else {
         ("error", 1)
     };
@@ -33,5 +39,14 @@ fn profile_kind(err: &ProfileError) -> (&'static str, u8) {
         ProfileError::TooManySessions => ("too-many-sessions", 1),
         ProfileError::SessionGone { .. } => ("session-gone", 1),
         ProfileError::UnknownEvent(_) | ProfileError::Io { .. } => ("error", 1),
+    }
+}
+
+fn segment_library_kind(err: &adapt_segment::LibraryError) -> (&'static str, u8) {
+    use adapt_segment::LibraryError as E;
+    match err {
+        E::NotFound | E::NotADirectory(_) => ("no-library", super::library::EXIT_NOT_FOUND),
+        E::NoSuchSegment { .. } => ("no-such-segment", super::library::EXIT_NOT_FOUND),
+        E::Io { .. } | E::Load(_) => ("error", 1),
     }
 }

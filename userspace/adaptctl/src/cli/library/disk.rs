@@ -39,13 +39,18 @@ pub(crate) struct Unreadable {
     pub(crate) error: String,
 }
 
+/// Segments chosen by a command, with their files.
+#[derive(Debug, Default)]
+pub(crate) struct Selection {
+    pub(crate) segments: Vec<(PathBuf, Segment)>,
+    /// Files that could not be read (only when selecting everything).
+    pub(crate) unreadable: Vec<Unreadable>,
+}
+
 /// The segments named, or every segment of the library when `names` is
 /// empty. Files that cannot be read are returned apart when listing
 /// everything; a named segment that cannot be found or read is an error.
-pub(crate) fn select(
-    library: &Library,
-    names: &[String],
-) -> Result<(Vec<(PathBuf, Segment)>, Vec<Unreadable>), LibraryError> {
+pub(crate) fn select(library: &Library, names: &[String]) -> Result<Selection, LibraryError> {
     if names.is_empty() {
         let mut segments = Vec::new();
         let mut unreadable = Vec::new();
@@ -58,14 +63,22 @@ pub(crate) fn select(
                 }),
             }
         }
-        return Ok((segments, unreadable));
+        return Ok(Selection {
+            segments,
+            unreadable,
+        });
     }
     let mut segments = Vec::new();
     for name in names {
-        if !segments.iter().any(|(_, s): &(PathBuf, Segment)| &s.name == name) {
+        if !segments
+            .iter()
+            .any(|(_, s): &(PathBuf, Segment)| &s.name == name)
+        {
             segments.push(library.find(name)?);
         }
     }
-    Ok((segments, Vec::new()))
+    Ok(Selection {
+        segments,
+        unreadable: Vec::new(),
+    })
 }
-

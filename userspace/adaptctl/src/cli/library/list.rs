@@ -109,7 +109,11 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
 
 /// The disk library; without `--dir`, a missing library is reported in the
 /// document rather than failing the listing of the module.
-fn disk_library(dir: &DirArg, cpu: &CpuFeatures, loaded: &[LoadedVariant]) -> anyhow::Result<DiskLibrary> {
+fn disk_library(
+    dir: &DirArg,
+    cpu: &CpuFeatures,
+    loaded: &[LoadedVariant],
+) -> anyhow::Result<DiskLibrary> {
     let library = match dir.open() {
         Ok(library) => library,
         Err(err @ LibraryError::NotFound) if dir.dir.is_none() => {
@@ -122,7 +126,10 @@ fn disk_library(dir: &DirArg, cpu: &CpuFeatures, loaded: &[LoadedVariant]) -> an
         }
         Err(err) => return Err(err.into()),
     };
-    let (segments, unreadable) = disk::select(&library, &[])?;
+    let disk::Selection {
+        segments,
+        unreadable,
+    } = disk::select(&library, &[])?;
     Ok(DiskLibrary {
         dir: Some(library.dir().to_path_buf()),
         error: None,
@@ -134,7 +141,12 @@ fn disk_library(dir: &DirArg, cpu: &CpuFeatures, loaded: &[LoadedVariant]) -> an
     })
 }
 
-fn disk_segment(path: &Path, segment: &Segment, cpu: &CpuFeatures, loaded: &[LoadedVariant]) -> DiskSegment {
+fn disk_segment(
+    path: &Path,
+    segment: &Segment,
+    cpu: &CpuFeatures,
+    loaded: &[LoadedVariant],
+) -> DiskSegment {
     let variants = segment
         .variants
         .iter()
@@ -173,14 +185,29 @@ fn render(r: &Report) -> String {
     let lib = &r.library;
     match &lib.dir {
         Some(dir) => {
-            let _ = writeln!(out, "library {} ({} segment(s))", dir.display(), lib.segments.len());
+            let _ = writeln!(
+                out,
+                "library {} ({} segment(s))",
+                dir.display(),
+                lib.segments.len()
+            );
         }
         None => {
-            let _ = writeln!(out, "library: {}", lib.error.as_deref().unwrap_or("not found"));
+            let _ = writeln!(
+                out,
+                "library: {}",
+                lib.error.as_deref().unwrap_or("not found")
+            );
         }
     }
     for s in &lib.segments {
-        let _ = writeln!(out, "  {:<10} v{:<3} replaces {}", s.name, s.version, s.functions.join(", "));
+        let _ = writeln!(
+            out,
+            "  {:<10} v{:<3} replaces {}",
+            s.name,
+            s.version,
+            s.functions.join(", ")
+        );
         for v in &s.variants {
             let mark = if Some(&v.name) == s.best_variant.as_ref() {
                 "best"
@@ -199,7 +226,11 @@ fn render(r: &Report) -> String {
                 (None, Some(err)) => format!("cannot be uploaded: {err}"),
                 (None, None) => String::new(),
             };
-            let _ = writeln!(out, "      {:<16} {mark:<11}  {state:<16} needs {needs}", v.name);
+            let _ = writeln!(
+                out,
+                "      {:<16} {mark:<11}  {state:<16} needs {needs}",
+                v.name
+            );
         }
     }
     for u in &lib.unreadable {
@@ -208,10 +239,19 @@ fn render(r: &Report) -> String {
     let _ = writeln!(out, "this CPU: {}", r.cpu_features.join(","));
     let m = &r.module;
     if !m.loaded {
-        let _ = writeln!(out, "module: not loaded: {}", m.message.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "module: not loaded: {}",
+            m.message.as_deref().unwrap_or("")
+        );
         return out;
     }
-    let _ = writeln!(out, "module: {} variant(s) loaded ({})", m.variants.len(), m.device.display());
+    let _ = writeln!(
+        out,
+        "module: {} variant(s) loaded ({})",
+        m.variants.len(),
+        m.device.display()
+    );
     if m.variants.is_empty() {
         return out;
     }

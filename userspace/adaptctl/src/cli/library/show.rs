@@ -133,7 +133,9 @@ fn render_hashes(r: &Report) -> String {
     let _ = writeln!(
         out,
         "  this CPU would use: {}",
-        r.best_variant.as_deref().unwrap_or("none (no variant is supported)")
+        r.best_variant
+            .as_deref()
+            .unwrap_or("none (no variant is supported)")
     );
     out
 }

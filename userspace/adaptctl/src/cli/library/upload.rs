@@ -47,7 +47,7 @@
 use adapt_abi as abi;
 use adapt_client::library::{entry, LibraryError};
 use adapt_client::VariantUpload;
-use adapt_segment::{Contract, CType, Indirection, Scalar, Segment};
+use adapt_segment::{CType, Contract, Indirection, Scalar, Segment};
 use sha2::{Digest, Sha256};
 
 /// Prefix and version of the contract signature.
@@ -87,7 +87,11 @@ pub(crate) enum UploadError {
 
 /// The canonical contract signature (see the module documentation).
 pub(crate) fn contract_signature(contract: &Contract) -> String {
-    let params: Vec<String> = contract.params.iter().map(|p| type_signature(&p.ty)).collect();
+    let params: Vec<String> = contract
+        .params
+        .iter()
+        .map(|p| type_signature(&p.ty))
+        .collect();
     format!(
         "{CONTRACT_SIGNATURE_PREFIX}{}({})",
         type_signature(&contract.returns),
@@ -129,10 +133,13 @@ fn scalar_name(scalar: Scalar) -> &'static str {
 
 /// The `ADAPT_CPU_*` bits of variant `index` of `segment`.
 pub(crate) fn feature_bits(segment: &Segment, index: usize) -> Result<u64, UploadError> {
-    let variant = segment.variants.get(index).ok_or_else(|| UploadError::NoSuchVariant {
-        segment: segment.name.clone(),
-        index,
-    })?;
+    let variant = segment
+        .variants
+        .get(index)
+        .ok_or_else(|| UploadError::NoSuchVariant {
+            segment: segment.name.clone(),
+            index,
+        })?;
     variant.features.iter().try_fold(0u64, |bits, feature| {
         abi::cpu_feature_bit(feature.name())
             .map(|bit| bits | bit)
@@ -150,7 +157,10 @@ pub(crate) fn feature_bits(segment: &Segment, index: usize) -> Result<u64, Uploa
 ///
 /// The segment should have been verified ([`adapt_segment::verify_segment`])
 /// first; this only converts.
-pub(crate) fn variant_upload(segment: &Segment, index: usize) -> Result<VariantUpload, UploadError> {
+pub(crate) fn variant_upload(
+    segment: &Segment,
+    index: usize,
+) -> Result<VariantUpload, UploadError> {
     let cpu_features = feature_bits(segment, index)?;
     let variant = &segment.variants[index]; // In range: feature_bits checked it.
     if variant.entry_offsets.len() != segment.functions.len() {
@@ -165,7 +175,9 @@ pub(crate) fn variant_upload(segment: &Segment, index: usize) -> Result<VariantU
         .functions
         .iter()
         .zip(&variant.entry_offsets)
-        .map(|(function, &offset)| entry(&function.symbol, offset, contract_hash(&function.contract)))
+        .map(|(function, &offset)| {
+            entry(&function.symbol, offset, contract_hash(&function.contract))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let relocs = variant
         .relocations
@@ -222,7 +234,10 @@ pub(crate) fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
     for e in &upload.entries {
         h.update(e.offset.to_le_bytes());
         h.update(e.contract_hash.to_le_bytes());
-        bytes(&mut h, abi::name_str(&e.symbol).unwrap_or_default().as_bytes());
+        bytes(
+            &mut h,
+            abi::name_str(&e.symbol).unwrap_or_default().as_bytes(),
+        );
     }
     h.finalize().into()
 }
@@ -238,9 +253,18 @@ mod tests {
         Contract {
             returns: CType::value(Scalar::U64, "uLong"),
             params: vec![
-                Param { name: "crc".into(), ty: CType::value(Scalar::U64, "uLong") },
-                Param { name: "buf".into(), ty: CType::const_ptr(Scalar::U8, "const Bytef *") },
-                Param { name: "len".into(), ty: CType::value(Scalar::U32, "uInt") },
+                Param {
+                    name: "crc".into(),
+                    ty: CType::value(Scalar::U64, "uLong"),
+                },
+                Param {
+                    name: "buf".into(),
+                    ty: CType::const_ptr(Scalar::U8, "const Bytef *"),
+                },
+                Param {
+                    name: "len".into(),
+                    ty: CType::value(Scalar::U32, "uInt"),
+                },
             ],
         }
     }
@@ -277,7 +301,10 @@ mod tests {
     #[test]
     fn contract_signature_keeps_only_what_the_abi_depends_on() {
         let c = crc32_contract();
-        assert_eq!(contract_signature(&c), "adapt-contract-v1:u64(u64,const u8*,u32)");
+        assert_eq!(
+            contract_signature(&c),
+            "adapt-contract-v1:u64(u64,const u8*,u32)"
+        );
         // Renaming parameters or typedefs does not change the contract.
         let mut renamed = c.clone();
         renamed.params[1].name = "data".into();
@@ -289,9 +316,15 @@ mod tests {
         assert_ne!(contract_hash(&other), contract_hash(&c));
         let mut writable = c.clone();
         writable.params[1].ty.indirection = Indirection::MutPtr;
-        assert_eq!(contract_signature(&writable), "adapt-contract-v1:u64(u64,u8*,u32)");
+        assert_eq!(
+            contract_signature(&writable),
+            "adapt-contract-v1:u64(u64,u8*,u32)"
+        );
         assert_ne!(contract_hash(&writable), contract_hash(&c));
-        let empty = Contract { returns: CType::value(Scalar::Void, "void"), params: vec![] };
+        let empty = Contract {
+            returns: CType::value(Scalar::Void, "void"),
+            params: vec![],
+        };
         assert_eq!(contract_signature(&empty), "adapt-contract-v1:void()");
     }
 
@@ -302,16 +335,25 @@ mod tests {
         let digest = Sha256::digest(b"adapt-contract-v1:u64(u64,const u8*,u32)");
         let expected = u64::from_le_bytes(digest[..8].try_into().unwrap());
         assert_eq!(contract_hash(&crc32_contract()), expected);
-        assert_eq!(format!("{expected:016x}"), format!("{:016x}", contract_hash(&crc32_contract())));
+        assert_eq!(
+            format!("{expected:016x}"),
+            format!("{:016x}", contract_hash(&crc32_contract()))
+        );
     }
 
     #[test]
     fn every_abi_feature_name_is_a_segment_feature_and_back() {
         for &f in CpuFeature::ALL {
-            assert!(abi::cpu_feature_bit(f.name()).is_some(), "{f} has no ABI bit");
+            assert!(
+                abi::cpu_feature_bit(f.name()).is_some(),
+                "{f} has no ABI bit"
+            );
         }
         for name in abi::ADAPT_CPU_FEATURE_NAMES {
-            assert!(name.parse::<CpuFeature>().is_ok(), "ABI feature {name} unknown to adapt-segment");
+            assert!(
+                name.parse::<CpuFeature>().is_ok(),
+                "ABI feature {name} unknown to adapt-segment"
+            );
         }
     }
 
@@ -324,7 +366,10 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{}/{}: {e}", segment.name, variant.name));
                 variants += 1;
                 let what = format!("{}/{}", segment.name, variant.name);
-                assert_eq!((u.segment.as_str(), u.variant.as_str()), (segment.name.as_str(), variant.name.as_str()));
+                assert_eq!(
+                    (u.segment.as_str(), u.variant.as_str()),
+                    (segment.name.as_str(), variant.name.as_str())
+                );
                 assert_eq!(u.code, variant.code, "{what}");
                 assert_eq!(u.rodata, variant.rodata, "{what}");
                 assert_eq!(u.rodata_align, variant.rodata_align, "{what}");
@@ -334,12 +379,21 @@ mod tests {
                     .map(|n| n.parse::<CpuFeature>().unwrap())
                     .collect();
                 assert_eq!(back, variant.features, "{what}");
-                assert_eq!(u.cpu_features.count_ones() as usize, variant.features.iter().count(), "{what}");
+                assert_eq!(
+                    u.cpu_features.count_ones() as usize,
+                    variant.features.iter().count(),
+                    "{what}"
+                );
                 assert_eq!(u.cpu_features & !abi::ADAPT_CPU_FEATURES_ALL, 0, "{what}");
                 // Entries: one per function, in order, with its symbol,
                 // entry offset and contract hash.
                 assert_eq!(u.entries.len(), segment.functions.len(), "{what}");
-                for ((e, f), &offset) in u.entries.iter().zip(&segment.functions).zip(&variant.entry_offsets) {
+                for ((e, f), &offset) in u
+                    .entries
+                    .iter()
+                    .zip(&segment.functions)
+                    .zip(&variant.entry_offsets)
+                {
                     assert_eq!(abi::name_str(&e.symbol), Some(f.symbol.as_str()), "{what}");
                     assert_eq!(e.offset, offset, "{what}");
                     assert!((e.offset as usize) < u.code.len(), "{what}");
@@ -348,14 +402,26 @@ mod tests {
                 }
                 assert_eq!(u.relocs.len(), variant.relocations.len(), "{what}");
                 for (r, s) in u.relocs.iter().zip(&variant.relocations) {
-                    assert_eq!((r.offset, r.rodata_offset, r.addend, r.reserved), (s.offset, s.rodata_offset, s.addend, 0));
+                    assert_eq!(
+                        (r.offset, r.rodata_offset, r.addend, r.reserved),
+                        (s.offset, s.rodata_offset, s.addend, 0)
+                    );
                 }
                 // Every length within the module's limits.
                 let req = u.request().unwrap();
-                assert!(req.code_len > 0 && req.code_len <= abi::ADAPT_SEGMENT_MAX_CODE, "{what}");
+                assert!(
+                    req.code_len > 0 && req.code_len <= abi::ADAPT_SEGMENT_MAX_CODE,
+                    "{what}"
+                );
                 assert!(req.rodata_len <= abi::ADAPT_SEGMENT_MAX_RODATA, "{what}");
-                assert!(req.rodata_align.is_power_of_two() && req.rodata_align <= abi::ADAPT_SEGMENT_MAX_RODATA_ALIGN);
-                assert!(req.nrelocs <= abi::ADAPT_SEGMENT_MAX_RELOCS && req.nentries <= abi::ADAPT_SEGMENT_MAX_ENTRIES);
+                assert!(
+                    req.rodata_align.is_power_of_two()
+                        && req.rodata_align <= abi::ADAPT_SEGMENT_MAX_RODATA_ALIGN
+                );
+                assert!(
+                    req.nrelocs <= abi::ADAPT_SEGMENT_MAX_RELOCS
+                        && req.nentries <= abi::ADAPT_SEGMENT_MAX_ENTRIES
+                );
                 assert_eq!(u.hash, variant_hash(&u), "{what}");
             }
         }
@@ -370,7 +436,12 @@ mod tests {
                 let a = variant_upload(&segment, index).unwrap();
                 let b = variant_upload(&segment.clone(), index).unwrap();
                 assert_eq!(a.hash, b.hash);
-                assert!(seen.insert(a.hash), "{}/{} shares a hash", a.segment, a.variant);
+                assert!(
+                    seen.insert(a.hash),
+                    "{}/{} shares a hash",
+                    a.segment,
+                    a.variant
+                );
             }
         }
     }
@@ -379,24 +450,29 @@ mod tests {
     fn variant_hash_covers_every_uploaded_field() {
         let segment = segments().into_iter().find(|s| s.name == "crc32").unwrap();
         let base = variant_upload(&segment, 0).unwrap();
-        let mut changes: Vec<Box<dyn Fn(&mut VariantUpload)>> = vec![
-            Box::new(|u| u.segment.push('x')),
-            Box::new(|u| u.variant.push('x')),
-            Box::new(|u| u.cpu_features ^= 1),
-            Box::new(|u| u.rodata_align *= 2),
-            Box::new(|u| u.code[0] ^= 1),
-            Box::new(|u| u.code.push(0xc3)),
-            Box::new(|u| u.rodata.push(0)),
-            Box::new(|u| u.relocs[0].addend += 1),
-            Box::new(|u| u.relocs[0].offset += 1),
-            Box::new(|u| u.relocs[0].rodata_offset += 1),
-            Box::new(|u| u.entries[0].offset += 1),
-            Box::new(|u| u.entries[0].contract_hash ^= 1),
-            Box::new(|u| u.entries[0].symbol[0] = b'x'),
-            Box::new(|u| { u.entries.pop(); }),
+        let changes: Vec<fn(&mut VariantUpload)> = vec![
+            |u| u.segment.push('x'),
+            |u| u.variant.push('x'),
+            |u| u.cpu_features ^= 1,
+            |u| u.rodata_align *= 2,
+            |u| u.code[0] ^= 1,
+            |u| u.code.push(0xc3),
+            |u| u.rodata.push(0),
+            |u| u.relocs[0].addend += 1,
+            |u| u.relocs[0].offset += 1,
+            |u| u.relocs[0].rodata_offset += 1,
+            |u| u.entries[0].offset += 1,
+            |u| u.entries[0].contract_hash ^= 1,
+            |u| u.entries[0].symbol[0] = b'x',
+            |u| {
+                u.entries.pop();
+            },
         ];
-        assert!(!base.relocs.is_empty(), "crc32's best variant has relocations");
-        for (i, change) in changes.iter_mut().enumerate() {
+        assert!(
+            !base.relocs.is_empty(),
+            "crc32's best variant has relocations"
+        );
+        for (i, change) in changes.iter().enumerate() {
             let mut u = base.clone();
             change(&mut u);
             assert_ne!(variant_hash(&u), base.hash, "change {i} kept the hash");

@@ -72,7 +72,10 @@ pub(crate) fn verify(path: PathBuf, segment: &Segment) -> Outcome {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let library = args.dir.open()?;
-    let (segments, unreadable) = disk::select(&library, &args.names)?;
+    let disk::Selection {
+        segments,
+        unreadable,
+    } = disk::select(&library, &args.names)?;
     let mut outcomes: Vec<Outcome> = segments
         .into_iter()
         .map(|(path, segment)| verify(path, &segment))
@@ -105,7 +108,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
 fn render(r: &Report) -> String {
     let mut out = String::new();
     for o in &r.segments {
-        let name = o.name.clone().unwrap_or_else(|| o.path.display().to_string());
+        let name = o
+            .name
+            .clone()
+            .unwrap_or_else(|| o.path.display().to_string());
         if o.ok {
             let variants: Vec<String> = o
                 .variants
@@ -124,7 +130,12 @@ fn render(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "  variant {} offset {:#x}: `{}` ({}) breaks rule {}: {}",
-                refusal.variant, refusal.offset, refusal.instruction, refusal.bytes, refusal.rule, refusal.detail
+                refusal.variant,
+                refusal.offset,
+                refusal.instruction,
+                refusal.bytes,
+                refusal.rule,
+                refusal.detail
             );
         }
     }

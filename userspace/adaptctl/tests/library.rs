@@ -1,0 +1,436 @@
+//! `adaptctl library …` on the host, against the real library built by
+//! `adaptctl library build` (once per test binary). The adapt module is
+//! never loaded here: commands that need it must say so.
+
+use adapt_segment::{Segment, Variant};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// A device path that does not exist, so the module counts as not loaded.
+const NO_DEVICE: &str = "/nonexistent/adapt";
+
+fn adaptctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adaptctl"))
+        .args(args)
+        .env_remove("ADAPT_DEVICE")
+        .env_remove("ADAPT_LIBRARY")
+        .output()
+        .expect("run adaptctl")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+/// The library, built once per test binary by `adaptctl library build`
+/// under the target directory.
+fn library() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = Path::new(env!("CARGO_BIN_EXE_adaptctl"));
+        let target = exe.parent().and_then(Path::parent).expect("target dir");
+        let dir = target.join("adapt-library-tests").join("adaptctl-cli");
+        let out = adaptctl(&["library", "build", "--dir", dir.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "library build failed: {}",
+            stderr(&out)
+        );
+        let doc = json(&out);
+        let built: Vec<&str> = doc["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "adler32", "axpy_f32", "crc32", "crc32c", "dot_f32", "sha256",
+        ] {
+            assert!(built.contains(&name), "{name} not built: {built:?}");
+            assert!(dir.join(format!("{name}.seg")).is_file());
+        }
+        dir
+    })
+}
+
+fn dir() -> &'static str {
+    library().to_str().unwrap()
+}
+
+#[test]
+fn list_shows_the_disk_library_and_says_the_module_is_not_loaded() {
+    let out = adaptctl(&[
+        "--device",
+        NO_DEVICE,
+        "library",
+        "list",
+        "--dir",
+        dir(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["module"]["loaded"], false);
+    assert!(doc["module"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not loaded"));
+    assert_eq!(doc["module"]["variants"].as_array().unwrap().len(), 0);
+    let segments = doc["library"]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 6, "{doc}");
+    for s in segments {
+        let variants = s["variants"].as_array().unwrap();
+        assert!(!variants.is_empty());
+        // The best variant is the first supported one, and portable code
+        // runs everywhere.
+        let first_supported = variants
+            .iter()
+            .find(|v| v["supported"] == true)
+            .map(|v| v["name"].clone());
+        assert_eq!(
+            s["best_variant"],
+            first_supported.unwrap_or(Value::Null),
+            "{s}"
+        );
+        let portable = variants
+            .iter()
+            .find(|v| v["name"] == "portable")
+            .expect("portable variant");
+        assert_eq!(portable["supported"], true);
+        assert_eq!(portable["features"].as_array().unwrap().len(), 0);
+        for v in variants {
+            assert_eq!(v["hash"].as_str().unwrap().len(), 64, "{v}");
+            assert_eq!(v["upload_error"], Value::Null);
+            assert_eq!(v["loaded_id"], Value::Null);
+        }
+    }
+    let crc32 = segments.iter().find(|s| s["name"] == "crc32").unwrap();
+    assert_eq!(crc32["functions"], serde_json::json!(["crc32", "crc32_z"]));
+
+    let out = adaptctl(&["--device", NO_DEVICE, "library", "list", "--dir", dir()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("module: not loaded") && text.contains("insmod"),
+        "{text}"
+    );
+    assert!(
+        text.contains("crc32_z") && text.contains("portable"),
+        "{text}"
+    );
+}
+
+#[test]
+fn show_gives_contracts_hashes_and_the_best_variant() {
+    let out = adaptctl(&["library", "show", "crc32", "--dir", dir(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["name"], "crc32");
+    let functions = doc["functions"].as_array().unwrap();
+    assert_eq!(functions[0]["symbol"], "crc32");
+    assert_eq!(
+        functions[0]["contract_signature"],
+        "adapt-contract-v1:u64(u64,const u8*,u32)"
+    );
+    assert_eq!(functions[1]["symbol"], "crc32_z");
+    assert_eq!(
+        functions[1]["contract_signature"],
+        "adapt-contract-v1:u64(u64,const u8*,u64)"
+    );
+    assert_eq!(
+        functions[0]["declaration"],
+        "uLong crc32(uLong crc, const Bytef *buf, uInt len)"
+    );
+    for f in functions {
+        assert_eq!(f["contract_hash"].as_str().unwrap().len(), 16);
+    }
+    assert_ne!(functions[0]["contract_hash"], functions[1]["contract_hash"]);
+    let variants = doc["variants"].as_array().unwrap();
+    let names: Vec<&str> = variants
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["avx512-vpclmul", "pclmul", "portable"]);
+    for v in variants {
+        // The uploaded bits are exactly the listed features.
+        let bits = v["cpu_feature_bits"].as_u64().unwrap();
+        let mut from_names = 0u64;
+        for f in v["features"].as_array().unwrap() {
+            from_names |=
+                adapt_abi::cpu_feature_bit(f.as_str().unwrap()).expect("feature has a bit");
+        }
+        assert_eq!(bits, from_names, "{v}");
+        assert!(v["code_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(v["hash"].as_str().unwrap().len(), 64);
+    }
+    let best = variants.iter().find(|v| v["supported"] == true).unwrap();
+    assert_eq!(doc["best_variant"], best["name"]);
+
+    let out = adaptctl(&["library", "show", "crc32", "--dir", dir()]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("adapt-contract-v1:u64(u64,const u8*,u32)"),
+        "{text}"
+    );
+    assert!(text.contains("this CPU would use"), "{text}");
+}
+
+#[test]
+fn show_of_an_unknown_segment_is_not_found() {
+    let out = adaptctl(&["library", "show", "nosuch", "--dir", dir()]);
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no segment named nosuch"),
+        "{}",
+        stderr(&out)
+    );
+    let out = adaptctl(&[
+        "library",
+        "show",
+        "crc32",
+        "--dir",
+        "/nonexistent/library",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(12));
+    assert_eq!(json(&out)["error"]["kind"], "no-library");
+}
+
+#[test]
+fn verify_accepts_the_built_library() {
+    let out = adaptctl(&["library", "verify", "--dir", dir(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let doc = json(&out);
+    assert_eq!(doc["refused"], 0);
+    let segments = doc["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 6);
+    for s in segments {
+        assert_eq!(s["ok"], true, "{s}");
+        assert!(!s["variants"].as_array().unwrap().is_empty());
+        assert_eq!(s["refusals"].as_array().unwrap().len(), 0);
+    }
+    let out = adaptctl(&["library", "verify", "crc32", "sha256", "--dir", dir()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("crc32: ok") && text.contains("sha256: ok") && !text.contains("adler32"),
+        "{text}"
+    );
+}
+
+/// A library holding a crc32 whose portable variant is `syscall; ret`, and a
+/// file that is not a segment at all.
+fn bad_library() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut crc32 = Segment::read_file(&library().join("crc32.seg")).unwrap();
+    let portable = crc32
+        .variants
+        .iter()
+        .position(|v| v.name == "portable")
+        .unwrap();
+    crc32.variants[portable] = Variant {
+        name: "portable".into(),
+        features: Default::default(),
+        code: vec![0x0f, 0x05, 0xc3],
+        rodata: Vec::new(),
+        rodata_align: 1,
+        relocations: Vec::new(),
+        entry_offsets: vec![0, 0],
+    };
+    crc32.write_file(&tmp.path().join("crc32.seg")).unwrap();
+    std::fs::write(tmp.path().join("garbage.seg"), b"not a segment").unwrap();
+    tmp
+}
+
+#[test]
+fn verify_names_offset_instruction_and_rule_of_each_refusal() {
+    let tmp = bad_library();
+    let bad = tmp.path().to_str().unwrap();
+    let out = adaptctl(&["library", "verify", "crc32", "--dir", bad]);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("crc32: REFUSED"), "{text}");
+    assert!(
+        text.contains("variant portable offset 0x0: `syscall` (0f05) breaks rule system-call"),
+        "{text}"
+    );
+
+    let out = adaptctl(&["library", "verify", "--dir", bad, "--json"]);
+    assert_eq!(out.status.code(), Some(10));
+    let doc = json(&out);
+    assert_eq!(
+        doc["refused"], 2,
+        "the refused segment and the unreadable file: {doc}"
+    );
+    let crc32 = doc["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "crc32")
+        .unwrap();
+    assert_eq!(crc32["ok"], false);
+    let refusal = &crc32["refusals"][0];
+    assert_eq!(refusal["variant"], "portable");
+    assert_eq!(refusal["offset"], 0);
+    assert_eq!(refusal["rule"], "system-call");
+    assert_eq!(refusal["instruction"], "syscall");
+    // The other variants were still verified, and accepted.
+    let accepted: Vec<&str> = crc32["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted, ["avx512-vpclmul", "pclmul"]);
+    let garbage = doc["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].is_null())
+        .unwrap();
+    assert!(garbage["path"].as_str().unwrap().ends_with("garbage.seg"));
+    assert!(garbage["error"].as_str().is_some());
+}
+
+#[test]
+fn load_refuses_a_segment_the_verifier_refuses_before_touching_the_module() {
+    let tmp = bad_library();
+    let bad = tmp.path().to_str().unwrap();
+    let out = adaptctl(&[
+        "--device", NO_DEVICE, "library", "load", "crc32", "--dir", bad,
+    ]);
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("nothing was uploaded") && err.contains("system-call"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crc32: variant portable: offset 0x0: `syscall`"),
+        "{err}"
+    );
+    let out = adaptctl(&[
+        "--device", NO_DEVICE, "library", "load", "crc32", "--dir", bad, "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(10));
+    assert_eq!(json(&out)["error"]["kind"], "refused");
+    // An unreadable segment file stops `load --all` too.
+    let out = adaptctl(&[
+        "--device", NO_DEVICE, "library", "load", "--all", "--dir", bad,
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("garbage.seg"), "{}", stderr(&out));
+}
+
+#[test]
+fn load_and_unload_without_the_module_say_to_load_it() {
+    for args in [
+        &["library", "load", "--all"][..],
+        &["library", "load", "crc32"],
+        &["library", "unload", "--all"],
+        &["library", "unload", "1"],
+    ] {
+        let mut full = vec!["--device", NO_DEVICE];
+        full.extend_from_slice(args);
+        if args[1] == "load" {
+            full.extend_from_slice(&["--dir", dir()]);
+        }
+        let out = adaptctl(&full);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("not loaded") && err.contains("insmod"),
+            "{err}"
+        );
+
+        full.push("--json");
+        let out = adaptctl(&full);
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(json(&out)["error"]["kind"], "module-not-loaded");
+    }
+}
+
+#[test]
+fn load_and_unload_need_something_to_act_on() {
+    let out = adaptctl(&["library", "load"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = adaptctl(&["library", "unload"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = adaptctl(&["library", "load", "crc32", "--all"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_library_command_has_teaching_help_and_json() {
+    for (command, teaches) in [
+        ("list", "users"),
+        ("show", "contract"),
+        ("verify", "offset"),
+        ("load", "already loaded"),
+        ("unload", "--force"),
+        ("build", "build-library"),
+    ] {
+        let out = adaptctl(&["library", command, "--help"]);
+        assert!(out.status.success(), "{command}");
+        let help = stdout(&out);
+        assert!(help.contains("--json"), "{command}: {help}");
+        assert!(
+            help.contains(teaches),
+            "{command} help should mention {teaches:?}: {help}"
+        );
+    }
+    let out = adaptctl(&["--help"]);
+    let help = stdout(&out);
+    assert!(
+        help.contains("library") && help.contains("10  the verifier refused"),
+        "{help}"
+    );
+}
+
+#[test]
+fn build_is_reproducible() {
+    // The built files hash the same as a second build of them.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = adaptctl(&[
+        "library",
+        "build",
+        "crc32c",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 segment(s) written"),
+        "{}",
+        stdout(&out)
+    );
+    let again = std::fs::read(tmp.path().join("crc32c.seg")).unwrap();
+    let first = std::fs::read(library().join("crc32c.seg")).unwrap();
+    assert_eq!(again, first);
+}
