@@ -249,7 +249,13 @@ fn library_load(client: &Client, arg: usize) -> Result<isize> {
         Loaded::Existing(id) => (id, Err(EEXIST)),
     };
     request.id = id;
-    writer.write(&request)?;
+    if let Err(err) = writer.write(&request) {
+        if let Loaded::New(id) = outcome {
+            // The caller cannot learn the id: do not keep what it cannot name.
+            let _ = client.shared.library.unload(id);
+        }
+        return Err(err);
+    }
     result
 }
 

@@ -94,6 +94,7 @@ pub(crate) struct Library {
 }
 
 /// Outcome of a load.
+#[derive(Clone, Copy)]
 pub(crate) enum Loaded {
     New(u64),
     /// A variant with the same hash was already loaded.

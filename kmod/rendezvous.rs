@@ -188,6 +188,9 @@ pub(crate) struct Gathered<D: Duty> {
     rendezvous: Arc<Rendezvous<D>>,
     started: Ktime,
     released: bool,
+    /// The caller is a thread of the target and ran the pre duty: it runs
+    /// the post duty too.
+    caller_designated: bool,
     /// Threads that arrived or were found exiting.
     pub(crate) threads: u32,
     /// Where they were.
@@ -220,6 +223,7 @@ pub(crate) fn gather<D: Duty>(process: &TaskRef, pre: Option<D>) -> Result<Gathe
         rendezvous,
         started: Ktime::ktime_get(),
         released: false,
+        caller_designated: false,
         threads: 0,
         points: KVec::new(),
         pre_result: None,
@@ -227,6 +231,29 @@ pub(crate) fn gather<D: Duty>(process: &TaskRef, pre: Option<D>) -> Result<Gathe
     let wants_duty = gathered.rendezvous.state.lock().pre_duty.is_some();
     let mut queued_tids: KVec<u32> = KVec::new();
     let mut queued = 0usize;
+
+    // The caller may be a thread of the target itself (a process injecting
+    // into itself). It is inside this ioctl, so it runs no user code until
+    // the rendezvous is over: it is not queued, it is already in the
+    // target's context for the duties, and its user IP is its syscall's.
+    // SAFETY: Compares the current task's group with a counted task's.
+    let caller_inside = unsafe { bindings::adapt_current_in_group_of(process.as_ptr()) };
+    if caller_inside {
+        // SAFETY: Reads the current task.
+        let (me, user_ip) = unsafe { (bindings::adapt_current_tid(), bindings::adapt_current_user_ip()) };
+        queued_tids.push(me, GFP_KERNEL)?;
+        let mut state = gathered.rendezvous.state.lock();
+        state.points.push(ThreadPoint { user_ip, exiting: false }, GFP_KERNEL)?;
+        if let Some(mut duty) = state.pre_duty.take() {
+            drop(state);
+            let result = duty.run();
+            state = gathered.rendezvous.state.lock();
+            state.pre_result = Some(result);
+            state.designated = Some(me);
+        }
+        gathered.caller_designated = state.designated == Some(me);
+    }
+    let self_points = usize::from(caller_inside);
 
     for _ in 0..MAX_ROUNDS {
         let threads = process.threads(MAX_THREADS)?;
@@ -248,10 +275,10 @@ pub(crate) fn gather<D: Duty>(process: &TaskRef, pre: Option<D>) -> Result<Gathe
                 added += 1;
             }
         }
-        if added == 0 && queued > 0 {
+        if added == 0 && (queued > 0 || caller_inside) {
             break;
         }
-        if queued == 0 {
+        if queued == 0 && !caller_inside {
             return Err(ESRCH);
         }
         // A thread that runs the pre duty counts as arrived only once the
@@ -269,7 +296,7 @@ pub(crate) fn gather<D: Duty>(process: &TaskRef, pre: Option<D>) -> Result<Gathe
     if wants_duty && gathered.pre_result.is_none() {
         return Err(ESRCH);
     }
-    gathered.threads = state.arrived as u32;
+    gathered.threads = (state.arrived + self_points) as u32;
     core::mem::swap(&mut gathered.points, &mut state.points);
     drop(state);
     Ok(gathered)
@@ -307,6 +334,20 @@ impl<D: Duty> Gathered<D> {
     /// threads were held.
     pub(crate) fn release(mut self, post: Option<D>) -> (u64, Result<u64>) {
         let held = self.held_ns();
+        if self.caller_designated {
+            // The caller is the target thread that does the duties; release
+            // the others, then run it here, in the target's context.
+            {
+                let mut state = self.rendezvous.state.lock();
+                state.released = true;
+                self.released = true;
+                self.rendezvous.changed.notify_all();
+            }
+            return match post {
+                Some(mut duty) => (held, duty.run()),
+                None => (held, Ok(0)),
+            };
+        }
         let has_post = post.is_some();
         {
             let mut state = self.rendezvous.state.lock();

@@ -150,6 +150,11 @@ u32 adapt_task_tid(struct task_struct *task)
 	return task->pid;
 }
 
+bool adapt_current_in_group_of(struct task_struct *task)
+{
+	return same_thread_group(current, task);
+}
+
 /* ---- segment_map.rs ---- */
 
 struct file *adapt_segment_file(const char *name, const struct file_operations *fops,

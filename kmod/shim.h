@@ -40,6 +40,7 @@ int adapt_task_work_queue(struct task_struct *task, struct callback_head *work,
 u64 adapt_current_user_ip(void);
 bool adapt_current_exiting(void);
 u32 adapt_task_tid(struct task_struct *task);
+bool adapt_current_in_group_of(struct task_struct *task);
 
 /* segment_map.rs */
 struct file;

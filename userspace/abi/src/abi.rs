@@ -266,9 +266,12 @@ pub const ADAPT_IOC_PROFILE_READ: u32 = iowr::<AdaptProfileRead>(ADAPT_NR_PROFIL
 /// Version of the segment layout userspace uploads; must equal the segment
 /// file format version it was read from.
 pub const ADAPT_SEGMENT_FORMAT_VERSION: u32 = 1;
-/// Bytes of a segment or variant name (UTF-8, NUL-padded, at least one NUL).
+/// Bytes of a segment or variant name: ASCII letters, digits and `._+-`,
+/// NUL-padded, at least one NUL (so at most 31 characters).
 pub const ADAPT_NAME_LEN: usize = 32;
-/// Bytes of a symbol name in an entry (UTF-8, NUL-padded).
+/// Bytes of a symbol name in an entry: ASCII letters, digits and `._+-`,
+/// NUL-padded (at most 63 characters; versioned names such as
+/// `crc32@@ZLIB_1.2.0` are given without the version).
 pub const ADAPT_SYMBOL_LEN: usize = 64;
 /// Largest code of one variant, in bytes.
 pub const ADAPT_SEGMENT_MAX_CODE: u32 = 1 << 20;
@@ -306,6 +309,7 @@ pub fn cpu_feature_bit(name: &str) -> Option<u64> {
 /// A place in the code that refers to the read-only data: the 32-bit
 /// PC-relative field at `offset` becomes
 /// `rodata_start + rodata_offset + addend - (code_start + offset)`.
+/// `addend` must lie within ±65536.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AdaptSegmentReloc {
@@ -392,7 +396,8 @@ pub struct AdaptLibraryUnload {
     pub id: u64,
     /// In: `ADAPT_LIBRARY_UNLOAD_F_*`.
     pub flags: u32,
-    /// Out: injections using the variant (when refused with `EBUSY`).
+    /// Out: injections using the variant (when refused with `EBUSY`). In:
+    /// must be zero.
     pub users: u32,
     /// In: must be zero.
     pub reserved: [u64; 2],
@@ -426,11 +431,12 @@ pub struct AdaptLibraryInfo {
 pub struct AdaptLibraryList {
     /// In: user pointer to `capacity` [`AdaptLibraryInfo`].
     pub entries: u64,
-    /// In: room at `entries` (may be 0 to ask for `total`).
+    /// In: room at `entries`, at most [`ADAPT_LIBRARY_MAX_VARIANTS`] (may be
+    /// 0 to ask for `total`).
     pub capacity: u32,
-    /// Out: entries written.
+    /// Out: entries written. In: must be zero.
     pub count: u32,
-    /// Out: variants loaded.
+    /// Out: variants loaded. In: must be zero.
     pub total: u32,
     /// In: must be zero.
     pub flags: u32,

@@ -4,12 +4,14 @@
 
 pub mod device;
 pub mod error;
+pub mod inject;
 pub mod library;
 pub mod profile;
 pub mod status;
 
 pub use device::{Device, DEFAULT_DEVICE_PATH};
 pub use error::{DeviceError, ErrorKind};
+pub use inject::{InjectError, InjectRequest, Injected, Injection, Policy, Reverted};
 pub use library::{LibraryError, LoadOutcome, LoadedVariant, VariantUpload};
 pub use profile::{ProfileError, ProfileSession, ReadBatch, SamplingEvent};
 pub use status::{Sampling, Status};
