@@ -184,7 +184,8 @@ int adapt_vma_prepare(struct vm_area_struct *vma, bool exec,
 {
 	if (vma->vm_flags & VM_WRITE)
 		return -EPERM;
-	if (!(vma->vm_flags & VM_SHARED))
+	/* MAP_SHARED of a read-only file: VM_MAYSHARE without VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (exec != !!(vma->vm_flags & VM_EXEC))
 		return -EPERM;

@@ -108,6 +108,8 @@ pub struct ResolvedSymbol {
 pub enum ResolveError {
     #[error("no process with pid {pid}")]
     NoSuchProcess { pid: u32 },
+    #[error("pid {pid} is a kernel thread: it has no user code to inject into")]
+    KernelThread { pid: u32 },
     #[error("cannot read /proc/{pid}/maps: {source} (run as root; the target must be dumpable)")]
     Maps {
         pid: u32,
@@ -196,7 +198,12 @@ struct Candidate<'m> {
 /// `object` selects. See the module documentation for the rules.
 pub fn resolve_symbol(pid: u32, name: &str, object: Option<&str>) -> Result<Resolution, ResolveError> {
     let maps = read_maps(pid)?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+    if maps.mappings.is_empty() && exe.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        // Kernel threads have neither an executable nor a user mapping.
+        return Err(ResolveError::KernelThread { pid });
+    }
+    let exe = exe
         .ok()
         .map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_owned());
     let candidates = candidates(&maps, exe.as_deref());
@@ -455,6 +462,10 @@ mod tests {
         assert!(matches!(err, ResolveError::NotFound { .. }), "{err}");
         let err = resolve_symbol(u32::MAX / 2, "getpid", None).unwrap_err();
         assert!(matches!(err, ResolveError::NoSuchProcess { .. }), "{err}");
+        // kthreadd is pid 2 on every Linux system (in the initial pid
+        // namespace, where these tests run).
+        let err = resolve_symbol(2, "getpid", None).unwrap_err();
+        assert!(matches!(err, ResolveError::KernelThread { pid: 2 }), "{err}");
     }
 
     /// A name glibc also defines (and that nothing here calls).
