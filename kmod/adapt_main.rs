@@ -19,6 +19,7 @@ mod caps;
 mod cpus;
 mod device;
 mod errno;
+mod fault_watch;
 mod injector;
 mod ioctl;
 mod kvec_ext;
@@ -65,9 +66,11 @@ impl kernel::Module for AdaptModule {
             mode: 0o600,
         };
         segment_map::init()?;
+        fault_watch::start();
         let shared = match device::SharedHandle::new(capabilities) {
             Ok(shared) => shared,
             Err(err) => {
+                fault_watch::stop();
                 segment_map::exit();
                 return Err(err);
             }
@@ -78,6 +81,7 @@ impl kernel::Module for AdaptModule {
         ) {
             Ok(device) => Ok(Self { device }),
             Err(err) => {
+                fault_watch::stop();
                 segment_map::exit();
                 Err(err)
             }
@@ -90,6 +94,7 @@ impl Drop for AdaptModule {
         // No file of /dev/adapt is open (they pin the module), so nothing
         // else touches the injector now. Put every target back first.
         self.device.data().shared().injector.revert_all();
+        fault_watch::stop();
         // Task works still queued on target threads run module code.
         while rendezvous::pending_works() != 0 {
             // SAFETY: Sleeping is allowed here (module exit, process context).

@@ -19,6 +19,7 @@
 
 use crate::abi;
 use crate::bindings;
+use crate::fault_watch;
 use crate::library::{Library, Variant};
 use crate::rendezvous::{self, Duty, ThreadPoint};
 use crate::segment_map::{self, Placement, SegmentFile};
@@ -53,6 +54,8 @@ struct Injection {
     placement: Placement,
     injected_ns: u64,
     pause_ns: u64,
+    /// The segment's range, watched for faults.
+    _watched: fault_watch::Published,
 }
 
 impl Drop for Injection {
@@ -223,6 +226,7 @@ impl Injector {
             return Err(EINVAL);
         }
         let _operation = self.operation.lock();
+        library.apply_quarantines();
         self.collect_dead();
 
         let policy = self.policy();
@@ -325,6 +329,8 @@ impl Injector {
 
         variant.users.fetch_add(1, Ordering::AcqRel);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mm_ptr = mm.as_ptr();
+        let variant_id = variant.id;
         let record = KBox::write(
             slot,
             Injection {
@@ -341,6 +347,7 @@ impl Injector {
                 placement,
                 injected_ns: now_ns(),
                 pause_ns,
+                _watched: fault_watch::publish(mm_ptr, start, start + placement.len, variant_id),
             },
         );
         // Capacity was reserved above and only this (serialized) path adds.

@@ -183,6 +183,18 @@ impl Library {
         Ok(Loaded::New(id))
     }
 
+    /// Marks the variants the fault watch queued as quarantined.
+    pub(crate) fn apply_quarantines(&self) {
+        let variants = self.variants.lock();
+        crate::fault_watch::drain(|id| {
+            if let Some(v) = variants.iter().find(|v| v.id == id) {
+                if !v.quarantined.swap(true, Ordering::AcqRel) {
+                    pr_info!("adapt: variant {} quarantined: a target faulted inside it\n", id);
+                }
+            }
+        });
+    }
+
     /// The variant with library id `id`.
     pub(crate) fn get(&self, id: u64) -> Option<Arc<Variant>> {
         self.variants.lock().iter().find(|v| v.id == id).cloned()
@@ -209,6 +221,7 @@ impl Library {
 
     /// Descriptions of up to `max` variants, and how many there are.
     pub(crate) fn list(&self, max: usize) -> Result<(KVec<AdaptLibraryInfo>, usize)> {
+        self.apply_quarantines();
         let variants = self.variants.lock();
         let mut out = KVec::with_capacity(max.min(variants.len()), GFP_KERNEL)?;
         for v in variants.iter().take(max) {

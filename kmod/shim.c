@@ -10,6 +10,9 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/task_work.h>
+#include <linux/signal.h>
+#include <linux/string.h>
+#include <linux/tracepoint.h>
 #include <asm/cpufeature.h>
 #include <linux/perf_event.h>
 #include <linux/pid.h>
@@ -309,4 +312,47 @@ int adapt_unmap_if_file(struct file *file, unsigned long start, unsigned long le
 	ours = vma && vma->vm_file == file;
 	mmap_read_unlock(mm);
 	return ours ? vm_munmap(start, len) : -ENOENT;
+}
+
+/* ---- fault_watch.rs ---- */
+
+static struct tracepoint *adapt_tp_signal_deliver;
+
+static void adapt_find_signal_deliver(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "signal_deliver"))
+		adapt_tp_signal_deliver = tp;
+}
+
+/*
+ * Called with the target's siglock held, as it is about to act on a
+ * signal: only fault signals raised by the kernel for the current thread
+ * (si_code > 0) are of interest; their registers hold the faulting IP.
+ */
+static void adapt_on_signal_deliver(void *data, int sig, struct kernel_siginfo *info,
+				    struct k_sigaction *ka)
+{
+	if (sig != SIGSEGV && sig != SIGBUS && sig != SIGILL && sig != SIGFPE &&
+	    sig != SIGTRAP)
+		return;
+	if (!info || info->si_code <= 0 || !current->mm)
+		return;
+	adapt_rust_on_fault(instruction_pointer(task_pt_regs(current)), current->mm);
+}
+
+int adapt_fault_watch_start(void)
+{
+	for_each_kernel_tracepoint(adapt_find_signal_deliver, NULL);
+	if (!adapt_tp_signal_deliver)
+		return -ENOENT;
+	return tracepoint_probe_register(adapt_tp_signal_deliver, adapt_on_signal_deliver, NULL);
+}
+
+void adapt_fault_watch_stop(void)
+{
+	if (!adapt_tp_signal_deliver)
+		return;
+	tracepoint_probe_unregister(adapt_tp_signal_deliver, adapt_on_signal_deliver, NULL);
+	tracepoint_synchronize_unregister();
+	adapt_tp_signal_deliver = NULL;
 }

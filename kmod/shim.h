@@ -69,4 +69,10 @@ bool adapt_task_uses_mm(struct task_struct *task, struct mm_struct *mm);
 void adapt_mm_drop(struct mm_struct *mm);
 u64 adapt_cpu_features(void);
 
+/* fault_watch.rs */
+int adapt_fault_watch_start(void);
+void adapt_fault_watch_stop(void);
+/* Implemented in Rust (fault_watch.rs); called from the tracepoint probe. */
+void adapt_rust_on_fault(u64 ip, const void *mm);
+
 #endif

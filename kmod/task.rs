@@ -162,6 +162,13 @@ impl MmRef {
     }
 }
 
+impl MmRef {
+    /// The address that identifies this address space, for comparisons.
+    pub(crate) fn as_ptr(&self) -> *const kernel::ffi::c_void {
+        self.mm.as_ptr().cast_const().cast()
+    }
+}
+
 impl Drop for MmRef {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference.

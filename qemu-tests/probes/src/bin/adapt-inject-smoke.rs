@@ -5,7 +5,12 @@
 //! 42, that the segment is mapped without write permission, reverts, and
 //! checks 7 and the original bytes again. Repeats `ROUNDS` times.
 //!
-//! Usage: adapt-inject-smoke [ROUNDS]   (default 20)
+//! `adapt-inject-smoke fault`: injects a variant that traps (`ud2`) into a
+//! child process that keeps calling the function; the child must die of
+//! SIGILL and the module must then report the variant quarantined and
+//! refuse it to automatic requests.
+//!
+//! Usage: adapt-inject-smoke [ROUNDS|fault]   (default 20 rounds)
 
 use adapt_abi as abi;
 use adapt_guest_probes::check::Checks;
@@ -41,8 +46,102 @@ fn call_target() -> u32 {
     unsafe { std::hint::black_box(adapt_smoke_target()) }
 }
 
+fn load_variant(fd: i32, name: &str, code: &[u8], hash: u8) -> Result<u64, i32> {
+    let mut entry = abi::AdaptSegmentEntry {
+        contract_hash: CONTRACT,
+        ..Default::default()
+    };
+    entry.symbol = abi::name_field("adapt_smoke_target").unwrap();
+    let mut load = abi::AdaptLibraryLoad {
+        format_version: abi::ADAPT_SEGMENT_FORMAT_VERSION,
+        segment: abi::name_field("smoke").unwrap(),
+        variant: abi::name_field(name).unwrap(),
+        hash: [hash; 32],
+        code: code.as_ptr() as u64,
+        code_len: code.len() as u32,
+        rodata_align: 1,
+        entries: &entry as *const _ as u64,
+        nentries: 1,
+        ..Default::default()
+    };
+    // SAFETY: `load` and everything it points to are valid for the call.
+    match unsafe { ioctl_raw(fd, abi::ADAPT_IOC_LIBRARY_LOAD, &mut load as *mut _ as usize) } {
+        Ok(_) | Err(libc::EEXIST) => Ok(load.id),
+        Err(e) => Err(e),
+    }
+}
+
+fn inject_request(pid: u32, variant_id: u64, flags: u32) -> abi::AdaptInject {
+    let site = adapt_smoke_target as *const () as u64;
+    let mut expected = [0u8; abi::ADAPT_PATCH_MAX];
+    // SAFETY: the function's first 5 bytes are readable text.
+    unsafe { std::ptr::copy_nonoverlapping(site as *const u8, expected.as_mut_ptr(), 5) };
+    abi::AdaptInject {
+        pid,
+        flags,
+        target: site,
+        variant_id,
+        contract_hash: CONTRACT,
+        entry: 0,
+        patch_len: 5,
+        expected,
+        ..Default::default()
+    }
+}
+
+fn fault_mode(fd: i32) -> ExitCode {
+    let mut checks = Checks::default();
+    let variant = match load_variant(fd, "trap", &[0x0f, 0x0b], 0x7a) {
+        Ok(id) => id,
+        Err(e) => {
+            checks.eq("load the trapping variant", Err::<u64, i32>(e), Ok(0));
+            return checks.finish();
+        }
+    };
+    // SAFETY: the child only calls async-signal-safe code before it dies.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        loop {
+            call_target();
+            // SAFETY: plain sleep.
+            unsafe { libc::usleep(1000) };
+        }
+    }
+    let mut request = inject_request(child as u32, variant, 0);
+    // SAFETY: `request` is valid for the call.
+    let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_INJECT, &mut request as *mut _ as usize) };
+    checks.eq("inject the trapping variant into the child", got, Ok(0));
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    checks.that(
+        "the child died of SIGILL",
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGILL,
+        format!("status {status:#x}"),
+    );
+    let mut infos = vec![abi::AdaptLibraryInfo::default(); 64];
+    let mut list = abi::AdaptLibraryList {
+        entries: infos.as_mut_ptr() as u64,
+        capacity: 64,
+        ..Default::default()
+    };
+    // SAFETY: `list` points at room for 64 entries.
+    let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_LIBRARY_LIST, &mut list as *mut _ as usize) };
+    let info = infos.iter().take(list.count as usize).find(|i| i.id == variant).copied();
+    checks.that(
+        "the variant is quarantined",
+        got == Ok(0) && info.is_some_and(|i| i.flags & abi::ADAPT_LIBRARY_F_QUARANTINED != 0),
+        format!("{got:?} {info:?}"),
+    );
+    let mut auto = inject_request(std::process::id(), variant, abi::ADAPT_INJECT_F_AUTO);
+    // SAFETY: `auto` is valid for the call.
+    let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_INJECT, &mut auto as *mut _ as usize) };
+    checks.eq("automatic injection of it is refused", got, Err(libc::EACCES));
+    checks.finish()
+}
+
 fn main() -> ExitCode {
-    let rounds: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let arg = std::env::args().nth(1);
     let dev = match OpenOptions::new().read(true).write(true).open("/dev/adapt") {
         Ok(f) => f,
         Err(e) => {
@@ -51,6 +150,10 @@ fn main() -> ExitCode {
         }
     };
     let fd = dev.as_raw_fd();
+    if arg.as_deref() == Some("fault") {
+        return fault_mode(fd);
+    }
+    let rounds: u32 = arg.and_then(|a| a.parse().ok()).unwrap_or(20);
     let mut checks = Checks::default();
 
     let mut entry = abi::AdaptSegmentEntry {

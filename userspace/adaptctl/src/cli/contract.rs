@@ -64,18 +64,18 @@ fn hex_u64<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ContractError {
     #[error(
-        "adaptctl cannot vouch for the C contract of {symbol} in {object}: segment {segment} \
-         declares `{declared}` for {function} in {library}, and {why}; if {symbol} really has that \
-         signature, pass --assume-contract '{declared_short}'"
+        "adaptctl cannot vouch for the C contract of {target}: segment {segment} declares \
+         `{declared}` for {declared_for}, and {why}; if the target really has that signature, pass \
+         --assume-contract '{}'",
+        declared.trim_start_matches(SIGNATURE_PREFIX)
     )]
     Unknown {
-        symbol: String,
-        object: String,
+        /// `SYMBOL in OBJECT`.
+        target: String,
         segment: String,
-        function: String,
-        library: String,
+        /// `FUNCTION in LIBRARY`.
+        declared_for: String,
         declared: String,
-        declared_short: String,
         why: String,
     },
     #[error(
@@ -139,16 +139,13 @@ pub(crate) fn target_contract(
             source: ContractSource::Declared,
         }),
         Some(why) => Err(ContractError::Unknown {
-            symbol: symbol.to_owned(),
-            object: object.path.clone(),
+            target: format!("{symbol} in {}", object.path),
             segment: segment.to_owned(),
-            function: function.symbol.clone(),
-            library: if function.library.is_empty() {
-                "no library".to_owned()
+            declared_for: if function.library.is_empty() {
+                function.symbol.clone()
             } else {
-                function.library.clone()
+                format!("{} in {}", function.symbol, function.library)
             },
-            declared_short: declared.trim_start_matches(SIGNATURE_PREFIX).to_owned(),
             declared,
             why,
         }),

@@ -1,10 +1,18 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod contract;
+mod inject;
+mod inject_plan;
 mod library;
 mod library_index;
+mod list;
+mod module_open;
+mod policy;
 mod profile;
 mod report;
+mod revert;
 mod status;
+mod variant_load;
 
 use adapt_client::DEFAULT_DEVICE_PATH;
 use clap::{Parser, Subcommand};
@@ -27,8 +35,18 @@ Exit codes:
  10  the verifier refused a segment (library verify, library load)
  11  a library variant is used by live injections (library unload without
      --force)
- 12  no such segment, library variant or library directory
+ 12  no such segment, library variant, library directory or injection
  13  the module's library is full (library load)
+ 14  the injection policy refused it (injection disabled, injection limit
+     reached, variant quarantined)
+ 15  the function cannot be injected safely: its contract is unknown or is
+     not the segment's, its entry cannot be patched (too short, a branch
+     into the replaced bytes, a jump table, an IFUNC, not code), its bytes
+     changed or are already patched, or this CPU lacks the variant's
+     features
+ 16  no function of that name in the process (inject, revert --symbol)
+ 17  a thread of the target stayed in the way, or there is no room near
+     the function: nothing was changed, retrying may work
 
 Every command that prints a report accepts --json for scripts; with --json,
 errors are also printed to stdout as {\"error\": {\"kind\": …, \"message\": …}}.";
@@ -68,6 +86,31 @@ enum Command {
     /// Manage the optimization library: list, show, verify and build the
     /// segments on disk; load them into the module and unload them.
     Library(library::Args),
+
+    /// Redirect a function of a running process to a verified variant of
+    /// the optimization library.
+    ///
+    /// Resolves the symbol in the process (the executable first, then the
+    /// libraries in map order, or --object), picks the segment replacing
+    /// it and the best variant this CPU supports, runs the verifier, checks
+    /// that the function's entry can be patched (at least 5 bytes, a patch
+    /// ending on an instruction boundary, no branch into the replaced
+    /// bytes) and that its C contract is the segment's, loads the variant
+    /// into the module if needed, and asks the module to inject. Prints the
+    /// injection id, the address, the variant, where the segment was
+    /// mapped, how many threads were held and for how long. Needs root.
+    Inject(inject::Args),
+
+    /// Undo injections: restore the original bytes and unmap the segment.
+    Revert(revert::Args),
+
+    /// List the live injections (id, process, function, address,
+    /// segment/variant, age, pause) and the quarantined variants.
+    List(list::Args),
+
+    /// Show or change the injection policy held in the module: the enable
+    /// switch and the per-process and global injection limits.
+    Policy(policy::Args),
 }
 
 impl Command {
@@ -76,6 +119,10 @@ impl Command {
             Command::Status(args) => args.json,
             Command::Profile(args) => args.json,
             Command::Library(args) => args.json(),
+            Command::Inject(args) => args.json,
+            Command::Revert(args) => args.json,
+            Command::List(args) => args.json,
+            Command::Policy(args) => args.json(),
         }
     }
 }
@@ -96,5 +143,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(&cli.device, &args),
         Command::Profile(args) => profile::run(&cli.device, &args),
         Command::Library(args) => library::run(&cli.device, &args),
+        Command::Inject(args) => inject::run(&cli.device, &args),
+        Command::Revert(args) => revert::run(&cli.device, &args),
+        Command::List(args) => list::run(&cli.device, &args),
+        Command::Policy(args) => policy::run(&cli.device, &args),
     }
 }

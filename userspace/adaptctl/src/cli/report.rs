@@ -17,6 +17,24 @@ pub(crate) fn error(err: &anyhow::Error, json: bool) -> ExitCode {
         command.kind()
     } else if let Some(segments) = err.downcast_ref::<adapt_segment::LibraryError>() {
         segment_library_kind(segments)
+    } else if let Some(inject) = err.downcast_ref::<adapt_client::InjectError>() {
+        (inject.kind(), inject.exit_code())
+    } else if let Some(target) = err.downcast_ref::<adapt_target::TargetError>() {
+        target_kind(target)
+    } else if let Some(resolve) = err.downcast_ref::<adapt_target::ResolveError>() {
+        resolve_kind(resolve)
+    } else if let Some(contract) = err.downcast_ref::<super::contract::ContractError>() {
+        contract_kind(contract)
+    } else if let Some(plan) = err.downcast_ref::<super::inject_plan::PlanError>() {
+        plan.kind()
+    } else if let Some(command) = err.downcast_ref::<super::inject::InjectCommandError>() {
+        match command {
+            super::inject::InjectCommandError::AlreadyInjected { .. } => ("already-patched", 15),
+        }
+    } else if let Some(command) = err.downcast_ref::<super::revert::RevertCommandError>() {
+        command.kind()
+    } else if let Some(load) = err.downcast_ref::<super::variant_load::LoadError>() {
+        (library_load_kind(&load.kind), load.exit_code)
     } else {
         ("error", 1)
     };
@@ -49,4 +67,49 @@ fn segment_library_kind(err: &adapt_segment::LibraryError) -> (&'static str, u8)
         E::NoSuchSegment { .. } => ("no-such-segment", super::library::EXIT_NOT_FOUND),
         E::Io { .. } | E::Load(_) => ("error", 1),
     }
+}
+
+fn target_kind(err: &adapt_target::TargetError) -> (&'static str, u8) {
+    use adapt_target::{MemoryError, TargetError as E};
+    match err {
+        E::Resolve(resolve) => resolve_kind(resolve),
+        E::Memory(MemoryError::NoSuchProcess { .. }) => ("no-such-process", 8),
+        E::Memory(MemoryError::NotPermitted { .. }) => ("not-permitted", 9),
+        E::Memory(_) => ("error", 1),
+        E::UnknownSize { .. } | E::BodyNotInFile { .. } | E::Prologue { .. } => ("unsafe-entry", 15),
+        E::Modified { .. } => ("bytes-changed", 15),
+    }
+}
+
+fn resolve_kind(err: &adapt_target::ResolveError) -> (&'static str, u8) {
+    use adapt_target::ResolveError as E;
+    match err {
+        E::NoSuchProcess { .. } => ("no-such-process", 8),
+        E::KernelThread { .. } => ("kernel-thread", 9),
+        E::Maps { .. } => ("not-permitted", 9),
+        E::NoSuchObject { .. } | E::NotFound { .. } | E::Ambiguous { .. } => ("no-such-symbol", 16),
+        E::Ifunc { .. } | E::NotCode { .. } | E::NotMapped { .. } => ("unsafe-entry", 15),
+        E::FileReplaced { .. } | E::Elf(_) => ("error", 1),
+    }
+}
+
+fn contract_kind(err: &super::contract::ContractError) -> (&'static str, u8) {
+    use super::contract::ContractError as E;
+    match err {
+        E::Unknown { .. } => ("contract-unknown", 15),
+        E::Mismatch { .. } => ("contract-mismatch", 15),
+        E::Syntax { .. } => ("usage", 2),
+    }
+}
+
+/// The kind `adaptctl library load` reported, as one of the kinds adaptctl
+/// prints (a subprocess's string cannot be kept otherwise).
+fn library_load_kind(kind: &str) -> &'static str {
+    const KINDS: &[&str] = &[
+        "module-not-loaded", "no-device-node", "permission-denied", "not-an-adapt-device",
+        "abi-mismatch", "refused", "no-such-segment", "no-such-variant", "unsupported-variant",
+        "no-library", "library-full", "variant-too-large", "malformed-variant", "name-too-long",
+        "io",
+    ];
+    KINDS.iter().find(|k| **k == kind).copied().unwrap_or("error")
 }

@@ -1,0 +1,257 @@
+//! `adaptctl inject --pid P --symbol NAME [...]`: redirect a function of a
+//! running process to a verified library variant.
+//!
+//! Steps: plan (`inject_plan.rs`: segment, function, variant, verifier,
+//! prologue, contract), make sure the variant is loaded in the module
+//! (`variant_load.rs`), inject, report. The in-situ measurement of a later
+//! issue goes between [`execute`] and the report: it measures the target
+//! before and after, and reverts on a regression.
+
+use super::contract::ContractSource;
+use super::inject_plan::{self, Plan};
+use super::variant_load::ensure_loaded;
+use super::module_open::open_checked;
+use adapt_client::inject::{self, InjectRequest, Injected};
+use adapt_client::library::hex;
+use adapt_client::Device;
+use adapt_target::TargetError;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The process to inject into.
+    #[arg(long)]
+    pid: u32,
+
+    /// The function to replace, by name (as stored or demangled).
+    #[arg(long, value_name = "NAME")]
+    symbol: String,
+
+    /// Look for the symbol only in this object: a path as in
+    /// /proc/PID/maps, a file name, or a soname such as libz.so.1. Without
+    /// it the executable is searched first, then the libraries in the order
+    /// they were mapped; the first definition wins.
+    #[arg(long, value_name = "PATH|SONAME")]
+    object: Option<String>,
+
+    /// The segment to use (default: the first segment that replaces a
+    /// function of this name).
+    #[arg(long, value_name = "NAME")]
+    segment: Option<String>,
+
+    /// The segment function (entry) to jump to, when the target's name is
+    /// not the one the segment replaces (default: the function named like
+    /// the symbol, or the segment's only function).
+    #[arg(long, value_name = "SYMBOL")]
+    function: Option<String>,
+
+    /// The variant to inject (default: the best one this CPU supports).
+    #[arg(long, value_name = "VARIANT")]
+    variant: Option<String>,
+
+    /// State the target's C signature, e.g. 'u64(u64,const u8*,u32)'.
+    ///
+    /// adaptctl takes the segment's declared contract only for the declared
+    /// symbol in the declared library (e.g. crc32 in libz.so.1). For any
+    /// other target (a function inside an executable, another library or
+    /// name) you must state its signature; it must equal the segment
+    /// function's. Types: void u8 u16 u32 u64 i32 i64 f32 f64, `const T*`,
+    /// `T*`.
+    #[arg(long, value_name = "SIGNATURE")]
+    assume_contract: Option<String>,
+
+    /// Accept a target containing indirect jumps (jump tables), whose
+    /// targets cannot be checked against the replaced bytes.
+    #[arg(long)]
+    allow_indirect_jumps: bool,
+
+    /// Library directory (default: $ADAPT_LIBRARY, else the adapt-library
+    /// directory of the cargo target directory adaptctl was built in).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// Decide and check everything, print the plan, and stop before
+    /// loading or injecting anything (no module needed).
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The `--json` document (fields are only ever added).
+#[derive(Debug, Serialize)]
+struct Report<'p> {
+    dry_run: bool,
+    #[serde(flatten)]
+    plan: &'p Plan,
+    /// The loaded variant's library id (absent in a dry run).
+    variant_id: Option<u64>,
+    /// What the module did (absent in a dry run).
+    injection: Option<Injected>,
+    /// The exact `ADAPT_IOC_INJECT` request (absent in a dry run), for
+    /// tools that repeat it.
+    request: Option<RequestDoc>,
+}
+
+/// The request, flat, with the expected bytes in hex.
+#[derive(Debug, Serialize)]
+struct RequestDoc {
+    pid: u32,
+    target: u64,
+    variant_id: u64,
+    entry: u32,
+    contract_hash: u64,
+    patch_len: u32,
+    expected: String,
+}
+
+/// Errors of the command itself.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InjectCommandError {
+    #[error(
+        "{symbol} at {address:#x} in pid {pid} is already redirected by injection #{id} \
+         ({segment}/{variant}): revert it first with `adaptctl revert --id {id}`"
+    )]
+    AlreadyInjected {
+        symbol: String,
+        address: u64,
+        pid: u32,
+        id: u64,
+        segment: String,
+        variant: String,
+    },
+}
+
+pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    // Open the module first: without root, that is the error to show.
+    let device = if args.dry_run { None } else { Some(open_checked(device_path)?) };
+    let request = inject_plan::Request {
+        pid: args.pid,
+        symbol: &args.symbol,
+        object: args.object.as_deref(),
+        segment: args.segment.as_deref(),
+        function: args.function.as_deref(),
+        variant: args.variant.as_deref(),
+        assume_contract: args.assume_contract.as_deref(),
+        allow_indirect_jumps: args.allow_indirect_jumps,
+        dir: args.dir.as_deref(),
+    };
+    let plan = match inject_plan::plan(&request) {
+        Ok(plan) => plan,
+        Err(err) => return Err(explain_modified(device.as_ref(), args.pid, err)),
+    };
+    let Some(device) = device else {
+        return print(&Report {
+            dry_run: true,
+            plan: &plan,
+            variant_id: None,
+            injection: None,
+            request: None,
+        }, args.json);
+    };
+
+    let variant_id = ensure_loaded(device_path, args.dir.as_deref(), &plan.segment, &plan.variant)?;
+    let request = InjectRequest {
+        pid: plan.pid,
+        target: plan.target.symbol.address,
+        variant_id,
+        entry: plan.entry,
+        contract_hash: plan.contract.hash,
+        expected: plan.target.patch.bytes().to_vec(),
+        automatic: false,
+    };
+    let injected = execute(&device, &request)?;
+    print(
+        &Report {
+            dry_run: false,
+            plan: &plan,
+            variant_id: Some(variant_id),
+            injection: Some(injected),
+            request: Some(RequestDoc {
+                pid: request.pid,
+                target: request.target,
+                variant_id,
+                entry: request.entry,
+                contract_hash: request.contract_hash,
+                patch_len: plan.target.patch.patch_len,
+                expected: hex(&request.expected),
+            }),
+        },
+        args.json,
+    )
+}
+
+/// Asks the module.
+fn execute(device: &Device, request: &InjectRequest) -> anyhow::Result<Injected> {
+    Ok(inject::inject(device, request)?)
+}
+
+/// A target whose entry already starts with a `jmp` may be one of ours:
+/// name the injection.
+fn explain_modified(device: Option<&Device>, pid: u32, err: anyhow::Error) -> anyhow::Error {
+    let (Some(device), Some(TargetError::Modified { name, address, .. })) = (device, err.downcast_ref::<TargetError>()) else {
+        return err;
+    };
+    match inject::list(device, Some(pid)) {
+        Ok(list) => match list.into_iter().find(|i| i.target == *address) {
+            Some(i) => InjectCommandError::AlreadyInjected {
+                symbol: name.clone(),
+                address: *address,
+                pid,
+                id: i.id,
+                segment: i.segment,
+                variant: i.variant,
+            }
+            .into(),
+            None => err,
+        },
+        Err(_) => err,
+    }
+}
+
+fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = report.plan;
+    let symbol = &plan.target.symbol;
+    let where_ = format!("{} at {:#x} in {} (pid {})", symbol.name, symbol.address, symbol.object.path, plan.pid);
+    match (&report.injection, report.variant_id) {
+        (Some(i), Some(id)) => {
+            println!(
+                "injection #{}: {where_} → {}/{} (library id {id}), segment at {:#x}",
+                i.id, plan.segment, plan.variant, i.segment_addr
+            );
+            println!(
+                "  threads held: {}, pause: {}, rendezvous attempts: {}",
+                i.threads,
+                super::list::duration_ns(i.pause_ns),
+                i.attempts
+            );
+        }
+        _ => println!("dry run: would redirect {where_} → {}/{} ({})", plan.segment, plan.variant, plan.function),
+    }
+    println!(
+        "  replaces {} bytes: {}",
+        plan.target.patch.patch_len,
+        plan.target.patch.replaced.join("; ")
+    );
+    let source = match plan.contract.source {
+        ContractSource::Declared => "declared by the segment for this library",
+        ContractSource::Assumed => "stated with --assume-contract",
+    };
+    println!(
+        "  contract: {} ({source}, hash {:016x})",
+        plan.contract.signature.trim_start_matches(super::contract::SIGNATURE_PREFIX),
+        plan.contract.hash
+    );
+    if !symbol.also_defined_in.is_empty() {
+        println!("  note: {} is also defined in {} (pick one with --object)", symbol.name, symbol.also_defined_in.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

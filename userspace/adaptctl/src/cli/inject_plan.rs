@@ -1,0 +1,208 @@
+//! Deciding an injection without touching anything: which segment, function
+//! (entry) and variant replace the target, whether the segment passes the
+//! verifier, which bytes the patch replaces, and which contract the target
+//! has. `adaptctl inject` then loads the variant and asks the module;
+//! `--dry-run` prints this plan and stops.
+
+use super::contract::{target_contract, TargetContract};
+use adapt_segment::{verify_segment, CpuFeatures, Library, Segment};
+use adapt_target::{CheckOptions, Target};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What the caller asked for.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub(crate) pid: u32,
+    pub(crate) symbol: &'a str,
+    pub(crate) object: Option<&'a str>,
+    pub(crate) segment: Option<&'a str>,
+    pub(crate) function: Option<&'a str>,
+    pub(crate) variant: Option<&'a str>,
+    pub(crate) assume_contract: Option<&'a str>,
+    pub(crate) allow_indirect_jumps: bool,
+    pub(crate) dir: Option<&'a Path>,
+}
+
+/// Everything decided; serialized as part of `adaptctl inject --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Plan {
+    pub(crate) pid: u32,
+    /// The function in the process and the bytes the patch replaces.
+    pub(crate) target: Target,
+    pub(crate) segment: String,
+    pub(crate) segment_file: PathBuf,
+    /// The segment function the target is replaced with.
+    pub(crate) function: String,
+    /// Its entry index in every variant.
+    pub(crate) entry: u32,
+    pub(crate) variant: String,
+    /// CPU features the variant needs.
+    pub(crate) variant_features: Vec<String>,
+    pub(crate) contract: TargetContract,
+}
+
+/// Why no plan could be made (besides target and contract errors).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlanError {
+    #[error(
+        "no segment of the library in {dir} replaces {symbol}: see `adaptctl library list`, or \
+         name one with --segment (and --function)"
+    )]
+    NoSegment { symbol: String, dir: String },
+
+    #[error("segment {segment} replaces no function {function} (it replaces: {available}); pick one with --function")]
+    NoSuchFunction {
+        segment: String,
+        function: String,
+        available: String,
+    },
+
+    #[error("segment {segment} has no variant {variant} (it has: {available})")]
+    NoSuchVariant {
+        segment: String,
+        variant: String,
+        available: String,
+    },
+
+    #[error(
+        "variant {segment}/{variant} needs {missing}, which this CPU lacks: pick a supported \
+         variant (`adaptctl library show {segment}`)"
+    )]
+    Unsupported {
+        segment: String,
+        variant: String,
+        missing: String,
+    },
+
+    #[error("no variant of segment {segment} runs on this CPU")]
+    NoSupportedVariant { segment: String },
+
+    #[error(
+        "the verifier refused segment {segment} ({first}); nothing was injected: see `adaptctl \
+         library verify {segment}` and rebuild with `adaptctl library build`"
+    )]
+    Refused { segment: String, first: String },
+}
+
+impl PlanError {
+    pub(crate) fn kind(&self) -> (&'static str, u8) {
+        match self {
+            PlanError::NoSegment { .. } => ("no-such-segment", 12),
+            PlanError::NoSuchFunction { .. } => ("no-such-function", 12),
+            PlanError::NoSuchVariant { .. } => ("no-such-variant", 12),
+            PlanError::Unsupported { .. } | PlanError::NoSupportedVariant { .. } => ("unsupported-variant", 15),
+            PlanError::Refused { .. } => ("refused", 10),
+        }
+    }
+}
+
+/// Makes the plan for `request` (see the module documentation).
+pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
+    let library = match request.dir {
+        Some(dir) => Library::open(dir)?,
+        None => Library::open_default()?,
+    };
+    let wanted = request.function.unwrap_or(request.symbol);
+    let (segment_file, segment) = match request.segment {
+        Some(name) => library.find(name)?,
+        None => find_by_function(&library, wanted)?,
+    };
+    if let Err(err) = verify_segment(&segment) {
+        return Err(PlanError::Refused {
+            segment: segment.name.clone(),
+            first: err.to_string(),
+        }
+        .into());
+    }
+    let (entry, function) = pick_function(&segment, request.function, request.symbol)?;
+    let (_, variant) = pick_variant(&segment, request.variant, &CpuFeatures::detect())?;
+
+    let options = CheckOptions {
+        allow_indirect_jumps: request.allow_indirect_jumps,
+    };
+    let target = adapt_target::inspect(request.pid, request.symbol, request.object, options)?;
+    let contract = target_contract(
+        &segment.name,
+        function,
+        &target.symbol.name,
+        &target.symbol.object,
+        request.assume_contract,
+    )?;
+    Ok(Plan {
+        pid: request.pid,
+        segment: segment.name.clone(),
+        segment_file,
+        function: function.symbol.clone(),
+        // At most limits::MAX_FUNCTIONS (16) functions: fits a u32.
+        entry: entry as u32,
+        variant: variant.name.clone(),
+        variant_features: variant.features.iter().map(|f| f.name().to_owned()).collect(),
+        contract,
+        target,
+    })
+}
+
+/// The first segment (in file order) replacing a function named `symbol`.
+fn find_by_function(library: &Library, symbol: &str) -> anyhow::Result<(PathBuf, Segment)> {
+    for (path, segment) in library.load_all()? {
+        // Unreadable files cannot replace anything; `library list` names them.
+        if let Ok(segment) = segment {
+            if segment.function(symbol).is_some() {
+                return Ok((path, segment));
+            }
+        }
+    }
+    Err(PlanError::NoSegment {
+        symbol: symbol.to_owned(),
+        dir: library.dir().display().to_string(),
+    }
+    .into())
+}
+
+/// The segment function to jump to: `--function`, else the one named like
+/// the target symbol, else the only one.
+fn pick_function<'s>(
+    segment: &'s Segment,
+    function: Option<&str>,
+    symbol: &str,
+) -> Result<(usize, &'s adapt_segment::Function), PlanError> {
+    let wanted = function.unwrap_or(symbol);
+    if let Some(found) = segment.function(wanted) {
+        return Ok(found);
+    }
+    if function.is_none() && segment.functions.len() == 1 {
+        return Ok((0, &segment.functions[0]));
+    }
+    Err(PlanError::NoSuchFunction {
+        segment: segment.name.clone(),
+        function: wanted.to_owned(),
+        available: segment.functions.iter().map(|f| f.symbol.as_str()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// `--variant`, if this CPU runs it, else the best variant this CPU runs.
+fn pick_variant<'s>(
+    segment: &'s Segment,
+    name: Option<&str>,
+    cpu: &CpuFeatures,
+) -> Result<(usize, &'s adapt_segment::Variant), PlanError> {
+    let Some(name) = name else {
+        return segment.best_variant(cpu).ok_or_else(|| PlanError::NoSupportedVariant {
+            segment: segment.name.clone(),
+        });
+    };
+    let (index, variant) = segment.variant(name).ok_or_else(|| PlanError::NoSuchVariant {
+        segment: segment.name.clone(),
+        variant: name.to_owned(),
+        available: segment.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
+    if !cpu.is_superset(&variant.features) {
+        return Err(PlanError::Unsupported {
+            segment: segment.name.clone(),
+            variant: variant.name.clone(),
+            missing: cpu.missing(&variant.features).to_string(),
+        });
+    }
+    Ok((index, variant))
+}

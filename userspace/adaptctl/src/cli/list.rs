@@ -1,0 +1,157 @@
+//! `adaptctl list [--pid P]`: the module's live injections and its
+//! quarantined variants.
+
+use super::module_open::open_checked;
+use adapt_client::inject::{self, Injection};
+use adapt_client::library::{self, LoadedVariant};
+use adapt_profile::Symbolizer;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Only injections into this process.
+    #[arg(long)]
+    pid: Option<u32>,
+
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// One injection with what adaptctl can add to the module's record.
+#[derive(Debug, Serialize)]
+struct Entry {
+    #[serde(flatten)]
+    injection: Injection,
+    /// The function at the target address, when the process can still be
+    /// symbolized.
+    symbol: Option<String>,
+    /// The object it is in.
+    object: Option<String>,
+    /// Seconds since the injection.
+    age_s: Option<f64>,
+}
+
+/// The `--json` document (fields are only ever added).
+#[derive(Debug, Serialize)]
+struct Report {
+    injections: Vec<Entry>,
+    /// Variants quarantined after a fault inside them: never injected
+    /// automatically again.
+    quarantined: Vec<LoadedVariant>,
+}
+
+pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    let device = open_checked(device_path)?;
+    let injections = inject::list(&device, args.pid)?;
+    let quarantined: Vec<LoadedVariant> = library::list(&device)?.into_iter().filter(|v| v.quarantined).collect();
+    let now = monotonic_ns();
+    let mut symbolizers: HashMap<u32, Option<Symbolizer>> = HashMap::new();
+    let entries = injections
+        .into_iter()
+        .map(|injection| {
+            let symbolizer = symbolizers
+                .entry(injection.pid)
+                .or_insert_with(|| Symbolizer::new(injection.pid).ok());
+            let location = symbolizer.as_mut().map(|s| s.locate(injection.target, false));
+            // A name in brackets is the symbolizer's "no symbol here".
+            let (symbol, object) = match location {
+                Some(l) if !l.function.starts_with('[') => (Some(l.function), Some(l.object)),
+                Some(l) => (None, Some(l.object)),
+                None => (None, None),
+            };
+            Entry {
+                age_s: now.map(|now| now.saturating_sub(injection.injected_ns) as f64 / 1e9),
+                injection,
+                symbol,
+                object,
+            }
+        })
+        .collect();
+    let report = Report {
+        injections: entries,
+        quarantined,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report, args.pid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_text(report: &Report, pid: Option<u32>) {
+    if report.injections.is_empty() {
+        match pid {
+            Some(pid) => println!("no live injections in pid {pid}"),
+            None => println!("no live injections"),
+        }
+    } else {
+        println!(
+            "{:>5} {:>7}  {:<28} {:>14}  {:<24} {:>14} {:>10} {:>10}",
+            "ID", "PID", "SYMBOL", "ADDRESS", "SEGMENT/VARIANT", "SEGMENT AT", "AGE", "PAUSE"
+        );
+        for e in &report.injections {
+            let i = &e.injection;
+            println!(
+                "{:>5} {:>7}  {:<28} {:>#14x}  {:<24} {:>#14x} {:>10} {:>10}",
+                i.id,
+                i.pid,
+                e.symbol.as_deref().unwrap_or("?"),
+                i.target,
+                format!("{}/{} #{}", i.segment, i.variant, i.variant_id),
+                i.segment_addr,
+                e.age_s.map_or("?".to_owned(), |s| format!("{s:.1}s")),
+                duration_ns(i.pause_ns),
+            );
+        }
+    }
+    for v in &report.quarantined {
+        println!(
+            "quarantined: {}/{} (library id {}) faulted in a target; it is not injected automatically",
+            v.segment, v.variant, v.id
+        );
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in ns (the clock the module stamps injections with).
+fn monotonic_ns() -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ret == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// A duration in ns for people: `850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
+pub(crate) fn duration_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration_ns(0), "0 ns");
+        assert_eq!(duration_ns(850), "850 ns");
+        assert_eq!(duration_ns(12_345), "12.3 µs");
+        assert_eq!(duration_ns(4_560_000), "4.56 ms");
+        assert_eq!(duration_ns(1_200_000_000), "1.20 s");
+    }
+
+    #[test]
+    fn the_monotonic_clock_advances() {
+        let a = monotonic_ns().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(monotonic_ns().unwrap() >= a + 2_000_000);
+    }
+}
