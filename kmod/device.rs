@@ -26,12 +26,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(capabilities: u64) -> impl PinInit<Self> {
+    pub(crate) fn new(capabilities: u64, policy: KBox<crate::injector::Policy>) -> impl PinInit<Self> {
         pin_init!(Self {
             capabilities,
             profiler <- Profiler::new(),
             library <- Library::new(),
-            injector <- Injector::new(),
+            injector <- Injector::new(policy),
             next_client: AtomicU64::new(1),
         })
     }
@@ -83,6 +83,7 @@ impl SharedHandle {
     }
 
     pub(crate) fn new(capabilities: u64) -> Result<Self> {
-        Ok(Self(Arc::pin_init(Shared::new(capabilities), GFP_KERNEL)?))
+        let policy = KBox::new(crate::injector::default_policy(), GFP_KERNEL)?;
+        Ok(Self(Arc::pin_init(Shared::new(capabilities, policy), GFP_KERNEL)?))
     }
 }

@@ -92,22 +92,84 @@ impl Injection {
     }
 }
 
-/// The policy the module enforces.
-#[derive(Clone, Copy)]
-pub(crate) struct Policy {
-    pub(crate) enabled: bool,
-    pub(crate) max_per_process: u32,
-    pub(crate) max_total: u32,
+/// The policy, as set through `ADAPT_IOC_POLICY_SET` (validated).
+pub(crate) type Policy = abi::AdaptPolicy;
+
+/// The policy the module starts with: enabled, default limits, any target.
+pub(crate) fn default_policy() -> Policy {
+    abi::AdaptPolicy {
+        flags: abi::ADAPT_POLICY_F_ENABLED,
+        max_per_process: abi::ADAPT_POLICY_DEFAULT_PER_PROCESS,
+        max_total: abi::ADAPT_POLICY_DEFAULT_TOTAL,
+        freq_min_hz: abi::ADAPT_PROFILE_FREQ_MIN,
+        freq_max_hz: abi::ADAPT_PROFILE_FREQ_MAX,
+        regression_margin_permille: abi::ADAPT_POLICY_DEFAULT_MARGIN_PERMILLE,
+        ..Default::default()
+    }
 }
 
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_per_process: abi::ADAPT_POLICY_DEFAULT_PER_PROCESS,
-            max_total: abi::ADAPT_POLICY_DEFAULT_TOTAL,
+/// Checks a policy from userspace; `EINVAL` names nothing, so every rule is
+/// documented on `AdaptPolicy`.
+pub(crate) fn validate_policy(p: &Policy) -> Result {
+    fn nul_terminated(field: &[u8]) -> bool {
+        match field.iter().position(|&b| b == 0) {
+            Some(len) => len > 0 && field.iter().skip(len).all(|&b| b == 0),
+            None => false,
         }
     }
+    fn unused_zero<T: PartialEq + Default>(entries: &[T], used: u32) -> bool {
+        entries.iter().skip(used as usize).all(|e| *e == T::default())
+    }
+    let ok = p.flags & !abi::ADAPT_POLICY_F_ALL == 0
+        && p.reserved == [0; 4]
+        && (1..=abi::ADAPT_POLICY_MAX_TOTAL).contains(&p.max_total)
+        && (1..=p.max_total).contains(&p.max_per_process)
+        && p.nuids as usize <= abi::ADAPT_POLICY_MAX_UIDS
+        && p.ncomms as usize <= abi::ADAPT_POLICY_MAX_COMMS
+        && p.nexes as usize <= abi::ADAPT_POLICY_MAX_EXES
+        && p.nsegments as usize <= abi::ADAPT_POLICY_MAX_SEGMENTS
+        && unused_zero(&p.uids, p.nuids)
+        && unused_zero(&p.comms, p.ncomms)
+        && p.exes.iter().skip(p.nexes as usize).all(|e| e.iter().all(|&b| b == 0))
+        && unused_zero(&p.segments, p.nsegments)
+        && p.comms.iter().take(p.ncomms as usize).all(|c| nul_terminated(c))
+        && p.exes.iter().take(p.nexes as usize).all(|e| nul_terminated(e) && e.first() == Some(&b'/'))
+        && p.segments.iter().take(p.nsegments as usize).all(|s| crate::library::valid_name(s))
+        && abi::ADAPT_PROFILE_FREQ_MIN <= p.freq_min_hz
+        && p.freq_min_hz <= p.freq_max_hz
+        && p.freq_max_hz <= abi::ADAPT_PROFILE_FREQ_MAX
+        && p.regression_margin_permille <= 1000;
+    if ok {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+/// Whether `policy` allows `process` as a target.
+fn target_allowed(policy: &Policy, process: &TaskRef) -> Result<bool> {
+    if policy.nuids > 0 && !policy.uids.iter().take(policy.nuids as usize).any(|&u| u == process.uid()) {
+        return Ok(false);
+    }
+    if policy.ncomms > 0 {
+        let comm = process.comm();
+        if !policy.comms.iter().take(policy.ncomms as usize).any(|c| *c == comm) {
+            return Ok(false);
+        }
+    }
+    if policy.nexes > 0 {
+        let mut any = false;
+        for exe in policy.exes.iter().take(policy.nexes as usize) {
+            if process.exe_is(exe)? {
+                any = true;
+                break;
+            }
+        }
+        if !any {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Every live injection.
@@ -118,7 +180,7 @@ pub(crate) struct Injector {
     #[pin]
     live: Mutex<KVec<KBox<Injection>>>,
     #[pin]
-    policy: Mutex<Policy>,
+    policy: Mutex<KBox<Policy>>,
     next_id: AtomicU64,
 }
 
@@ -176,21 +238,24 @@ fn now_ns() -> u64 {
 }
 
 impl Injector {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(policy: KBox<Policy>) -> impl PinInit<Self> {
         pin_init!(Self {
             operation <- new_mutex!(()),
             live <- new_mutex!(KVec::new()),
-            policy <- new_mutex!(Policy::default()),
+            policy <- new_mutex!(policy),
             next_id: AtomicU64::new(1),
         })
     }
 
-    pub(crate) fn policy(&self) -> Policy {
-        *self.policy.lock()
+    /// Copies the policy into `out`.
+    pub(crate) fn policy_into(&self, out: &mut Policy) {
+        *out = **self.policy.lock();
     }
 
-    pub(crate) fn set_policy(&self, policy: Policy) {
-        *self.policy.lock() = policy;
+    /// Replaces the policy with `policy` (already validated).
+    pub(crate) fn set_policy(&self, policy: KBox<Policy>) {
+        let old = core::mem::replace(&mut *self.policy.lock(), policy);
+        drop(old);
     }
 
     /// Forgets injections whose process exited or exec'd.
@@ -229,11 +294,13 @@ impl Injector {
         library.apply_quarantines();
         self.collect_dead();
 
-        let policy = self.policy();
-        if !policy.enabled {
-            return Err(EACCES);
-        }
+        let pid = task::traceable_process(req.pid)?;
+        let process = pid.process().ok_or(ESRCH)?;
         {
+            let policy = self.policy.lock();
+            if policy.flags & abi::ADAPT_POLICY_F_ENABLED == 0 || !target_allowed(&policy, &process)? {
+                return Err(EACCES);
+            }
             let live = self.live.lock();
             if live.len() >= policy.max_total as usize
                 || live.iter().filter(|i| i.pid_nr == req.pid).count() >= policy.max_per_process as usize
@@ -241,9 +308,6 @@ impl Injector {
                 return Err(crate::errno::edquot());
             }
         }
-
-        let pid = task::traceable_process(req.pid)?;
-        let process = pid.process().ok_or(ESRCH)?;
         let mm = MmRef::of(&process).ok_or(ESRCH)?;
 
         let variant = library.get(req.variant_id).ok_or(ENOENT)?;

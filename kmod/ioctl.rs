@@ -6,7 +6,6 @@
 
 use crate::abi;
 use crate::device::Client;
-use crate::injector::Policy;
 use crate::library::Loaded;
 use crate::perf::EventKind;
 use crate::task;
@@ -360,39 +359,38 @@ fn injection_list(client: &Client, arg: usize) -> Result<isize> {
     Ok(0)
 }
 
+/// Reads a policy from userspace into the heap (it is ~3 KiB: too big for
+/// the kernel stack).
+fn read_policy(arg: usize) -> Result<KBox<abi::AdaptPolicy>> {
+    let mut policy = KBox::<abi::AdaptPolicy>::new_uninit(GFP_KERNEL)?;
+    // SAFETY: Viewing the uninitialized allocation as bytes to be filled.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(
+            policy.as_mut_ptr().cast::<core::mem::MaybeUninit<u8>>(),
+            size_of::<abi::AdaptPolicy>(),
+        )
+    };
+    UserSlice::new(arg, size_of::<abi::AdaptPolicy>()).reader().read_raw(bytes)?;
+    // SAFETY: Every byte was written by `read_raw`, and `AdaptPolicy` is
+    // plain bytes (`plain_abi_struct!`): any bit pattern is a valid value.
+    Ok(unsafe { policy.assume_init() })
+}
+
 fn policy_get(client: &Client, arg: usize) -> Result<isize> {
-    let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptPolicy>()).reader_writer();
-    let request: abi::AdaptPolicy = reader.read()?;
-    if request != abi::AdaptPolicy::default() {
+    let mut policy = read_policy(arg)?;
+    if *policy != abi::AdaptPolicy::default() {
         return Err(EINVAL);
     }
-    let policy = client.shared.injector.policy();
-    let reply = abi::AdaptPolicy {
-        flags: if policy.enabled { abi::ADAPT_POLICY_F_ENABLED } else { 0 },
-        max_per_process: policy.max_per_process,
-        max_total: policy.max_total,
-        ..Default::default()
-    };
-    writer.write(&reply)?;
+    client.shared.injector.policy_into(&mut policy);
+    UserSlice::new(arg, size_of::<abi::AdaptPolicy>())
+        .writer()
+        .write(&*policy)?;
     Ok(0)
 }
 
 fn policy_set(client: &Client, arg: usize) -> Result<isize> {
-    let request: abi::AdaptPolicy = UserSlice::new(arg, size_of::<abi::AdaptPolicy>()).reader().read()?;
-    if request.flags & !abi::ADAPT_POLICY_F_ALL != 0
-        || request.reserved0 != 0
-        || request.reserved != [0; 8]
-        || request.max_total == 0
-        || request.max_total > abi::ADAPT_POLICY_MAX_TOTAL
-        || request.max_per_process == 0
-        || request.max_per_process > request.max_total
-    {
-        return Err(EINVAL);
-    }
-    client.shared.injector.set_policy(Policy {
-        enabled: request.flags & abi::ADAPT_POLICY_F_ENABLED != 0,
-        max_per_process: request.max_per_process,
-        max_total: request.max_total,
-    });
+    let policy = read_policy(arg)?;
+    crate::injector::validate_policy(&policy)?;
+    client.shared.injector.set_policy(policy);
     Ok(0)
 }

@@ -262,7 +262,7 @@ fn check_header(r: &abi::AdaptLibraryLoad) -> Result {
 
 /// A name field: non-empty, NUL-terminated, zero after the NUL, and made of
 /// ASCII letters, digits and `._+-`.
-fn valid_name(field: &[u8]) -> bool {
+pub(crate) fn valid_name(field: &[u8]) -> bool {
     let Some(len) = field.iter().position(|&b| b == 0) else {
         return false;
     };

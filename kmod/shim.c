@@ -10,6 +10,10 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/task_work.h>
+#include <linux/cred.h>
+#include <linux/dcache.h>
+#include <linux/uidgid.h>
+#include <linux/sched/task.h>
 #include <linux/signal.h>
 #include <linux/string.h>
 #include <linux/tracepoint.h>
@@ -271,6 +275,43 @@ bool adapt_task_uses_mm(struct task_struct *task, struct mm_struct *mm)
 void adapt_mm_drop(struct mm_struct *mm)
 {
 	mmdrop(mm);
+}
+
+/* The real uid of @task, as seen from the initial user namespace. */
+u32 adapt_task_uid(struct task_struct *task)
+{
+	return from_kuid_munged(&init_user_ns, task_uid(task));
+}
+
+void adapt_task_comm(struct task_struct *task, char *buf, u32 len)
+{
+	__get_task_comm(buf, len, task);
+}
+
+/* The path of @task's executable, as the caller sees it, NUL-terminated. */
+int adapt_task_exe_path(struct task_struct *task, char *buf, u32 len)
+{
+	struct mm_struct *mm = get_task_mm(task);
+	struct file *exe;
+	char *path;
+	int ret = 0;
+
+	if (!mm)
+		return -ENOENT;
+	/* get_mm_exe_file(), which is not exported, does this. */
+	rcu_read_lock();
+	exe = get_file_rcu(&mm->exe_file);
+	rcu_read_unlock();
+	mmput(mm);
+	if (!exe)
+		return -ENOENT;
+	path = d_path(&exe->f_path, buf, len);
+	if (IS_ERR(path))
+		ret = PTR_ERR(path);
+	else
+		memmove(buf, path, strlen(path) + 1);
+	fput(exe);
+	return ret;
 }
 
 /* Bits in the order of ADAPT_CPU_FEATURE_NAMES (userspace/abi/src/abi.rs). */

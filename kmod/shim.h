@@ -68,6 +68,9 @@ struct mm_struct *adapt_task_mm_grab(struct task_struct *task);
 bool adapt_task_uses_mm(struct task_struct *task, struct mm_struct *mm);
 void adapt_mm_drop(struct mm_struct *mm);
 u64 adapt_cpu_features(void);
+u32 adapt_task_uid(struct task_struct *task);
+void adapt_task_comm(struct task_struct *task, char *buf, u32 len);
+int adapt_task_exe_path(struct task_struct *task, char *buf, u32 len);
 
 /* fault_watch.rs */
 int adapt_fault_watch_start(void);

@@ -129,6 +129,33 @@ impl TaskRef {
         Ok(threads)
     }
 
+    /// The task's real uid (initial user namespace).
+    pub(crate) fn uid(&self) -> u32 {
+        // SAFETY: `self.task` is a valid, counted task.
+        unsafe { bindings::adapt_task_uid(self.task.as_ptr()) }
+    }
+
+    /// The task's command name, NUL-padded.
+    pub(crate) fn comm(&self) -> [u8; crate::abi::ADAPT_COMM_LEN] {
+        let mut comm = [0u8; crate::abi::ADAPT_COMM_LEN];
+        // SAFETY: `comm` has room for the length passed; the task is counted.
+        unsafe { bindings::adapt_task_comm(self.task.as_ptr(), comm.as_mut_ptr(), comm.len() as u32) };
+        comm
+    }
+
+    /// Whether the path of the task's executable is `path` (NUL-padded).
+    pub(crate) fn exe_is(&self, path: &[u8; crate::abi::ADAPT_PATH_LEN]) -> Result<bool> {
+        let mut buf = KVec::from_elem(0u8, crate::abi::ADAPT_PATH_LEN, GFP_KERNEL)?;
+        // SAFETY: `buf` has room for the length passed; the task is counted.
+        let ret = unsafe { bindings::adapt_task_exe_path(self.task.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) };
+        if ret != 0 {
+            return Ok(false);
+        }
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let want = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+        Ok(buf.get(..len) == path.get(..want))
+    }
+
     /// Whether the task still uses the address space `mm` (it has not
     /// exec'd or exited).
     pub(crate) fn uses_mm(&self, mm: &MmRef) -> bool {

@@ -2,3 +2,4 @@
 
 pub mod check;
 pub mod raw_ioctl;
+pub mod zcrc;

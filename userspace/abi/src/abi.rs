@@ -606,22 +606,86 @@ pub const ADAPT_POLICY_DEFAULT_TOTAL: u32 = 256;
 /// Largest global injection limit.
 pub const ADAPT_POLICY_MAX_TOTAL: u32 = 4096;
 
-/// The policy the module enforces on every injection. Argument of
-/// [`ADAPT_IOC_POLICY_GET`] (out) and [`ADAPT_IOC_POLICY_SET`] (in).
+/// Most uids a policy may list.
+pub const ADAPT_POLICY_MAX_UIDS: usize = 16;
+/// Most command names a policy may list.
+pub const ADAPT_POLICY_MAX_COMMS: usize = 16;
+/// Bytes of a command name (the kernel's `TASK_COMM_LEN`), NUL-padded.
+pub const ADAPT_COMM_LEN: usize = 16;
+/// Most executable paths a policy may list.
+pub const ADAPT_POLICY_MAX_EXES: usize = 8;
+/// Bytes of an executable path, NUL-padded.
+pub const ADAPT_PATH_LEN: usize = 256;
+/// Most segment names a policy may list.
+pub const ADAPT_POLICY_MAX_SEGMENTS: usize = 16;
+
+/// The policy. The module enforces, on every injection and against any
+/// caller: the enable switch, the limits, and the targets (uids, command
+/// names, executable paths; an empty list allows any). It holds the rest
+/// (segments, sampling bounds, regression margin) for adaptctl, which
+/// enforces those. Argument of [`ADAPT_IOC_POLICY_GET`] (out) and
+/// [`ADAPT_IOC_POLICY_SET`] (in).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptPolicy {
     /// `ADAPT_POLICY_F_*`.
     pub flags: u32,
-    /// Most live injections in one process (1..=total).
+    /// Most live injections in one process (1..=max_total).
     pub max_per_process: u32,
     /// Most live injections in all processes (1..=ADAPT_POLICY_MAX_TOTAL).
     pub max_total: u32,
+    /// Entries used in `uids`.
+    pub nuids: u32,
+    /// Entries used in `comms`.
+    pub ncomms: u32,
+    /// Entries used in `exes`.
+    pub nexes: u32,
+    /// Entries used in `segments`.
+    pub nsegments: u32,
+    /// Lowest sampling frequency adaptctl may use, Hz.
+    pub freq_min_hz: u32,
+    /// Highest sampling frequency adaptctl may use, Hz.
+    pub freq_max_hz: u32,
+    /// An injection is a regression unless it improves by at least this
+    /// much, in thousandths (e.g. 50 = 5 %).
+    pub regression_margin_permille: u32,
+    /// Real uids whose processes may be targeted.
+    pub uids: [u32; ADAPT_POLICY_MAX_UIDS],
+    /// Command names (`/proc/PID/comm`) that may be targeted.
+    pub comms: [[u8; ADAPT_COMM_LEN]; ADAPT_POLICY_MAX_COMMS],
+    /// Executable paths (`/proc/PID/exe`) that may be targeted.
+    pub exes: [[u8; ADAPT_PATH_LEN]; ADAPT_POLICY_MAX_EXES],
+    /// Segment names adaptctl may inject (empty: all).
+    pub segments: [[u8; ADAPT_NAME_LEN]; ADAPT_POLICY_MAX_SEGMENTS],
     /// Must be zero.
-    pub reserved0: u32,
-    /// Must be zero (room for later policy fields).
-    pub reserved: [u64; 8],
+    pub reserved: [u64; 4],
 }
+
+impl Default for AdaptPolicy {
+    /// All zero (what `ADAPT_IOC_POLICY_GET` expects as input).
+    fn default() -> Self {
+        Self {
+            flags: 0,
+            max_per_process: 0,
+            max_total: 0,
+            nuids: 0,
+            ncomms: 0,
+            nexes: 0,
+            nsegments: 0,
+            freq_min_hz: 0,
+            freq_max_hz: 0,
+            regression_margin_permille: 0,
+            uids: [0; ADAPT_POLICY_MAX_UIDS],
+            comms: [[0; ADAPT_COMM_LEN]; ADAPT_POLICY_MAX_COMMS],
+            exes: [[0; ADAPT_PATH_LEN]; ADAPT_POLICY_MAX_EXES],
+            segments: [[0; ADAPT_NAME_LEN]; ADAPT_POLICY_MAX_SEGMENTS],
+            reserved: [0; 4],
+        }
+    }
+}
+
+/// Default regression margin, thousandths.
+pub const ADAPT_POLICY_DEFAULT_MARGIN_PERMILLE: u32 = 50;
 
 /// Command number of [`ADAPT_IOC_INJECT`].
 pub const ADAPT_NR_INJECT: u32 = 0x30;
@@ -656,7 +720,10 @@ pub const ADAPT_IOC_REVERT: u32 = iowr::<AdaptRevert>(ADAPT_NR_REVERT);
 /// Lists live injections. Argument: [`AdaptInjectionList`].
 pub const ADAPT_IOC_INJECTION_LIST: u32 = iowr::<AdaptInjectionList>(ADAPT_NR_INJECTION_LIST);
 /// Reads the policy. Argument: [`AdaptPolicy`] (all fields zero on input).
+/// A target outside the policy's uids, command names or executables is
+/// refused by INJECT with `EACCES`.
 pub const ADAPT_IOC_POLICY_GET: u32 = iowr::<AdaptPolicy>(ADAPT_NR_POLICY_GET);
-/// Replaces the policy (`EINVAL` for unknown flags or limits out of range;
+/// Replaces the policy (`EINVAL` for unknown flags, limits or counts out of
+/// range, unterminated names, frequency bounds outside the profiler's;
 /// live injections above a new limit stay). Argument: [`AdaptPolicy`].
 pub const ADAPT_IOC_POLICY_SET: u32 = iowr::<AdaptPolicy>(ADAPT_NR_POLICY_SET);

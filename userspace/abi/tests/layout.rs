@@ -127,7 +127,11 @@ fn injection_structs_layout_is_stable() {
     assert_eq!(offset_of!(AdaptInjectionInfo, original), 56);
     assert_eq!(offset_of!(AdaptInjectionInfo, segment), 88);
     assert_eq!(size_of::<AdaptInjectionList>(), 40);
-    assert_eq!(size_of::<AdaptPolicy>(), 80);
+    assert_eq!(offset_of!(AdaptPolicy, uids), 40);
+    assert_eq!(offset_of!(AdaptPolicy, comms), 104);
+    assert_eq!(offset_of!(AdaptPolicy, exes), 360);
+    assert_eq!(offset_of!(AdaptPolicy, segments), 2408);
+    assert_eq!(size_of::<AdaptPolicy>(), 2952);
 }
 
 #[test]
@@ -135,6 +139,6 @@ fn injection_ioctl_numbers_are_stable() {
     assert_eq!(ADAPT_IOC_INJECT, 0xC078_AD30);
     assert_eq!(ADAPT_IOC_REVERT, 0xC028_AD31);
     assert_eq!(ADAPT_IOC_INJECTION_LIST, 0xC028_AD32);
-    assert_eq!(ADAPT_IOC_POLICY_GET, 0xC050_AD40);
-    assert_eq!(ADAPT_IOC_POLICY_SET, 0xC050_AD41);
+    assert_eq!(ADAPT_IOC_POLICY_GET, 0xCB88_AD40);
+    assert_eq!(ADAPT_IOC_POLICY_SET, 0xCB88_AD41);
 }
