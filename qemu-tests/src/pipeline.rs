@@ -21,6 +21,7 @@ pub fn build_all() -> Result<Artifacts> {
     let warn_ko = kmod::build_warn_fixture(&ws, &kernel)?;
     let adapt_ko = kmod::build_adapt(&ws, &kernel)?;
     userspace::build(&ws)?;
+    userspace::build_library(&ws)?;
     let artifacts = Artifacts {
         kernel_image: kernel.image.clone(),
         kernel_dir: kernel.dir.clone(),

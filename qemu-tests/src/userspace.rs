@@ -26,3 +26,22 @@ pub fn build(ws: &Workspace) -> Result<()> {
     }
     Ok(())
 }
+
+/// Builds the optimization library (`target/adapt-library/*.seg`) with the
+/// `build-library` binary just built: guests load segments from there.
+pub fn build_library(ws: &Workspace) -> Result<std::path::PathBuf> {
+    let out = ws.target_dir.join("adapt-library");
+    say(format_args!("library: build-library --out {}", out.display()));
+    let status = std::process::Command::new(ws.bin_dir().join("build-library"))
+        .current_dir(&ws.root)
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run build-library (built by `cargo build --workspace --bins`)")?;
+    if !status.success() {
+        bail!("build-library failed ({status}); its errors are above");
+    }
+    Ok(out)
+}

@@ -93,7 +93,7 @@ impl Rng {
         Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -102,12 +102,12 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
+            let v = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
@@ -142,7 +142,7 @@ mod tests {
         for _ in 0..200 {
             let start = rng.below(64) as usize;
             let len = rng.below(4000) as usize;
-            let crc = rng.next();
+            let crc = rng.next_u64();
             let slice = &buf[start..start + len];
             // SAFETY: `slice` is `len` readable bytes.
             let got = unsafe { crc32(crc, slice.as_ptr(), len as u32) };

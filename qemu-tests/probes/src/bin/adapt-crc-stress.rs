@@ -122,7 +122,7 @@ fn target_fn(name: &str) -> Result<Crc32Fn, String> {
 
 /// One checked call; returns whether it was right.
 fn checked_call(f: Crc32Fn, rng: &mut Rng, buf: &[u8], max_len: usize, fixed_len: Option<usize>, report: &mut dyn FnMut(String)) -> (bool, u64) {
-    let crc = if rng.below(4) == 0 { 0 } else { rng.next() };
+    let crc = if rng.below(4) == 0 { 0 } else { rng.next_u64() };
     let null = fixed_len.is_none() && rng.below(256) == 0;
     let len = fixed_len.unwrap_or_else(|| match rng.below(8) {
         0 => rng.below(16) as usize,
@@ -172,7 +172,7 @@ fn worker(f: Crc32Fn, seed: u64, o: Options, counters: Arc<Vec<Counters>>, index
         }
         // Keep the data changing.
         let i = rng.below(buf.len() as u64) as usize;
-        buf[i] = rng.next() as u8;
+        buf[i] = rng.next_u64() as u8;
     }
 }
 
@@ -204,8 +204,8 @@ fn main() {
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGTERM, on_stop_signal as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_stop_signal as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
     }
     let counters: Arc<Vec<Counters>> = Arc::new((0..o.threads).map(|_| Counters::default()).collect());
     let stop = Arc::new(AtomicBool::new(false));
@@ -379,7 +379,7 @@ fn fork_child(f: Crc32Fn, o: &Options) {
         return;
     }
     // SAFETY: async-signal-safe handler (an atomic store).
-    unsafe { libc::signal(libc::SIGTERM, on_child_stop as libc::sighandler_t) };
+    unsafe { libc::signal(libc::SIGTERM, on_child_stop as *const () as libc::sighandler_t) };
     let (mut calls, mut wrong) = (0u64, 0u64);
     let mut nothing = |_line: String| {};
     while !CHILD_STOP.load(Ordering::Relaxed) {

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Contract shapes: which C signatures the selection knows how to call.
+//!
+//! A shape is recognised from a segment function's [`Contract`] by the
+//! scalars and indirections of its return value and parameters (the type
+//! spellings, `uLong` or `uint64_t`, do not matter). Each shape has one
+//! benchmark driver in [`crate::driver`].
+
+use std::fmt;
+
+use adapt_segment::{Contract, Indirection, Scalar};
+use serde::{Deserialize, Serialize};
+
+/// A C signature the selection can call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// `u64 f(u64 init, const u8 *buf, u32 len)`: zlib's `crc32` and
+    /// `adler32` (crc-like and adler-like checksums share the signature
+    /// and the driver; the initial value does not change the work done).
+    Checksum32Len,
+    /// `u64 f(u64 init, const u8 *buf, u64 len)`: `crc32_z`, `adler32_z`.
+    Checksum64Len,
+    /// `u32 f(u32 crc, const u8 *buf, u64 len)`: `crc32c`.
+    Crc32c,
+    /// `f32 f(const f32 *a, const f32 *b, u64 n)`: `dot_f32`.
+    Dot,
+    /// `void f(f32 a, const f32 *x, f32 *y, u64 n)`: `axpy_f32`.
+    Axpy,
+    /// `void f(u32 state[8], const u8 *blocks, u64 nblocks)`: the SHA-256
+    /// block transform (64-byte blocks).
+    Sha256Transform,
+}
+
+/// A contract with no driver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no benchmark driver for the C signature {signature}: the selection can call \
+     u64(u64,const u8*,u32), u64(u64,const u8*,u64), u32(u32,const u8*,u64), \
+     f32(const f32*,const f32*,u64), void(f32,const f32*,f32*,u64) and void(u32*,const u8*,u64)"
+)]
+pub struct UnknownShape {
+    /// The signature, in the short form above.
+    pub signature: String,
+}
+
+type Sig = (Indirection, Scalar);
+
+const fn v(s: Scalar) -> Sig {
+    (Indirection::Value, s)
+}
+const fn cp(s: Scalar) -> Sig {
+    (Indirection::ConstPtr, s)
+}
+const fn mp(s: Scalar) -> Sig {
+    (Indirection::MutPtr, s)
+}
+
+impl Shape {
+    /// Every shape.
+    pub const ALL: [Shape; 6] = [
+        Shape::Checksum32Len,
+        Shape::Checksum64Len,
+        Shape::Crc32c,
+        Shape::Dot,
+        Shape::Axpy,
+        Shape::Sha256Transform,
+    ];
+
+    fn signature(self) -> (Sig, &'static [Sig]) {
+        use Scalar::*;
+        match self {
+            Shape::Checksum32Len => (v(U64), &[v(U64), cp(U8), v(U32)]),
+            Shape::Checksum64Len => (v(U64), &[v(U64), cp(U8), v(U64)]),
+            Shape::Crc32c => (v(U32), &[v(U32), cp(U8), v(U64)]),
+            Shape::Dot => (v(F32), &[cp(F32), cp(F32), v(U64)]),
+            Shape::Axpy => (v(Void), &[v(F32), cp(F32), mp(F32), v(U64)]),
+            Shape::Sha256Transform => (v(Void), &[mp(U32), cp(U8), v(U64)]),
+        }
+    }
+
+    /// The shape of `contract`.
+    pub fn of(contract: &Contract) -> Result<Shape, UnknownShape> {
+        let ret = (contract.returns.indirection, contract.returns.scalar);
+        let params: Vec<Sig> = contract
+            .params
+            .iter()
+            .map(|p| (p.ty.indirection, p.ty.scalar))
+            .collect();
+        Shape::ALL
+            .into_iter()
+            .find(|s| {
+                let (r, p) = s.signature();
+                r == ret && p == params.as_slice()
+            })
+            .ok_or_else(|| UnknownShape {
+                signature: short_signature(ret, &params),
+            })
+    }
+
+    /// Smallest size (bytes) one call can work on, and the granule sizes
+    /// are rounded down to.
+    pub fn granule(self) -> usize {
+        match self {
+            Shape::Sha256Transform => 64,
+            Shape::Dot | Shape::Axpy => 4,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (r, p) = self.signature();
+        f.write_str(&short_signature(r, p))
+    }
+}
+
+fn short_signature(ret: Sig, params: &[Sig]) -> String {
+    let one = |(i, s): Sig| {
+        let name = match s {
+            Scalar::Void => "void",
+            Scalar::U8 => "u8",
+            Scalar::U16 => "u16",
+            Scalar::U32 => "u32",
+            Scalar::U64 => "u64",
+            Scalar::I32 => "i32",
+            Scalar::I64 => "i64",
+            Scalar::F32 => "f32",
+            Scalar::F64 => "f64",
+        };
+        match i {
+            Indirection::Value => name.to_owned(),
+            Indirection::ConstPtr => format!("const {name}*"),
+            Indirection::MutPtr => format!("{name}*"),
+        }
+    };
+    let ps: Vec<String> = params.iter().map(|&p| one(p)).collect();
+    format!("{}({})", one(ret), ps.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adapt_segment::{CType, Param};
+
+    fn contract(ret: CType, params: Vec<CType>) -> Contract {
+        Contract {
+            returns: ret,
+            params: params
+                .into_iter()
+                .enumerate()
+                .map(|(i, ty)| Param { name: format!("p{i}"), ty })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn shapes_are_recognised_by_scalars_not_spellings() {
+        let zlib = contract(
+            CType::value(Scalar::U64, "uLong"),
+            vec![
+                CType::value(Scalar::U64, "uLong"),
+                CType::const_ptr(Scalar::U8, "const Bytef *"),
+                CType::value(Scalar::U32, "uInt"),
+            ],
+        );
+        assert_eq!(Shape::of(&zlib), Ok(Shape::Checksum32Len));
+        let other = contract(
+            CType::value(Scalar::U64, "uint64_t"),
+            vec![
+                CType::value(Scalar::U64, "uint64_t"),
+                CType::const_ptr(Scalar::U8, "const uint8_t *"),
+                CType::value(Scalar::U32, "uint32_t"),
+            ],
+        );
+        assert_eq!(Shape::of(&other), Ok(Shape::Checksum32Len));
+        let unknown = contract(CType::value(Scalar::I32, "int"), vec![]);
+        let err = Shape::of(&unknown).unwrap_err();
+        assert_eq!(err.signature, "i32()");
+        assert_eq!(Shape::Axpy.to_string(), "void(f32,const f32*,f32*,u64)");
+    }
+}

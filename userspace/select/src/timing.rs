@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The interleaved timing harness.
+//!
+//! Every candidate (the original and each variant) first calibrates how many
+//! calls fill one batch of [`Budget::batch`] (which also warms caches and
+//! branch predictors), then the candidates run one batch each, in turn, for
+//! [`Budget::rounds`] rounds: A B C A B C … so that frequency changes,
+//! other processes and host noise hit all of them alike. A candidate's
+//! figure is the median batch throughput, with the quartiles and extremes
+//! as its spread.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How long to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Target duration of one batch.
+    pub batch: Duration,
+    /// Batches per candidate (the median is taken over them).
+    pub rounds: usize,
+}
+
+impl Default for Budget {
+    /// 2 ms batches, 21 rounds: about 45 ms per candidate and size, enough
+    /// for a median stable to a few percent on a quiet machine.
+    fn default() -> Self {
+        Budget {
+            batch: Duration::from_millis(2),
+            rounds: 21,
+        }
+    }
+}
+
+impl Budget {
+    /// A short budget for tests and smoke runs: 1 ms batches, 7 rounds.
+    pub fn quick() -> Budget {
+        Budget {
+            batch: Duration::from_millis(1),
+            rounds: 7,
+        }
+    }
+}
+
+/// One candidate's throughput at one size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// Median batch throughput, bytes per second.
+    pub bytes_per_sec: f64,
+    /// First quartile of the batch throughputs.
+    pub p25: f64,
+    /// Third quartile.
+    pub p75: f64,
+    /// Slowest batch.
+    pub min: f64,
+    /// Fastest batch.
+    pub max: f64,
+    /// Batches measured.
+    pub rounds: usize,
+    /// Calls per batch.
+    pub calls_per_batch: u64,
+}
+
+impl Figure {
+    /// Relative spread: the interquartile range over the median (0.02 is
+    /// ±1 % around the median).
+    pub fn spread(&self) -> f64 {
+        if self.bytes_per_sec > 0.0 {
+            (self.p75 - self.p25) / self.bytes_per_sec
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Median throughput in MB/s (10^6 bytes).
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes_per_sec / 1e6
+    }
+
+    /// A figure from batch throughputs (any order, at least one).
+    pub fn from_samples(mut samples: Vec<f64>, calls_per_batch: u64) -> Figure {
+        samples.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let i = ((samples.len() - 1) as f64 * p).round() as usize;
+            samples[i.min(samples.len() - 1)]
+        };
+        Figure {
+            bytes_per_sec: q(0.5),
+            p25: q(0.25),
+            p75: q(0.75),
+            min: samples.first().copied().unwrap_or(0.0),
+            max: samples.last().copied().unwrap_or(0.0),
+            rounds: samples.len(),
+            calls_per_batch,
+        }
+    }
+}
+
+/// Something to time: `run(calls)` makes `calls` calls of the measured
+/// function.
+pub type Runner<'a> = Box<dyn FnMut(u64) + 'a>;
+
+/// Calls per batch for `run`, doubling until a batch lasts a quarter of the
+/// target, then scaling.
+fn calibrate(run: &mut Runner<'_>, batch: Duration) -> u64 {
+    let mut n = 1u64;
+    loop {
+        let t = Instant::now();
+        run(n);
+        let e = t.elapsed();
+        if e >= batch / 4 || n >= 1 << 32 {
+            let per_call = e.as_secs_f64() / n as f64;
+            return ((batch.as_secs_f64() / per_call.max(1e-12)) as u64).max(1);
+        }
+        n *= 2;
+    }
+}
+
+/// Times every runner, interleaved (see the module documentation);
+/// `bytes_per_call` converts calls to throughput.
+pub fn measure(runners: &mut [Runner<'_>], bytes_per_call: u64, budget: Budget) -> Vec<Figure> {
+    let calls: Vec<u64> = runners
+        .iter_mut()
+        .map(|r| calibrate(r, budget.batch))
+        .collect();
+    let rounds = budget.rounds.max(1);
+    let mut samples = vec![Vec::with_capacity(rounds); runners.len()];
+    for _ in 0..rounds {
+        for (i, run) in runners.iter_mut().enumerate() {
+            let t = Instant::now();
+            run(calls[i]);
+            let e = t.elapsed().as_secs_f64().max(1e-9);
+            samples[i].push(bytes_per_call as f64 * calls[i] as f64 / e);
+        }
+    }
+    samples
+        .into_iter()
+        .zip(calls)
+        .map(|(s, c)| Figure::from_samples(s, c))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figure_takes_median_and_quartiles() {
+        let f = Figure::from_samples(vec![5.0, 1.0, 3.0, 2.0, 4.0], 10);
+        assert_eq!(f.bytes_per_sec, 3.0);
+        assert_eq!(f.p25, 2.0);
+        assert_eq!(f.p75, 4.0);
+        assert_eq!((f.min, f.max, f.rounds), (1.0, 5.0, 5));
+        assert!((f.spread() - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn measure_runs_every_candidate_the_same_number_of_rounds() {
+        let mut a = 0u64;
+        let mut b = 0u64;
+        {
+            let mut runners: Vec<Runner<'_>> = vec![
+                Box::new(|n| a += std::hint::black_box(n)),
+                Box::new(|n| b += std::hint::black_box(n)),
+            ];
+            let figs = measure(&mut runners, 1, Budget { batch: Duration::from_micros(100), rounds: 3 });
+            assert_eq!(figs.len(), 2);
+            assert!(figs.iter().all(|f| f.rounds == 3 && f.bytes_per_sec > 0.0));
+        }
+        assert!(a > 0 && b > 0);
+    }
+}
