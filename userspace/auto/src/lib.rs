@@ -1,0 +1,11 @@
+//! The decisions of `adaptctl auto`, kept apart from the I/O so they can be
+//! tested: which hot functions are opportunities and in what order, whether
+//! an injection helped, and the log of every decision.
+
+pub mod decision_log;
+pub mod opportunity;
+pub mod verdict;
+
+pub use decision_log::{Decision, DecisionKind, DecisionLog};
+pub use opportunity::{rank, Candidate, Opportunity};
+pub use verdict::{judge, Verdict, Window};
