@@ -468,6 +468,16 @@ pub fn name_str(field: &[u8]) -> Option<&str> {
     core::str::from_utf8(&field[..len]).ok()
 }
 
+/// Fills a NUL-padded field of any length `N` (names, command names,
+/// paths); `None` if `text` is empty or does not fit with at least one NUL
+/// after it.
+pub fn name_field_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.is_empty() {
+        return None;
+    }
+    name_field(text)
+}
+
 /// Fills a NUL-padded name field; `None` if `name` does not fit with at
 /// least one NUL after it.
 pub fn name_field<const N: usize>(name: &str) -> Option<[u8; N]> {

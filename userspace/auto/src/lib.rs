@@ -4,6 +4,7 @@
 
 pub mod decision_log;
 pub mod opportunity;
+pub mod policy_file;
 pub mod verdict;
 
 pub use decision_log::{Decision, DecisionKind, DecisionLog};

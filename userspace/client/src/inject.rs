@@ -137,7 +137,9 @@ impl Injection {
     }
 }
 
-/// The module's injection policy.
+/// The part of the module's policy the injection commands show and change:
+/// the enable switch and the limits. (The rest — targets, segments, sampling
+/// bounds, regression margin — is kept as it is by [`set_policy`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Policy {
     /// Injection is allowed at all.
@@ -157,13 +159,17 @@ impl Policy {
         }
     }
 
-    fn to_abi(self) -> abi::AdaptPolicy {
-        abi::AdaptPolicy {
-            flags: if self.enabled { abi::ADAPT_POLICY_F_ENABLED } else { 0 },
-            max_per_process: self.max_per_process,
-            max_total: self.max_total,
-            ..Default::default()
-        }
+    /// `current` with this switch and these limits, everything else kept.
+    fn apply_to(self, current: &abi::AdaptPolicy) -> abi::AdaptPolicy {
+        let mut p = *current;
+        p.flags = if self.enabled {
+            p.flags | abi::ADAPT_POLICY_F_ENABLED
+        } else {
+            p.flags & !abi::ADAPT_POLICY_F_ENABLED
+        };
+        p.max_per_process = self.max_per_process;
+        p.max_total = self.max_total;
+        p
     }
 
     /// Checks the limits the module accepts, so a bad value is refused with
@@ -216,6 +222,12 @@ pub enum InjectError {
          unload it with `adaptctl library unload {variant_id}`"
     )]
     Quarantined { variant_id: u64 },
+
+    #[error(
+        "the policy does not allow pid {pid} as a target (EACCES: its uid, command name or \
+         executable is not among the policy's targets{also}): see `adaptctl policy show`"
+    )]
+    TargetNotAllowed { pid: u32, also: &'static str },
 
     #[error(
         "the policy's injection limit is reached (EDQUOT: at most {max_per_process} per process, \
@@ -337,6 +349,7 @@ impl InjectError {
             InjectError::NotPermitted { .. } => "not-permitted",
             InjectError::PolicyDisabled => "policy-disabled",
             InjectError::Quarantined { .. } => "quarantined",
+            InjectError::TargetNotAllowed { .. } => "target-not-allowed",
             InjectError::LimitReached { .. } => "limit-reached",
             InjectError::NoSuchVariant { .. } => "no-such-variant",
             InjectError::BadRequest { .. } => "bad-request",
@@ -363,9 +376,10 @@ impl InjectError {
             InjectError::KernelThread { .. } | InjectError::NotPermitted { .. } => EXIT_NOT_PERMITTED,
             InjectError::NotSupported { .. } => 6,
             InjectError::NoSuchVariant { .. } | InjectError::NoSuchInjection { .. } => EXIT_NOT_FOUND,
-            InjectError::PolicyDisabled | InjectError::Quarantined { .. } | InjectError::LimitReached { .. } => {
-                EXIT_POLICY
-            }
+            InjectError::PolicyDisabled
+            | InjectError::Quarantined { .. }
+            | InjectError::TargetNotAllowed { .. }
+            | InjectError::LimitReached { .. } => EXIT_POLICY,
             InjectError::CpuLacksFeature { .. }
             | InjectError::ContractMismatch { .. }
             | InjectError::NotExecutable { .. }
@@ -407,7 +421,7 @@ pub fn inject(device: &Device, request: &InjectRequest) -> Result<Injected, Inje
         }),
         Err(source) => {
             let policy = match source.raw_os_error() {
-                Some(libc::EACCES) | Some(libc::EDQUOT) => get_policy(device).ok(),
+                Some(libc::EACCES) | Some(libc::EDQUOT) => get_policy_raw(device).ok(),
                 _ => None,
             };
             Err(inject_error(request, policy, source))
@@ -417,7 +431,9 @@ pub fn inject(device: &Device, request: &InjectRequest) -> Result<Injected, Inje
 
 /// The error for a refused injection, from its errno (and the policy, when
 /// it could be read).
-fn inject_error(request: &InjectRequest, policy: Option<Policy>, source: io::Error) -> InjectError {
+fn inject_error(request: &InjectRequest, raw_policy: Option<abi::AdaptPolicy>, source: io::Error) -> InjectError {
+    let policy = raw_policy.as_ref().map(Policy::from_abi);
+    let targets_restricted = raw_policy.is_some_and(|p| p.nuids + p.ncomms + p.nexes > 0);
     let pid = request.pid;
     let target = request.target;
     match source.raw_os_error() {
@@ -425,11 +441,16 @@ fn inject_error(request: &InjectRequest, policy: Option<Policy>, source: io::Err
         Some(libc::EOPNOTSUPP) => InjectError::KernelThread { pid },
         Some(libc::EPERM) => InjectError::NotPermitted { pid },
         Some(libc::EACCES) => match policy {
+            None => InjectError::PolicyDisabled,
+            Some(p) if !p.enabled => InjectError::PolicyDisabled,
             // Only automatic requests are refused for a quarantined variant.
-            Some(p) if p.enabled && request.automatic => InjectError::Quarantined {
+            Some(_) if request.automatic && !targets_restricted => InjectError::Quarantined {
                 variant_id: request.variant_id,
             },
-            _ => InjectError::PolicyDisabled,
+            Some(_) => InjectError::TargetNotAllowed {
+                pid,
+                also: if request.automatic { ", or the variant is quarantined" } else { "" },
+            },
         },
         Some(libc::EDQUOT) => {
             let p = policy.unwrap_or(Policy {
@@ -528,19 +549,25 @@ pub fn list(device: &Device, pid: Option<u32>) -> Result<Vec<Injection>, InjectE
     }
 }
 
-/// The policy the module enforces now.
+/// The switch and limits of the policy the module enforces now.
 pub fn get_policy(device: &Device) -> Result<Policy, InjectError> {
+    Ok(Policy::from_abi(&get_policy_raw(device)?))
+}
+
+/// The whole policy as the module holds it.
+pub fn get_policy_raw(device: &Device) -> Result<abi::AdaptPolicy, InjectError> {
     let mut arg = abi::AdaptPolicy::default();
     device
         .ioctl(abi::ADAPT_IOC_POLICY_GET, &mut arg)
         .map_err(|source| common_error("ADAPT_IOC_POLICY_GET", source))?;
-    Ok(Policy::from_abi(&arg))
+    Ok(arg)
 }
 
-/// Replaces the policy. Live injections above a new limit stay.
+/// Sets the enable switch and the limits, keeping every other part of the
+/// module's policy (read first). Live injections above a new limit stay.
 pub fn set_policy(device: &Device, policy: &Policy) -> Result<(), InjectError> {
     policy.validate()?;
-    let mut arg = policy.to_abi();
+    let mut arg = policy.apply_to(&get_policy_raw(device)?);
     device
         .ioctl(abi::ADAPT_IOC_POLICY_SET, &mut arg)
         .map(drop)
@@ -649,16 +676,25 @@ mod tests {
     #[test]
     fn eacces_of_an_automatic_request_under_an_enabled_policy_is_a_quarantine() {
         let mut r = request();
-        let enabled = Policy {
-            enabled: true,
+        let enabled = abi::AdaptPolicy {
+            flags: abi::ADAPT_POLICY_F_ENABLED,
             max_per_process: 2,
             max_total: 5,
+            ..Default::default()
         };
-        assert!(matches!(inject_error(&r, Some(enabled), errno(libc::EACCES)), InjectError::PolicyDisabled));
+        let restricted = abi::AdaptPolicy { ncomms: 1, ..enabled };
+        let disabled = abi::AdaptPolicy { flags: 0, ..enabled };
+        // A manual request: the switch, else the targets.
+        assert!(matches!(inject_error(&r, Some(disabled), errno(libc::EACCES)), InjectError::PolicyDisabled));
+        let err = inject_error(&r, Some(restricted), errno(libc::EACCES));
+        assert!(matches!(err, InjectError::TargetNotAllowed { pid: 42, also: "" }), "{err}");
+        assert!(err.to_string().contains("adaptctl policy show"), "{err}");
+        // An automatic one may also meet a quarantined variant.
         r.automatic = true;
         let err = inject_error(&r, Some(enabled), errno(libc::EACCES));
         assert!(matches!(err, InjectError::Quarantined { variant_id: 3 }), "{err}");
-        let disabled = Policy { enabled: false, ..enabled };
+        let err = inject_error(&r, Some(restricted), errno(libc::EACCES));
+        assert!(err.to_string().contains("or the variant is quarantined"), "{err}");
         assert!(matches!(inject_error(&r, Some(disabled), errno(libc::EACCES)), InjectError::PolicyDisabled));
         // EDQUOT names the limits in force.
         let err = inject_error(&r, Some(enabled), errno(libc::EDQUOT));
@@ -691,11 +727,23 @@ mod tests {
             let err = bad.validate().unwrap_err();
             assert!(err.to_string().contains("1 <= max-per-process <= max-total <= 4096"), "{err}");
         }
-        let a = p(3, 9).to_abi();
-        assert_eq!((a.flags, a.max_per_process, a.max_total, a.reserved0, a.reserved), (abi::ADAPT_POLICY_F_ENABLED, 3, 9, 0, [0; 8]));
+        // Only the switch and the limits change; targets and the rest stay.
+        let current = abi::AdaptPolicy {
+            flags: 0,
+            max_per_process: 16,
+            max_total: 256,
+            nuids: 1,
+            uids: [1000; abi::ADAPT_POLICY_MAX_UIDS],
+            regression_margin_permille: 50,
+            ..Default::default()
+        };
+        let a = p(3, 9).apply_to(&current);
+        assert_eq!((a.flags, a.max_per_process, a.max_total), (abi::ADAPT_POLICY_F_ENABLED, 3, 9));
+        assert_eq!((a.nuids, a.uids[0], a.regression_margin_permille, a.reserved), (1, 1000, 50, [0; 4]));
         assert_eq!(Policy::from_abi(&a), p(3, 9));
-        let off = Policy { enabled: false, ..p(3, 9) }.to_abi();
+        let off = Policy { enabled: false, ..p(3, 9) }.apply_to(&a);
         assert_eq!(off.flags, 0);
+        assert_eq!(off.nuids, 1);
     }
 
     #[test]

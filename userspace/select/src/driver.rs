@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Benchmark drivers: one per [`Shape`], calling a function by address on
+//! inputs of one size.
+//!
+//! | shape | one call | bytes counted per call | result compared |
+//! |---|---|---|---|
+//! | crc-like / adler-like (`u64(u64,const u8*,u32\|u64)`) | `f(0, buf, size)` | `size` | the returned value, exactly |
+//! | crc32c | `f(0, buf, size)` | `size` | the returned value, exactly |
+//! | dot | `f(a, b, size/4)` | `size` (one array) | within twice the summation-order error bound γ(n)·Σ\|aᵢbᵢ\| |
+//! | axpy | `f(1e-3, x, y, size/4)` on the candidate's own `y` | `size` (one array) | every `y[i]` within 4 ulp of `a·x[i]+y[i]` (fused or not) |
+//! | sha256 transform | `f(state, blocks, size/64)` on the candidate's own state | `size` | the 8 state words, exactly |
+//!
+//! Inputs are deterministic pseudo-random bytes (floats in [-1, 1)), the
+//! buffers 64-byte aligned. Every candidate of a measurement gets the same
+//! inputs.
+
+use std::hint::black_box;
+
+use crate::shape::Shape;
+use crate::timing::Runner;
+
+type Checksum32 = unsafe extern "C" fn(u64, *const u8, u32) -> u64;
+type Checksum64 = unsafe extern "C" fn(u64, *const u8, u64) -> u64;
+type Crc32c = unsafe extern "C" fn(u32, *const u8, u64) -> u32;
+type Dot = unsafe extern "C" fn(*const f32, *const f32, u64) -> f32;
+type Axpy = unsafe extern "C" fn(f32, *const f32, *mut f32, u64);
+type Sha = unsafe extern "C" fn(*mut u32, *const u8, u64);
+
+/// The `a` of the axpy driver: small, so `y` stays far from overflow over
+/// billions of calls.
+const AXPY_A: f32 = 1e-3;
+
+/// FIPS 180-4 initial SHA-256 state.
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// A 64-byte aligned, owned byte buffer.
+struct Aligned {
+    storage: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Aligned {
+        let storage = vec![0u8; len + 64];
+        let offset = storage.as_ptr().align_offset(64).min(64);
+        Aligned {
+            storage,
+            offset,
+            len,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.storage[self.offset..self.offset + self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.offset..self.offset + self.len]
+    }
+}
+
+/// What one call returned, for comparing candidates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// An integer result (checksums).
+    Int(u64),
+    /// A float result with the bound it may differ by.
+    Float {
+        /// The value.
+        value: f32,
+        /// Largest difference two correct results may have.
+        tolerance: f64,
+    },
+    /// An output array (axpy's `y`) with per-element tolerances.
+    Floats {
+        /// The values.
+        values: Vec<f32>,
+        /// Largest difference per element.
+        tolerance: Vec<f64>,
+    },
+    /// Output words (a hash state).
+    Words(Vec<u32>),
+}
+
+impl Outcome {
+    /// Whether two outcomes are equal within their tolerances.
+    pub fn agrees(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Outcome::Int(a), Outcome::Int(b)) => a == b,
+            (Outcome::Words(a), Outcome::Words(b)) => a == b,
+            (Outcome::Float { value: a, tolerance }, Outcome::Float { value: b, .. }) => {
+                a.is_finite() && b.is_finite() && (f64::from(*a) - f64::from(*b)).abs() <= *tolerance
+            }
+            (
+                Outcome::Floats {
+                    values: a,
+                    tolerance,
+                },
+                Outcome::Floats { values: b, .. },
+            ) => {
+                a.len() == b.len()
+                    && a.iter().zip(b).zip(tolerance).all(|((x, y), t)| {
+                        x.is_finite() && y.is_finite() && (f64::from(*x) - f64::from(*y)).abs() <= *t
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// A short description for reports.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Int(v) => format!("{v:#x}"),
+            Outcome::Float { value, .. } => format!("{value}"),
+            Outcome::Floats { values, .. } => format!(
+                "y[0..{}] starting {:?}",
+                values.len(),
+                &values[..values.len().min(2)]
+            ),
+            Outcome::Words(w) => w.iter().map(|x| format!("{x:08x}")).collect(),
+        }
+    }
+}
+
+/// Inputs of one size for one shape.
+pub struct Workload {
+    shape: Shape,
+    size: usize,
+    bytes: Aligned,
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+impl Workload {
+    /// Inputs of `size` bytes (rounded down to the shape's granule, at
+    /// least one granule).
+    pub fn new(shape: Shape, size: usize) -> Workload {
+        let g = shape.granule();
+        let size = (size / g).max(1) * g;
+        let mut seed = 0x2545_f491_4f6c_dd1d ^ size as u64;
+        let mut bytes = Aligned::new(size);
+        for b in bytes.bytes_mut() {
+            *b = xorshift(&mut seed) as u8;
+        }
+        let floats = |seed: &mut u64| -> Vec<f32> {
+            (0..size / 4)
+                .map(|_| (xorshift(seed) >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+                .collect()
+        };
+        let (x, y) = match shape {
+            Shape::Dot | Shape::Axpy => (floats(&mut seed), floats(&mut seed)),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Workload {
+            shape,
+            size,
+            bytes,
+            x,
+            y,
+        }
+    }
+
+    /// Bytes of work one call does (see the module table).
+    pub fn bytes_per_call(&self) -> u64 {
+        self.size as u64
+    }
+
+    /// The size measured, in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    fn n_floats(&self) -> u64 {
+        (self.size / 4) as u64
+    }
+
+    /// A runner making `calls` calls of the function at `entry`.
+    ///
+    /// # Safety
+    ///
+    /// `entry` must be the address of a function with this workload's
+    /// shape (C ABI, the contract of [`Shape`]) that only reads and writes
+    /// the memory its arguments describe, and it must stay callable for
+    /// the runner's lifetime.
+    pub unsafe fn runner<'a>(&'a self, entry: usize) -> Runner<'a> {
+        let len = self.size as u64;
+        let buf = self.bytes.bytes().as_ptr();
+        // SAFETY (all arms): by the caller's contract `entry` is a function
+        // of this shape; the pointers passed cover exactly `size` bytes (or
+        // n floats, or `size / 64` blocks) of buffers owned by `self` or by
+        // the closure, which outlive every call.
+        match self.shape {
+            Shape::Checksum32Len => {
+                let f: Checksum32 = unsafe { std::mem::transmute::<usize, Checksum32>(entry) };
+                Box::new(move |calls| {
+                    let mut acc = 0u64;
+                    for _ in 0..calls {
+                        acc = unsafe { f(black_box(acc), black_box(buf), len as u32) };
+                    }
+                    black_box(acc);
+                })
+            }
+            Shape::Checksum64Len => {
+                let f: Checksum64 = unsafe { std::mem::transmute::<usize, Checksum64>(entry) };
+                Box::new(move |calls| {
+                    let mut acc = 0u64;
+                    for _ in 0..calls {
+                        acc = unsafe { f(black_box(acc), black_box(buf), len) };
+                    }
+                    black_box(acc);
+                })
+            }
+            Shape::Crc32c => {
+                let f: Crc32c = unsafe { std::mem::transmute::<usize, Crc32c>(entry) };
+                Box::new(move |calls| {
+                    let mut acc = 0u32;
+                    for _ in 0..calls {
+                        acc = unsafe { f(black_box(acc), black_box(buf), len) };
+                    }
+                    black_box(acc);
+                })
+            }
+            Shape::Dot => {
+                let f: Dot = unsafe { std::mem::transmute::<usize, Dot>(entry) };
+                let (a, b, n) = (self.x.as_ptr(), self.y.as_ptr(), self.n_floats());
+                Box::new(move |calls| {
+                    for _ in 0..calls {
+                        black_box(unsafe { f(black_box(a), black_box(b), n) });
+                    }
+                })
+            }
+            Shape::Axpy => {
+                let f: Axpy = unsafe { std::mem::transmute::<usize, Axpy>(entry) };
+                let x = self.x.as_ptr();
+                let n = self.n_floats();
+                let mut y = self.y.clone();
+                Box::new(move |calls| {
+                    let yp = y.as_mut_ptr();
+                    for _ in 0..calls {
+                        unsafe { f(AXPY_A, black_box(x), black_box(yp), n) };
+                    }
+                    black_box(&y);
+                })
+            }
+            Shape::Sha256Transform => {
+                let f: Sha = unsafe { std::mem::transmute::<usize, Sha>(entry) };
+                let blocks = len / 64;
+                let mut state = SHA256_IV;
+                Box::new(move |calls| {
+                    for _ in 0..calls {
+                        unsafe { f(state.as_mut_ptr(), black_box(buf), blocks) };
+                    }
+                    black_box(&state);
+                })
+            }
+        }
+    }
+
+    /// What one call of the function at `entry` computes on fresh inputs.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Workload::runner`].
+    pub unsafe fn outcome(&self, entry: usize) -> Outcome {
+        let len = self.size as u64;
+        let buf = self.bytes.bytes().as_ptr();
+        let n = self.n_floats();
+        // SAFETY (all arms): as in `runner`.
+        match self.shape {
+            Shape::Checksum32Len => {
+                let f: Checksum32 = unsafe { std::mem::transmute::<usize, Checksum32>(entry) };
+                Outcome::Int(unsafe { f(0, buf, len as u32) })
+            }
+            Shape::Checksum64Len => {
+                let f: Checksum64 = unsafe { std::mem::transmute::<usize, Checksum64>(entry) };
+                Outcome::Int(unsafe { f(0, buf, len) })
+            }
+            Shape::Crc32c => {
+                let f: Crc32c = unsafe { std::mem::transmute::<usize, Crc32c>(entry) };
+                Outcome::Int(u64::from(unsafe { f(0, buf, len) }))
+            }
+            Shape::Dot => {
+                let f: Dot = unsafe { std::mem::transmute::<usize, Dot>(entry) };
+                let value = unsafe { f(self.x.as_ptr(), self.y.as_ptr(), n) };
+                let abs: f64 = self
+                    .x
+                    .iter()
+                    .zip(&self.y)
+                    .map(|(a, b)| (f64::from(*a) * f64::from(*b)).abs())
+                    .sum();
+                Outcome::Float {
+                    value,
+                    tolerance: 2.0 * gamma32(n as usize) * abs + f64::from(f32::MIN_POSITIVE),
+                }
+            }
+            Shape::Axpy => {
+                let f: Axpy = unsafe { std::mem::transmute::<usize, Axpy>(entry) };
+                let mut y = self.y.clone();
+                unsafe { f(AXPY_A, self.x.as_ptr(), y.as_mut_ptr(), n) };
+                let tolerance = self
+                    .x
+                    .iter()
+                    .zip(&self.y)
+                    .map(|(x, y)| {
+                        4.0 * f64::from(f32::EPSILON)
+                            * ((f64::from(AXPY_A) * f64::from(*x)).abs() + f64::from(*y).abs())
+                    })
+                    .collect();
+                Outcome::Floats {
+                    values: y,
+                    tolerance,
+                }
+            }
+            Shape::Sha256Transform => {
+                let f: Sha = unsafe { std::mem::transmute::<usize, Sha>(entry) };
+                let mut state = SHA256_IV;
+                unsafe { f(state.as_mut_ptr(), buf, len / 64) };
+                Outcome::Words(state.to_vec())
+            }
+        }
+    }
+}
+
+/// γ(n) = n·u / (1 − n·u) with u = 2⁻²⁴: the relative error bound of any
+/// order of summing n single-precision products.
+fn gamma32(n: usize) -> f64 {
+    let nu = n as f64 * 2f64.powi(-24);
+    if nu >= 1.0 {
+        f64::INFINITY
+    } else {
+        nu / (1.0 - nu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn sum_bytes(init: u64, buf: *const u8, len: u32) -> u64 {
+        // SAFETY: the driver passes len readable bytes.
+        let s = unsafe { std::slice::from_raw_parts(buf, len as usize) };
+        s.iter().fold(init, |a, &b| a.wrapping_add(u64::from(b)))
+    }
+
+    unsafe extern "C" fn dot_plain(a: *const f32, b: *const f32, n: u64) -> f32 {
+        // SAFETY: the driver passes n readable floats in each.
+        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n as usize), std::slice::from_raw_parts(b, n as usize)) };
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    unsafe extern "C" fn dot_reversed(a: *const f32, b: *const f32, n: u64) -> f32 {
+        // SAFETY: as above.
+        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n as usize), std::slice::from_raw_parts(b, n as usize)) };
+        a.iter().zip(b).rev().map(|(x, y)| x * y).sum()
+    }
+
+    unsafe extern "C" fn dot_wrong(a: *const f32, b: *const f32, n: u64) -> f32 {
+        // SAFETY: as above.
+        unsafe { dot_plain(a, b, n) + 1.0 }
+    }
+
+    #[test]
+    fn drivers_call_by_address_and_compare_within_tolerance() {
+        let w = Workload::new(Shape::Checksum32Len, 1000);
+        // SAFETY: sum_bytes has the Checksum32Len shape.
+        let o = unsafe { w.outcome(sum_bytes as usize) };
+        let want: u64 = w.bytes.bytes().iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(o, Outcome::Int(want));
+        // SAFETY: as above.
+        let mut r = unsafe { w.runner(sum_bytes as usize) };
+        r(3);
+
+        let d = Workload::new(Shape::Dot, 4096);
+        // SAFETY: the dot functions have the Dot shape.
+        let (p, q, bad) = unsafe {
+            (
+                d.outcome(dot_plain as usize),
+                d.outcome(dot_reversed as usize),
+                d.outcome(dot_wrong as usize),
+            )
+        };
+        assert!(p.agrees(&q), "{p:?} vs {q:?}");
+        assert!(!p.agrees(&bad));
+        assert!(!p.agrees(&Outcome::Int(0)));
+    }
+
+    #[test]
+    fn sizes_are_rounded_to_the_shape() {
+        assert_eq!(Workload::new(Shape::Sha256Transform, 100).size(), 64);
+        assert_eq!(Workload::new(Shape::Sha256Transform, 10).size(), 64);
+        assert_eq!(Workload::new(Shape::Dot, 1026).size(), 1024);
+        assert_eq!(Workload::new(Shape::Crc32c, 77).size(), 77);
+    }
+}
