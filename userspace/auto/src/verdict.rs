@@ -1,25 +1,28 @@
 //! Did an injection help?
 //!
 //! The criterion compares two sampling windows of the same process at the
-//! same frequency: before the injection, the share of its samples in the
-//! original function; after, the share in the segment's mapping
-//! (`[adapt:…]`). Speeding up a function shrinks its share of the
-//! process's CPU time; slowing it down grows it. The injection is kept when
+//! same frequency: before the injection, the samples in the original
+//! function; after, the samples in the segment's mapping (`[adapt:…]`).
+//! If the program keeps doing the same mix of work, the time it spends
+//! outside the replaced code per unit of work does not change, so the
+//! ratio of the two odds
 //!
 //! ```text
-//! share_after <= share_before × (1 − margin)
+//! speedup ≈ (in_before / rest_before) / (in_after / rest_after)
 //! ```
 //!
-//! and reverted otherwise: as a regression when
-//! `share_after >= share_before × (1 + margin)`, as "no measurable gain" in
-//! between. Each window needs at least `min_samples` samples and the
-//! function at least `min_function_samples` before the verdict is given;
-//! otherwise the answer is "undecided" and auto keeps measuring (up to its
-//! deadline, then reverts as "not enough samples").
+//! estimates how much faster the replaced code got (2.0: twice as fast),
+//! whatever share of the process it takes. The injection is kept when the
+//! estimate is at least `1 + margin`, reverted as a regression when it is
+//! at most `1 / (1 + margin)`, and reverted as "no measurable gain" in
+//! between. Each window needs `min_samples` samples in all, the function
+//! `min_function_samples` before, and the rest of the process `min_rest`
+//! in both windows; otherwise the verdict is "undecided" and auto keeps
+//! measuring (up to three windows, then reverts as "undecided").
 //!
-//! A process that spends nearly all its time in the function (share ≥
-//! `saturated`) cannot show a gain this way: the share stays near 1. Then
-//! the in-situ measured speedup (`adaptctl bench`) decides, if there is one.
+//! A process that spends practically all its time in the function leaves
+//! too few samples elsewhere to compare; then the in-situ measured speedup
+//! (`adaptctl bench`) decides, if there is one.
 
 use serde::Serialize;
 
@@ -49,8 +52,8 @@ pub struct Criterion {
     pub margin: f64,
     pub min_samples: u64,
     pub min_function_samples: u64,
-    /// Share above which the window comparison cannot see a gain.
-    pub saturated: f64,
+    /// Samples outside the judged code needed in each window.
+    pub min_rest: u64,
 }
 
 impl Default for Criterion {
@@ -59,7 +62,7 @@ impl Default for Criterion {
             margin: 0.05,
             min_samples: 200,
             min_function_samples: 40,
-            saturated: 0.95,
+            min_rest: 30,
         }
     }
 }
@@ -68,9 +71,9 @@ impl Default for Criterion {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Verdict {
-    Helped { share_before: f64, share_after: f64 },
-    Regression { share_before: f64, share_after: f64 },
-    NoGain { share_before: f64, share_after: f64 },
+    Helped { speedup: f64, share_before: f64, share_after: f64 },
+    Regression { speedup: f64, share_before: f64, share_after: f64 },
+    NoGain { speedup: f64, share_before: f64, share_after: f64 },
     /// Saturated target: decided by the measured speedup.
     MeasuredHelped { speedup: f64 },
     MeasuredNoGain { speedup: f64 },
@@ -89,22 +92,17 @@ impl Verdict {
 
     /// One line for people.
     pub fn reason(&self) -> String {
+        let shares = |b: &f64, a: &f64| format!("share of CPU time {:.1}% → {:.1}%", b * 100.0, a * 100.0);
         match self {
-            Verdict::Helped { share_before, share_after } => format!(
-                "helped: share of CPU time {:.1}% → {:.1}%",
-                share_before * 100.0,
-                share_after * 100.0
-            ),
-            Verdict::Regression { share_before, share_after } => format!(
-                "regression: share of CPU time grew {:.1}% → {:.1}%",
-                share_before * 100.0,
-                share_after * 100.0
-            ),
-            Verdict::NoGain { share_before, share_after } => format!(
-                "no measurable gain: share of CPU time {:.1}% → {:.1}%",
-                share_before * 100.0,
-                share_after * 100.0
-            ),
+            Verdict::Helped { speedup, share_before, share_after } => {
+                format!("helped: about {speedup:.2}× faster ({})", shares(share_before, share_after))
+            }
+            Verdict::Regression { speedup, share_before, share_after } => {
+                format!("regression: about {:.2}× slower ({})", 1.0 / speedup, shares(share_before, share_after))
+            }
+            Verdict::NoGain { speedup, share_before, share_after } => {
+                format!("no measurable gain: {speedup:.2}× ({})", shares(share_before, share_after))
+            }
             Verdict::MeasuredHelped { speedup } => format!("saturated target; measured speedup {speedup:.2}×"),
             Verdict::MeasuredNoGain { speedup } => {
                 format!("saturated target; measured speedup only {speedup:.2}×")
@@ -133,8 +131,8 @@ pub fn judge(before: Window, after: Window, measured_speedup: Option<f64>, c: Cr
             ),
         };
     }
-    let (share_before, share_after) = (before.share(), after.share());
-    if share_before >= c.saturated && share_after >= c.saturated * (1.0 - c.margin) {
+    let rest = |w: Window| w.total.saturating_sub(w.in_code);
+    if rest(before) < c.min_rest || rest(after) < c.min_rest {
         return match measured_speedup {
             Some(s) if s >= 1.0 + c.margin => Verdict::MeasuredHelped { speedup: s },
             Some(s) => Verdict::MeasuredNoGain { speedup: s },
@@ -143,12 +141,16 @@ pub fn judge(before: Window, after: Window, measured_speedup: Option<f64>, c: Cr
             },
         };
     }
-    if share_after <= share_before * (1.0 - c.margin) {
-        Verdict::Helped { share_before, share_after }
-    } else if share_after >= share_before * (1.0 + c.margin) {
-        Verdict::Regression { share_before, share_after }
+    let (share_before, share_after) = (before.share(), after.share());
+    let odds_before = before.in_code as f64 / rest(before) as f64;
+    let odds_after = after.in_code as f64 / rest(after) as f64;
+    let speedup = if odds_after == 0.0 { f64::INFINITY } else { odds_before / odds_after };
+    if speedup >= 1.0 + c.margin {
+        Verdict::Helped { speedup, share_before, share_after }
+    } else if speedup <= 1.0 / (1.0 + c.margin) {
+        Verdict::Regression { speedup, share_before, share_after }
     } else {
-        Verdict::NoGain { share_before, share_after }
+        Verdict::NoGain { speedup, share_before, share_after }
     }
 }
 
@@ -161,13 +163,21 @@ mod tests {
     }
 
     #[test]
-    fn a_shrinking_share_helped_a_growing_one_regressed() {
+    fn the_odds_ratio_estimates_the_speedup() {
         let c = Criterion::default();
-        assert!(matches!(judge(w(1000, 700), w(1000, 300), None, c), Verdict::Helped { .. }));
-        assert!(matches!(judge(w(1000, 500), w(1000, 800), None, c), Verdict::Regression { .. }));
-        assert!(matches!(judge(w(1000, 500), w(1000, 510), None, c), Verdict::NoGain { .. }));
-        assert_eq!(judge(w(1000, 500), w(1000, 800), None, c).keep(), Some(false));
-        assert_eq!(judge(w(1000, 700), w(1000, 300), None, c).keep(), Some(true));
+        // 90 % in the function, then twice as fast: 450 of 550 units.
+        match judge(w(1000, 900), w(1100, 900), None, c) {
+            Verdict::Helped { speedup, .. } => assert!((speedup - 2.0).abs() < 1e-9, "{speedup}"),
+            v => panic!("{v:?}"),
+        }
+        // Half the time, 3× slower afterwards.
+        match judge(w(1000, 500), w(1000, 750), None, c) {
+            Verdict::Regression { speedup, .. } => assert!((speedup - 1.0 / 3.0).abs() < 1e-9),
+            v => panic!("{v:?}"),
+        }
+        assert!(matches!(judge(w(1000, 500), w(1000, 505), None, c), Verdict::NoGain { .. }));
+        assert_eq!(judge(w(1000, 500), w(1000, 750), None, c).keep(), Some(false));
+        assert_eq!(judge(w(1000, 900), w(1100, 900), None, c).keep(), Some(true));
     }
 
     #[test]
@@ -180,16 +190,15 @@ mod tests {
     #[test]
     fn a_saturated_target_is_judged_by_the_measured_speedup() {
         let c = Criterion::default();
-        assert_eq!(judge(w(1000, 990), w(1000, 985), Some(3.0), c).keep(), Some(true));
-        assert_eq!(judge(w(1000, 990), w(1000, 985), Some(1.01), c).keep(), Some(false));
-        assert_eq!(judge(w(1000, 990), w(1000, 985), None, c).keep(), None);
-        // A saturated target whose share did drop was helped regardless.
-        assert!(matches!(judge(w(1000, 990), w(1000, 400), None, c), Verdict::Helped { .. }));
+        assert_eq!(judge(w(1000, 995), w(1000, 990), Some(3.0), c).keep(), Some(true));
+        assert_eq!(judge(w(1000, 995), w(1000, 990), Some(1.01), c).keep(), Some(false));
+        assert_eq!(judge(w(1000, 995), w(1000, 990), None, c).keep(), None);
     }
 
     #[test]
     fn reasons_name_the_figures() {
-        let v = judge(w(1000, 500), w(1000, 800), None, Criterion::default());
-        assert!(v.reason().contains("50.0% → 80.0%"), "{}", v.reason());
+        let v = judge(w(1000, 500), w(1000, 750), None, Criterion::default());
+        assert!(v.reason().contains("3.00× slower"), "{}", v.reason());
+        assert!(v.reason().contains("50.0% → 75.0%"), "{}", v.reason());
     }
 }

@@ -374,20 +374,20 @@ mod tests {
     fn drivers_call_by_address_and_compare_within_tolerance() {
         let w = Workload::new(Shape::Checksum32Len, 1000);
         // SAFETY: sum_bytes has the Checksum32Len shape.
-        let o = unsafe { w.outcome(sum_bytes as usize) };
+        let o = unsafe { w.outcome(sum_bytes as *const () as usize) };
         let want: u64 = w.bytes.bytes().iter().map(|&b| u64::from(b)).sum();
         assert_eq!(o, Outcome::Int(want));
         // SAFETY: as above.
-        let mut r = unsafe { w.runner(sum_bytes as usize) };
+        let mut r = unsafe { w.runner(sum_bytes as *const () as usize) };
         r(3);
 
         let d = Workload::new(Shape::Dot, 4096);
         // SAFETY: the dot functions have the Dot shape.
         let (p, q, bad) = unsafe {
             (
-                d.outcome(dot_plain as usize),
-                d.outcome(dot_reversed as usize),
-                d.outcome(dot_wrong as usize),
+                d.outcome(dot_plain as *const () as usize),
+                d.outcome(dot_reversed as *const () as usize),
+                d.outcome(dot_wrong as *const () as usize),
             )
         };
         assert!(p.agrees(&q), "{p:?} vs {q:?}");

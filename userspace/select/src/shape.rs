@@ -67,15 +67,15 @@ impl Shape {
         Shape::Sha256Transform,
     ];
 
-    fn signature(self) -> (Sig, &'static [Sig]) {
+    fn signature(self) -> (Sig, Vec<Sig>) {
         use Scalar::*;
         match self {
-            Shape::Checksum32Len => (v(U64), &[v(U64), cp(U8), v(U32)]),
-            Shape::Checksum64Len => (v(U64), &[v(U64), cp(U8), v(U64)]),
-            Shape::Crc32c => (v(U32), &[v(U32), cp(U8), v(U64)]),
-            Shape::Dot => (v(F32), &[cp(F32), cp(F32), v(U64)]),
-            Shape::Axpy => (v(Void), &[v(F32), cp(F32), mp(F32), v(U64)]),
-            Shape::Sha256Transform => (v(Void), &[mp(U32), cp(U8), v(U64)]),
+            Shape::Checksum32Len => (v(U64), vec![v(U64), cp(U8), v(U32)]),
+            Shape::Checksum64Len => (v(U64), vec![v(U64), cp(U8), v(U64)]),
+            Shape::Crc32c => (v(U32), vec![v(U32), cp(U8), v(U64)]),
+            Shape::Dot => (v(F32), vec![cp(F32), cp(F32), v(U64)]),
+            Shape::Axpy => (v(Void), vec![v(F32), cp(F32), mp(F32), v(U64)]),
+            Shape::Sha256Transform => (v(Void), vec![mp(U32), cp(U8), v(U64)]),
         }
     }
 
@@ -91,7 +91,7 @@ impl Shape {
             .into_iter()
             .find(|s| {
                 let (r, p) = s.signature();
-                r == ret && p == params.as_slice()
+                r == ret && p == params
             })
             .ok_or_else(|| UnknownShape {
                 signature: short_signature(ret, &params),
@@ -112,7 +112,7 @@ impl Shape {
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (r, p) = self.signature();
-        f.write_str(&short_signature(r, p))
+        f.write_str(&short_signature(r, &p))
     }
 }
 

@@ -216,14 +216,12 @@ impl Parsed {
                 global: matches!(raw.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE),
                 ifunc: st_type == elf::STT_GNU_IFUNC,
             };
-            // .symtab repeats what .dynsym exports: keep one of each.
-            if !functions
-                .iter()
-                .any(|f: &FunctionSymbol| f.name == entry.name && f.vaddr == entry.vaddr)
-            {
-                functions.push(entry);
-            }
+            functions.push(entry);
         }
+        // .symtab repeats what .dynsym exports (same name, address and
+        // binding): keep one of each.
+        functions.sort_by(|a, b| (a.vaddr, &a.name).cmp(&(b.vaddr, &b.name)));
+        functions.dedup_by(|b, a| a.vaddr == b.vaddr && a.name == b.name);
         Ok(Self {
             loads,
             soname,

@@ -11,6 +11,8 @@
 //!                                            one ADAPT_IOC_INJECT with overrides:
 //!                                            inject=ok id=N | inject=error kind=K errno=E
 //! adapt-inject-tool revert ID                revert=ok | revert=error kind=K
+//! adapt-inject-tool json FILE a.b.0.c        one value of a JSON document (numbers in
+//!                                            decimal, `len` of an array: its length)
 //! ```
 //!
 //! REQUEST.json is the output of `adaptctl inject --json` (its `request`
@@ -97,7 +99,24 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(format!("unknown command {other} (peek, poke, cycle, inject, revert)")),
+        "json" => {
+            let path = arg(1)?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            let mut value: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+            for key in arg(2)?.split('.') {
+                value = match (&value, key.parse::<usize>()) {
+                    (Value::Array(a), _) if key == "len" => json!(a.len()),
+                    (Value::Array(a), Ok(i)) => a.get(i).cloned().unwrap_or(Value::Null),
+                    _ => value.get(key).cloned().unwrap_or(Value::Null),
+                };
+            }
+            match value {
+                Value::String(s) => println!("{s}"),
+                other => println!("{other}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command {other} (peek, poke, cycle, inject, revert, json)")),
     }
 }
 

@@ -47,9 +47,20 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SYMBOL")]
     function: Option<String>,
 
-    /// The variant to inject (default: the best one this CPU supports).
+    /// The variant to inject (default: the one the measurement chooses;
+    /// with --no-measure, the best one this CPU supports). Forced: it is
+    /// injected even if it measures slower than the original, and the
+    /// report says so.
     #[arg(long, value_name = "VARIANT")]
     variant: Option<String>,
+
+    /// Do not measure before injecting. By default every variant this CPU
+    /// runs is measured here against the target's function, loaded from
+    /// the file the target mapped (as `adaptctl bench`; figures cached),
+    /// and nothing is injected (exit status 18) unless a variant is at
+    /// least 5 % faster.
+    #[arg(long, env = "ADAPT_NO_MEASURE", value_parser = clap::builder::FalseyValueParser::new())]
+    no_measure: bool,
 
     /// State the target's C signature, e.g. 'u64(u64,const u8*,u32)'.
     ///
@@ -92,6 +103,8 @@ struct Report<'p> {
     variant_id: Option<u64>,
     /// What the module did (absent in a dry run).
     injection: Option<Injected>,
+    /// What was measured before injecting (absent with --no-measure).
+    measurement: Option<&'p adapt_select::Selection>,
     /// The exact `ADAPT_IOC_INJECT` request (absent in a dry run), for
     /// tools that repeat it.
     request: Option<RequestDoc>,
@@ -140,18 +153,27 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         allow_indirect_jumps: args.allow_indirect_jumps,
         dir: args.dir.as_deref(),
     };
-    let plan = match inject_plan::plan(&request) {
+    let mut plan = match inject_plan::plan(&request) {
         Ok(plan) => plan,
         Err(err) => return Err(explain_modified(device.as_ref(), args.pid, err)),
     };
-    let Some(device) = device else {
-        return print(&Report {
-            dry_run: true,
+    // The in-situ measurement (bench.rs) picks the variant, or none.
+    let measurement = match args.no_measure {
+        true => None,
+        false => Some(super::bench::measure_before_inject(&mut plan, args.variant.as_deref())?),
+    };
+    let no_gain = measurement.as_ref().is_some_and(|m| m.decision.variant_to_inject().is_none());
+    let (Some(device), false) = (device, no_gain) else {
+        let report = Report {
+            dry_run: args.dry_run,
             plan: &plan,
             variant_id: None,
             injection: None,
+            measurement: measurement.as_ref(),
             request: None,
-        }, args.json);
+        };
+        let code = print(&report, args.json)?;
+        return Ok(if no_gain { ExitCode::from(super::bench::EXIT_NO_GAIN) } else { code });
     };
 
     let variant_id = ensure_loaded(device_path, args.dir.as_deref(), &plan.segment, &plan.variant)?;
@@ -171,6 +193,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             plan: &plan,
             variant_id: Some(variant_id),
             injection: Some(injected),
+            measurement: measurement.as_ref(),
             request: Some(RequestDoc {
                 pid: request.pid,
                 target: request.target,
@@ -219,6 +242,13 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let plan = report.plan;
+    if let Some(m) = report.measurement {
+        super::bench::print_measurement(m);
+        if m.decision.variant_to_inject().is_none() {
+            println!("nothing injected: {}", m.verdict());
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let symbol = &plan.target.symbol;
     let where_ = format!("{} at {:#x} in {} (pid {})", symbol.name, symbol.address, symbol.object.path, plan.pid);
     match (&report.injection, report.variant_id) {

@@ -1,5 +1,7 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod auto;
+mod bench;
 mod contract;
 mod inject;
 mod inject_plan;
@@ -47,6 +49,8 @@ Exit codes:
  16  no function of that name in the process (inject, revert --symbol)
  17  a thread of the target stayed in the way, or there is no room near
      the function: nothing was changed, retrying may work
+ 18  inject: measured here, no variant is faster than the original by the
+     margin: nothing was injected (--variant overrides, --no-measure skips)
 
 Every command that prints a report accepts --json for scripts; with --json,
 errors are also printed to stdout as {\"error\": {\"kind\": …, \"message\": …}}.";
@@ -111,6 +115,25 @@ enum Command {
     /// Show or change the injection policy held in the module: the enable
     /// switch and the per-process and global injection limits.
     Policy(policy::Args),
+
+    /// Measure, on this machine, each variant of a segment against the
+    /// original function (loaded from the file the target uses), and show
+    /// which one adapt would inject, if any.
+    Bench(bench::Args),
+
+    /// The adaptive loop: sample processes, inject faster implementations
+    /// of their hot functions, keep the ones that measurably help, revert
+    /// the others, and log every decision.
+    ///
+    /// Each round profiles a process for one window, ranks the hot
+    /// functions the library covers by expected gain (share of CPU time ×
+    /// measured speedup), injects the best ones, profiles again and judges
+    /// each injection: kept when the share of CPU time in the replaced code
+    /// fell by at least the policy's regression margin, reverted otherwise
+    /// (a regression when it grew by the margin). Runs until --duration or
+    /// SIGINT/SIGTERM, then reverts what it kept; --once does one round and
+    /// leaves the kept injections in place.
+    Auto(auto::Args),
 }
 
 impl Command {
@@ -123,6 +146,8 @@ impl Command {
             Command::Revert(args) => args.json,
             Command::List(args) => args.json,
             Command::Policy(args) => args.json(),
+            Command::Bench(args) => args.json,
+            Command::Auto(args) => args.json,
         }
     }
 }
@@ -147,5 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revert(args) => revert::run(&cli.device, &args),
         Command::List(args) => list::run(&cli.device, &args),
         Command::Policy(args) => policy::run(&cli.device, &args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Auto(args) => auto::run(&cli.device, &args),
     }
 }

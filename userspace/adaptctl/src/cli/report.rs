@@ -25,6 +25,8 @@ pub(crate) fn error(err: &anyhow::Error, json: bool) -> ExitCode {
         resolve_kind(resolve)
     } else if let Some(contract) = err.downcast_ref::<super::contract::ContractError>() {
         contract_kind(contract)
+    } else if let Some(select) = err.downcast_ref::<adapt_select::SelectError>() {
+        super::bench::select_kind(select)
     } else if let Some(plan) = err.downcast_ref::<super::inject_plan::PlanError>() {
         plan.kind()
     } else if let Some(command) = err.downcast_ref::<super::inject::InjectCommandError>() {
