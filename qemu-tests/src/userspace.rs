@@ -43,5 +43,20 @@ pub fn build_library(ws: &Workspace) -> Result<std::path::PathBuf> {
     if !status.success() {
         bail!("build-library failed ({status}); its errors are above");
     }
+    // Test-only segments (e.g. a deliberately slow one) in their own
+    // directory, never mixed into the real library.
+    let testing = ws.target_dir.join("adapt-library-testing");
+    let status = std::process::Command::new(ws.bin_dir().join("build-library"))
+        .current_dir(&ws.root)
+        .arg("--testing")
+        .arg("--out")
+        .arg(&testing)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run build-library --testing")?;
+    if !status.success() {
+        bail!("build-library --testing failed ({status}); its errors are above");
+    }
     Ok(out)
 }

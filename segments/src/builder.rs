@@ -75,7 +75,7 @@ pub fn build_segment(
     for v in &spec.variants {
         let features: CpuFeatures = v.features.iter().collect::<CpuFeatures>().closure();
         let source = sources_dir.join(spec.name).join(format!("{}.rs", v.name));
-        let crate_name = format!("seg_{}_{}", spec.name, v.name.replace(['-', '.'], "_"));
+        let crate_name = format!("seg_{}_{}", spec.name.replace(['-', '.'], "_"), v.name.replace(['-', '.'], "_"));
         let obj = work_dir.join(format!("{crate_name}.o"));
         compiler
             .compile(&source, sources_dir, &crate_name, &features, &obj)
@@ -126,6 +126,16 @@ pub fn build_segment(
 /// Builds the library: every segment of the catalog (or those in
 /// `opts.only`), verified, written to `opts.out_dir/NAME.seg`.
 pub fn build_library(opts: &BuildOptions) -> Result<Vec<Built>> {
+    build_specs(opts, catalog())
+}
+
+/// Builds the testing library (`catalog::testing_catalog`): segments that
+/// exist only for tests, such as a deliberately slow one.
+pub fn build_testing_library(opts: &BuildOptions) -> Result<Vec<Built>> {
+    build_specs(opts, crate::catalog::testing_catalog())
+}
+
+fn build_specs(opts: &BuildOptions, catalog: Vec<SegmentSpec>) -> Result<Vec<Built>> {
     let compiler = Compiler::detect()?;
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("creating {}", opts.out_dir.display()))?;
@@ -135,7 +145,7 @@ pub fn build_library(opts: &BuildOptions) -> Result<Vec<Built>> {
         .sources_dir
         .canonicalize()
         .with_context(|| format!("sources {}", opts.sources_dir.display()))?;
-    let specs: Vec<SegmentSpec> = catalog()
+    let specs: Vec<SegmentSpec> = catalog
         .into_iter()
         .filter(|s| opts.only.is_empty() || opts.only.iter().any(|o| o == s.name))
         .collect();

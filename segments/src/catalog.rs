@@ -204,3 +204,15 @@ pub fn catalog() -> Vec<SegmentSpec> {
         },
     ]
 }
+
+/// Segments for tests only, never in the shipped library: built by
+/// `build-library --testing` into their own directory.
+pub fn testing_catalog() -> Vec<SegmentSpec> {
+    vec![SegmentSpec {
+        name: "crc32-slow",
+        version: 1,
+        description: "TEST ONLY: zlib crc32/crc32_z one bit at a time (correct, deliberately slow)",
+        functions: zlib_pair("crc32", "crc32_z", "crc", ZLIB_CRC32),
+        variants: vec![VariantSpec { name: "bitwise", features: &[] }],
+    }]
+}

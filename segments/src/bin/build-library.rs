@@ -1,24 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `build-library [--out DIR] [--sources DIR] [SEGMENT...]`: compiles, packs
-//! and verifies every segment of the library.
+//! `build-library [--out DIR] [--sources DIR] [--testing] [SEGMENT...]`:
+//! compiles, packs and verifies every segment of the library (with
+//! `--testing`, the test-only segments instead, for their own directory).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use adapt_segments::builder::{build_library, default_out_dir, default_sources_dir, BuildOptions};
+use adapt_segments::builder::{build_library, build_testing_library, default_out_dir, default_sources_dir, BuildOptions};
 use anyhow::{bail, Result};
 
 fn run() -> Result<ExitCode> {
     let mut out = None;
     let mut sources = None;
     let mut only = Vec::new();
+    let mut testing = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = args.next().map(PathBuf::from),
             "--sources" => sources = args.next().map(PathBuf::from),
+            "--testing" => testing = true,
             "-h" | "--help" => {
-                println!("usage: build-library [--out DIR] [--sources DIR] [SEGMENT...]");
+                println!("usage: build-library [--out DIR] [--sources DIR] [--testing] [SEGMENT...]");
                 return Ok(ExitCode::SUCCESS);
             }
             s if s.starts_with('-') => bail!("unknown option {s}"),
@@ -32,7 +35,8 @@ fn run() -> Result<ExitCode> {
         sources_dir: sources.unwrap_or_else(default_sources_dir),
         only,
     };
-    for b in build_library(&opts)? {
+    let built = if testing { build_testing_library(&opts)? } else { build_library(&opts)? };
+    for b in built {
         println!(
             "{}  {}  {}",
             b.segment.content_hash_hex(),

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The test-only library: its deliberately slow crc32 must still be exactly
+//! zlib's crc32, since `adaptctl auto` tests inject it into real programs.
+
+use adapt_segment::{verify_segment, LoadedVariant, Segment};
+use adapt_segments::builder::{build_testing_library, default_sources_dir, BuildOptions};
+use adapt_segments::reference::SystemZlib;
+
+type ZFn = unsafe extern "C" fn(u64, *const u8, u32) -> u64;
+type ZFnZ = unsafe extern "C" fn(u64, *const u8, usize) -> u64;
+
+#[test]
+fn the_slow_crc32_is_verified_and_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = build_testing_library(&BuildOptions {
+        out_dir: dir.path().to_path_buf(),
+        sources_dir: default_sources_dir(),
+        work_dir: dir.path().join(".objects"),
+        only: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(built.len(), 1);
+    let segment = Segment::read_file(&built[0].path).unwrap();
+    assert_eq!(segment.name, "crc32-slow");
+    verify_segment(&segment).unwrap();
+
+    let zlib = SystemZlib::open().unwrap();
+    let loaded = LoadedVariant::load(&segment, 0).unwrap();
+    // SAFETY: the catalog gives these entries zlib's prototypes.
+    let (f, fz): (ZFn, ZFnZ) = unsafe { (loaded.function("crc32").unwrap(), loaded.function("crc32_z").unwrap()) };
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (start, len) in [(0, 0), (0, 1), (3, 17), (1, 4096), (7, 65_536), (0, 70_000)] {
+        let p = data[start..].as_ptr();
+        for init in [0u64, 1, 0xffff_ffff, 0x1234_5678_9abc_def0] {
+            // SAFETY: `p..p+len` lies inside `data`.
+            unsafe {
+                assert_eq!(f(init, p, len as u32), (zlib.crc32)(init, p, len as u32), "{start}+{len}");
+                assert_eq!(fz(init, p, len), (zlib.crc32_z)(init, p, len), "{start}+{len}");
+            }
+        }
+    }
+    // SAFETY: zlib's contract: a null buffer gives 0.
+    assert_eq!(unsafe { f(5, std::ptr::null(), 3) }, 0);
+}
