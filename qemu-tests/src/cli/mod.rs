@@ -1,5 +1,6 @@
 //! `cargo vm`: the command line. One file per subcommand.
 
+mod bench;
 mod build;
 mod demo;
 mod exec;
@@ -47,6 +48,7 @@ enum Command {
     Shell(shell::Args),
     Test(test::Args),
     Demo(demo::Args),
+    Bench(bench::Args),
 }
 
 /// Parses the command line and runs the subcommand; returns the process
@@ -59,6 +61,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Shell(args) => shell::run(args),
         Command::Test(args) => test::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

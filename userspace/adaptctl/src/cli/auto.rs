@@ -176,7 +176,7 @@ fn round(
         .filter_map(|s| abi::name_str(s))
         .collect();
 
-    let profile = profile_window(device, pid, freq, args.window, stop)?;
+    let profile = profile_window(device, pid, freq, args.window, library, stop)?;
     let mut candidates = Vec::new();
     for f in &profile.functions {
         let Some(segment) = &f.segment else { continue };
@@ -315,7 +315,7 @@ fn round(
     };
     let mut kept = Vec::new();
     while !pending.is_empty() {
-        let after_profile = match profile_window(device, pid, freq, args.window, stop) {
+        let after_profile = match profile_window(device, pid, freq, args.window, library, stop) {
             Ok(p) => p,
             Err(err) => {
                 for p in pending.drain(..) {
@@ -368,7 +368,14 @@ fn revert_with(device: &Device, log: &mut DecisionLog<std::io::Stdout>, p: &Pend
 }
 
 /// Profiles `pid` for `window`.
-fn profile_window(device: &Device, pid: u32, freq: u32, window: Duration, stop: &AtomicBool) -> anyhow::Result<Profile> {
+fn profile_window(
+    device: &Device,
+    pid: u32,
+    freq: u32,
+    window: Duration,
+    library: &LibraryIndex,
+    stop: &AtomicBool,
+) -> anyhow::Result<Profile> {
     let session = ProfileSession::start(device, pid, freq, false)?;
     let mut symbolizer = Symbolizer::new(pid)?;
     let mut builder = ProfileBuilder::default();
@@ -393,7 +400,6 @@ fn profile_window(device: &Device, pid: u32, freq: u32, window: Duration, stop: 
         }
     }
     session.stop()?;
-    let library = LibraryIndex::load(None).unwrap_or_default();
     Ok(builder.finish(|function, _| library.segment_for(function).map(str::to_owned)))
 }
 

@@ -1,0 +1,502 @@
+//! `cargo vm bench`: every benchmark, natively on the host and in a TCG
+//! guest, side by side, written to `BENCHMARKS.md` with the command that
+//! produced each figure.
+//!
+//! Native (host): `bench-library` (the segments against the system libz and
+//! the best crates) and `adaptctl bench SEGMENT` (the in-situ selection).
+//! Guest (TCG): the same `adaptctl bench` runs, the profiler's overhead on
+//! a busy process, and, if present, the injector's benchmarks
+//! (`adapt-inject-bench`: pause, per-call cost, end-to-end throughput).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use super::guest_args::GuestArgs;
+use crate::artifacts::Artifacts;
+use crate::pipeline;
+use crate::progress::{human, say};
+use crate::workspace::cargo_command;
+
+/// The segments measured by `adaptctl bench`.
+const SEGMENTS: [&str; 6] = ["crc32", "adler32", "crc32c", "dot_f32", "axpy_f32", "sha256"];
+
+/// Run every benchmark natively and in a guest; write BENCHMARKS.md.
+///
+/// Native figures are what a user on real hardware (or under KVM) gets;
+/// guest figures come from QEMU's TCG, which emulates every instruction
+/// (SIMD and crypto instructions especially slowly), so speedups measured
+/// there are labelled emulated. Each figure is printed with the command
+/// that produced it. The host is shared: the figures are medians of
+/// interleaved runs with their spread, ratios measured side by side.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub guest: GuestArgs,
+
+    /// Where to write the report [default: BENCHMARKS.md at the workspace
+    /// root].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Skip the native (host) part.
+    #[arg(long)]
+    pub no_native: bool,
+
+    /// Skip the guest part.
+    #[arg(long, conflicts_with = "no_native")]
+    pub no_guest: bool,
+}
+
+/// One measurement: the command and its output.
+struct Run {
+    command: String,
+    output: String,
+    elapsed: Duration,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let artifacts = pipeline::build_all()?;
+    let library = artifacts.target_dir.join("adapt-library");
+    let native = if args.no_native {
+        None
+    } else {
+        Some(native(&artifacts, &library)?)
+    };
+    let guest = if args.no_guest {
+        None
+    } else {
+        Some(guest(&args.guest, artifacts.clone(), &library)?)
+    };
+    let doc = render(&artifacts, native.as_ref(), guest.as_ref());
+    let out = args
+        .out
+        .unwrap_or_else(|| artifacts.workspace_root.join("BENCHMARKS.md"));
+    std::fs::write(&out, doc).with_context(|| format!("cannot write {}", out.display()))?;
+    say(format_args!("bench: wrote {}", out.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Native {
+    library: Run,
+    selections: Vec<(String, Run, Option<Value>)>,
+}
+
+fn capture(mut cmd: Command, shown: &str) -> Result<Run> {
+    say(format_args!("bench (host): {shown}"));
+    let start = Instant::now();
+    let out = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !out.status.success() {
+        bail!("{shown} failed ({}); its errors are above", out.status);
+    }
+    Ok(Run {
+        command: shown.to_owned(),
+        output: String::from_utf8_lossy(&out.stdout).into_owned(),
+        elapsed: start.elapsed(),
+    })
+}
+
+fn native(a: &Artifacts, library: &Path) -> Result<Native> {
+    let mut cmd = cargo_command();
+    cmd.current_dir(&a.workspace_root).args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "adapt-segments",
+        "--bin",
+        "bench-library",
+    ]);
+    let library_run = capture(cmd, "cargo run --release -p adapt-segments --bin bench-library")?;
+    let mut selections = Vec::new();
+    for seg in SEGMENTS {
+        let mut cmd = Command::new(a.bin_dir.join("adaptctl"));
+        cmd.args(["bench", seg, "--no-cache", "--json"])
+            .env("ADAPT_LIBRARY", library);
+        let run = capture(cmd, &format!("adaptctl bench {seg} --no-cache --json"))?;
+        let value = serde_json::from_str(&run.output).ok();
+        selections.push((seg.to_owned(), run, value));
+    }
+    Ok(Native {
+        library: library_run,
+        selections,
+    })
+}
+
+struct GuestFigures {
+    command: String,
+    elapsed: Duration,
+    selections: Vec<(String, String, Option<Value>)>,
+    profiler: Vec<(f64, f64)>,
+    profiler_script: String,
+    inject_bench: Vec<(String, String, String)>,
+    failure: Option<String>,
+}
+
+const PROFILER_SCRIPT: &str = "adapt-workload spin --seconds 3  # alone, then:\n\
+     adapt-workload spin --seconds 3 & sleep 0.1; adaptctl profile --pid $! --duration 3s";
+
+fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures> {
+    let has_inject_bench = a.bin_dir.join("adapt-inject-bench").exists();
+    let mut script = String::from("set -u\n");
+    for seg in SEGMENTS {
+        let _ = writeln!(
+            script,
+            "echo '--- BEGIN bench-{seg} ---'; adaptctl bench {seg} --no-cache --json 2>/tmp/bench-{seg}.err || cat /tmp/bench-{seg}.err; echo '--- END bench-{seg} ---'"
+        );
+    }
+    // The profiler's cost on a busy process: alone and profiled,
+    // alternating, three pairs.
+    script.push_str(
+        "for i in 1 2 3; do\n\
+         adapt-workload spin --seconds 3 | grep '^done' | sed 's/^/alone /'\n\
+         adapt-workload spin --seconds 3 > /tmp/w.out & p=$!; sleep 0.1\n\
+         adaptctl profile --pid $p --duration 3s > /dev/null 2>&1; wait $p\n\
+         grep '^done' /tmp/w.out | sed 's/^/profiled /'\n\
+         done\n",
+    );
+    let inject_runs: &[(&str, &str, &str)] = &[
+        ("pause", "ADAPT_NO_MEASURE=1", "adapt-inject-bench pause"),
+        ("call-cost", "ADAPT_NO_MEASURE=1", "adapt-inject-bench call-cost"),
+        ("throughput-feature-order", "ADAPT_NO_MEASURE=1", "adapt-inject-bench throughput"),
+        ("throughput-measured", "", "adapt-inject-bench throughput"),
+    ];
+    if has_inject_bench {
+        for (name, env, cmd) in inject_runs {
+            let _ = writeln!(
+                script,
+                "echo '--- BEGIN inject-{name} ---'; env {env} {cmd} 2>&1; echo '--- END inject-{name} ---'"
+            );
+        }
+    }
+    let guest = args
+        .guest(a, Some(Duration::from_secs(1800)))
+        .env("ADAPT_LIBRARY", &library.display().to_string());
+    say("bench (guest): booting a TCG guest for the guest figures (several minutes)");
+    let out = guest.run(&["sh", "-c", &script])?;
+    let failure = out.failure();
+    let section = |name: &str| -> String {
+        let begin = format!("--- BEGIN {name} ---");
+        let end = format!("--- END {name} ---");
+        out.stdout
+            .find(&begin)
+            .map(|s| s + begin.len())
+            .and_then(|s| out.stdout[s..].find(&end).map(|e| out.stdout[s..s + e].trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let selections = SEGMENTS
+        .iter()
+        .map(|seg| {
+            let text = section(&format!("bench-{seg}"));
+            let value = serde_json::from_str(&text).ok();
+            (seg.to_string(), text, value)
+        })
+        .collect();
+    let units = |prefix: &str| -> Vec<f64> {
+        out.stdout
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(prefix))
+            .filter_map(|l| l.rsplit(": ").next()?.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    let profiler = units("alone ").into_iter().zip(units("profiled ")).collect();
+    let inject_bench = if has_inject_bench {
+        inject_runs
+            .iter()
+            .map(|(name, env, cmd)| {
+                let shown = if env.is_empty() { cmd.to_string() } else { format!("{env} {cmd}") };
+                (name.to_string(), shown, section(&format!("inject-{name}")))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(GuestFigures {
+        command: "cargo vm exec -- sh -c '…'".to_owned(),
+        elapsed: out.elapsed,
+        selections,
+        profiler,
+        profiler_script: PROFILER_SCRIPT.to_owned(),
+        inject_bench,
+        failure,
+    })
+}
+
+/// `adaptctl bench --json` as a markdown table, plus its decision.
+fn selection_table(v: &Value) -> String {
+    let mut s = String::new();
+    let sizes = v["sizes"].as_array().cloned().unwrap_or_default();
+    let has_original = sizes.iter().any(|r| !r["original"].is_null());
+    let names: Vec<String> = sizes
+        .first()
+        .and_then(|r| r["variants"].as_array())
+        .map(|vs| vs.iter().map(|x| x["variant"].as_str().unwrap_or("?").to_owned()).collect())
+        .unwrap_or_default();
+    let mbs = |f: &Value| -> String {
+        let m = f["bytes_per_sec"].as_f64().unwrap_or(f64::NAN) / 1e6;
+        let med = f["bytes_per_sec"].as_f64().unwrap_or(f64::NAN);
+        let spread = (f["p75"].as_f64().unwrap_or(f64::NAN) - f["p25"].as_f64().unwrap_or(f64::NAN)) / med;
+        format!("{m:.0} ±{:.0}%", 50.0 * spread)
+    };
+    s.push_str("| size |");
+    if has_original {
+        s.push_str(" original |");
+    }
+    for n in &names {
+        let _ = write!(s, " {n} |");
+    }
+    s.push_str("\n|---:|");
+    if has_original {
+        s.push_str("---:|");
+    }
+    for _ in &names {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    for r in &sizes {
+        let _ = write!(s, "| {} |", human_size(r["size"].as_u64().unwrap_or(0)));
+        if has_original {
+            let _ = write!(s, " {} |", mbs(&r["original"]));
+        }
+        for x in r["variants"].as_array().into_iter().flatten() {
+            let wrong = if x["correct"].as_bool() == Some(false) { "WRONG " } else { "" };
+            match x["ratio"].as_f64() {
+                Some(ratio) => {
+                    let _ = write!(s, " {wrong}{} ({ratio:.2}×) |", mbs(&x["figure"]));
+                }
+                None => {
+                    let _ = write!(s, " {wrong}{} |", mbs(&x["figure"]));
+                }
+            }
+        }
+        s.push('\n');
+    }
+    if has_original {
+        s.push_str("| speedup (geo. mean) | 1.00× |");
+        for x in v["variants"].as_array().into_iter().flatten() {
+            match x["speedup"].as_f64() {
+                Some(sp) => {
+                    let _ = write!(s, " {sp:.2}× |");
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(s, "\nMB/s (10⁶ bytes/s), median ± half the interquartile range; (ratio) = variant / original in the same run.");
+    if let Some(p) = v["original"]["path"].as_str() {
+        let _ = writeln!(s, "Original: `{}` in `{p}` ({}).", v["function"].as_str().unwrap_or("?"), v["original"]["method"].as_str().unwrap_or("?"));
+    }
+    let _ = writeln!(s, "Decision: {}", decision_text(v));
+    s
+}
+
+fn decision_text(v: &Value) -> String {
+    let c = &v["decision"]["choice"];
+    match c["kind"].as_str() {
+        Some("variant") => format!(
+            "**inject {}** ({:.2}× the original, worst size {:.2}×; margin {:.0} %).",
+            c["variant"].as_str().unwrap_or("?"),
+            c["speedup"].as_f64().unwrap_or(f64::NAN),
+            c["worst"].as_f64().unwrap_or(f64::NAN),
+            100.0 * v["decision"]["margin"].as_f64().unwrap_or(f64::NAN)
+        ),
+        Some("nothing") => format!("**inject nothing**: {}.", c["reason"].as_str().unwrap_or("?")),
+        Some("original-unavailable") => format!(
+            "no original to compare with here (no system library exports it); fastest variant: **{}**.",
+            c["fastest"].as_str().unwrap_or("none")
+        ),
+        _ => "(no decision)".to_owned(),
+    }
+}
+
+fn human_size(n: u64) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// The chosen variant and its speedup, for the headlines.
+fn headline(v: Option<&Value>) -> String {
+    let Some(v) = v else {
+        return "not measured".to_owned();
+    };
+    let c = &v["decision"]["choice"];
+    match c["kind"].as_str() {
+        Some("variant") => format!(
+            "{} chosen, {:.2}× the system libz",
+            c["variant"].as_str().unwrap_or("?"),
+            c["speedup"].as_f64().unwrap_or(f64::NAN)
+        ),
+        Some("nothing") => "nothing injected (no variant beats the system libz by 5 %)".to_owned(),
+        _ => decision_text(v),
+    }
+}
+
+/// A variant's speedup over the original.
+fn variant_speedup(v: Option<&Value>, variant: &str) -> Option<f64> {
+    v?["variants"]
+        .as_array()?
+        .iter()
+        .find(|x| x["variant"] == variant)?["speedup"]
+        .as_f64()
+}
+
+fn shell_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) -> String {
+    let mut s = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let commit = shell_output("git", &["-C", &a.workspace_root.display().to_string(), "rev-parse", "--short", "HEAD"]);
+    let qemu = shell_output("qemu-system-x86_64", &["--version"]);
+    let date = shell_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let _ = writeln!(s, "# adapt benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Generated by `cargo vm bench` on {date} (workspace at commit {commit}, plus uncommitted changes if any).\n\
+         Host: {cpu}, {cores} cores shared with other builds and guests. Guest: {qemu}, TCG, `-cpu max`.\n\n\
+         Every figure is a median of interleaved batches measured side by side in one run (A B C A B C …);\n\
+         ± is half the interquartile range; ratios compare candidates of the same run, never runs of different times.\n\
+         Regenerate with `cargo vm bench` (about 10 minutes)."
+    );
+
+    // Headlines.
+    let _ = writeln!(s, "\n## Headlines\n");
+    let nsel = |seg: &str| native.and_then(|n| n.selections.iter().find(|x| x.0 == seg)).and_then(|x| x.2.as_ref());
+    let gsel = |seg: &str| guest.and_then(|g| g.selections.iter().find(|x| x.0 == seg)).and_then(|x| x.2.as_ref());
+    for seg in ["crc32", "adler32"] {
+        let _ = writeln!(s, "- `{seg}` natively: {} (`adaptctl bench {seg}`).", headline(nsel(seg)));
+        let _ = writeln!(s, "- `{seg}` in the TCG guest (emulated): {} (`adaptctl bench {seg}` in the guest).", headline(gsel(seg)));
+    }
+    if let (Some(n), Some(g)) = (variant_speedup(nsel("crc32"), "pclmul"), variant_speedup(gsel("crc32"), "pclmul")) {
+        let _ = writeln!(
+            s,
+            "- The same `crc32/pclmul` machine code: {n:.2}× the system libz natively, {g:.2}× under TCG (emulated): measure, never assume."
+        );
+    }
+    if let Some(g) = guest {
+        if !g.profiler.is_empty() {
+            let r: Vec<f64> = g.profiler.iter().map(|(a, p)| p / a).collect();
+            let med = median(&r);
+            let _ = writeln!(s, "- Profiler cost in the guest: a busy process keeps {:.1} % of its throughput while sampled (median of {} pairs).", 100.0 * med, r.len());
+        }
+    }
+
+    // Native.
+    let _ = writeln!(s, "\n## Native (host)\n");
+    let _ = writeln!(s, "What a user on real hardware or under KVM gets: the code runs on the CPU itself.\n");
+    match native {
+        None => {
+            let _ = writeln!(s, "Not run (`--no-native`).");
+        }
+        Some(n) => {
+            let _ = writeln!(
+                s,
+                "### Segments against the system libraries and the best crates\n\n\
+                 Command: `{}` ({}).\n\n```text\n{}\n```\n",
+                n.library.command,
+                human(n.library.elapsed),
+                n.library.output.trim_end()
+            );
+            let _ = writeln!(s, "### In-situ selection: each variant against the original, on this host\n");
+            for (seg, run, value) in &n.selections {
+                let _ = writeln!(s, "#### {seg}\n\nCommand: `{}`\n", run.command);
+                match value {
+                    Some(v) => s.push_str(&selection_table(v)),
+                    None => {
+                        let _ = writeln!(s, "```text\n{}\n```", run.output.trim_end());
+                    }
+                }
+                s.push('\n');
+            }
+        }
+    }
+
+    // Guest.
+    let _ = writeln!(s, "\n## Guest (TCG, emulated)\n");
+    let _ = writeln!(
+        s,
+        "QEMU's TCG translates every guest instruction; SIMD, carry-less multiply and CRC instructions are\n\
+         emulated by helper functions and run far slower than plain integer code. These figures show what\n\
+         adapt decides *in such a guest* and what its mechanisms cost there, as ratios; **speedups measured\n\
+         here are emulated** and say nothing about real hardware.\n"
+    );
+    match guest {
+        None => {
+            let _ = writeln!(s, "Not run (`--no-guest`).");
+        }
+        Some(g) => {
+            let _ = writeln!(
+                s,
+                "All guest figures come from one guest run ({}; `{}` with the commands below).\n",
+                human(g.elapsed),
+                g.command
+            );
+            if let Some(f) = &g.failure {
+                let _ = writeln!(s, "**The guest run failed: {f}.** Figures below may be incomplete.\n");
+            }
+            let _ = writeln!(s, "### In-situ selection in the guest\n");
+            for (seg, text, value) in &g.selections {
+                let _ = writeln!(s, "#### {seg} (emulated)\n\nCommand (in the guest): `adaptctl bench {seg} --no-cache --json`\n");
+                match value {
+                    Some(v) => s.push_str(&selection_table(v)),
+                    None => {
+                        let _ = writeln!(s, "```text\n{}\n```", text.trim_end());
+                    }
+                }
+                s.push('\n');
+            }
+            let _ = writeln!(s, "### Profiler overhead (emulated)\n");
+            let _ = writeln!(s, "Commands (in the guest, three alternating pairs):\n\n```sh\n{}\n```\n", g.profiler_script);
+            if g.profiler.is_empty() {
+                let _ = writeln!(s, "No figures (the runs did not report).");
+            } else {
+                let _ = writeln!(s, "| pair | alone (units/s) | profiled (units/s) | profiled / alone |\n|---:|---:|---:|---:|");
+                for (i, (a, p)) in g.profiler.iter().enumerate() {
+                    let _ = writeln!(s, "| {} | {a:.1} | {p:.1} | {:.3} |", i + 1, p / a);
+                }
+            }
+            if !g.inject_bench.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "\n### Injector (emulated)\n\n`ADAPT_NO_MEASURE=1` injects the variant first in the library's feature order \
+                     (what CPUID alone would pick); without it, `adaptctl inject` measures first and injects the selection's choice \
+                     (or nothing). End-to-end throughput ratios are **emulated**.\n"
+                );
+                for (name, cmd, text) in &g.inject_bench {
+                    let _ = writeln!(s, "#### {name}\n\nCommand (in the guest): `{cmd}`\n\n```text\n{}\n```\n", text.trim_end());
+                }
+            }
+        }
+    }
+    s
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
