@@ -776,3 +776,13 @@ mod tests {
         assert_eq!(i.state, "state9");
     }
 }
+
+/// Replaces the whole policy (as loaded from a policy file). The module
+/// validates it again; `EINVAL` becomes an error naming the file's fields.
+pub fn set_policy_raw(device: &Device, policy: &abi::AdaptPolicy) -> Result<(), InjectError> {
+    let mut arg = *policy;
+    device
+        .ioctl(abi::ADAPT_IOC_POLICY_SET, &mut arg)
+        .map(drop)
+        .map_err(|source| common_error("ADAPT_IOC_POLICY_SET", source))
+}

@@ -114,6 +114,19 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
+            if !policy_allows(&policy, pid) {
+                log.record(
+                    DecisionKind::Skipped,
+                    pid,
+                    &command_of(pid),
+                    "",
+                    "",
+                    "",
+                    "not a target of the policy (uids, commands, executables): left alone",
+                    serde_json::Value::Null,
+                );
+                continue;
+            }
             let already: HashSet<String> = kept.iter().filter(|p| p.pid == pid).map(|p| p.function.clone()).collect();
             match round(&device, device_path, args, &policy, &library, pid, &already, &mut log, &stop) {
                 Ok(mut new_kept) => kept.append(&mut new_kept),
@@ -430,36 +443,41 @@ fn allowed_processes(policy: &abi::AdaptPolicy, me: u32) -> Vec<u32> {
         if pid == me || pid == 1 {
             continue;
         }
-        // Kernel threads have no executable.
-        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
-            continue;
-        };
-        if policy.nexes > 0
-            && !policy
-                .exes
-                .iter()
-                .take(policy.nexes as usize)
-                .any(|e| abi::name_str(e) == exe.to_str())
-        {
-            continue;
-        }
-        let comm = command_of(pid);
-        if policy.ncomms > 0 && !policy.comms.iter().take(policy.ncomms as usize).any(|c| abi::name_str(c) == Some(comm.as_str())) {
-            continue;
-        }
-        if policy.nuids > 0 {
-            let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok()));
-            if !uid.is_some_and(|u| policy.uids.iter().take(policy.nuids as usize).any(|&a| a == u)) {
-                continue;
-            }
-        }
-        if busy(pid) {
+        if policy_allows(policy, pid) && busy(pid) {
             out.push(pid);
         }
     }
     out
+}
+
+/// Whether the policy's targets (uids, command names, executables) include
+/// process `pid`. Kernel threads (no executable) never are.
+fn policy_allows(policy: &abi::AdaptPolicy, pid: u32) -> bool {
+    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    if policy.nexes > 0
+        && !policy
+            .exes
+            .iter()
+            .take(policy.nexes as usize)
+            .any(|e| abi::name_str(e) == exe.to_str())
+    {
+        return false;
+    }
+    let comm = command_of(pid);
+    if policy.ncomms > 0 && !policy.comms.iter().take(policy.ncomms as usize).any(|c| abi::name_str(c) == Some(comm.as_str())) {
+        return false;
+    }
+    if policy.nuids > 0 {
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok()));
+        if !uid.is_some_and(|u| policy.uids.iter().take(policy.nuids as usize).any(|&a| a == u)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether the process used at least a few CPU ticks since it started —

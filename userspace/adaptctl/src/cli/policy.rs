@@ -1,8 +1,8 @@
-//! `adaptctl policy show|set`: the injection policy held in the module.
+//! `adaptctl policy show|set|load`: the policy held in the module.
 //!
-//! The policy file (TOML) of a later issue loads through the same
-//! [`apply`]: read it into a [`Change`], apply it to the current policy,
-//! validate, set.
+//! `set` changes the enable switch and the limits; `load FILE` replaces the
+//! whole policy from a TOML file (format in `adapt_auto::policy_file`), or
+//! nothing at all if the file is wrong.
 
 use super::module_open::open_checked;
 use adapt_client::inject::{self, Policy};
@@ -20,6 +20,23 @@ pub(crate) struct Args {
 enum Command {
     /// Show the policy in force.
     Show {
+        /// Print a JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the whole policy with the one in a TOML file. Nothing
+    /// changes if the file has an error; the error names its line.
+    ///
+    /// Keys (all optional): enabled, max_injections_per_process,
+    /// max_injections_total, regression_margin (0.05 = 5 %);
+    /// [sampling] min_hz, max_hz; [targets] uids, commands, executables
+    /// (empty: any process); [segments] allow (empty: every segment). The
+    /// module enforces the switch, the limits and the targets against any
+    /// caller; adaptctl enforces the segments, the sampling bounds and the
+    /// margin.
+    Load {
+        /// The policy file.
+        file: std::path::PathBuf,
         /// Print a JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -56,7 +73,7 @@ pub(crate) struct Change {
 impl Args {
     pub(crate) fn json(&self) -> bool {
         match &self.command {
-            Command::Show { json } | Command::Set { json, .. } => *json,
+            Command::Show { json } | Command::Set { json, .. } | Command::Load { json, .. } => *json,
         }
     }
 }
@@ -85,15 +102,66 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             inject::set_policy(&device, &wanted)?;
             inject::get_policy(&device)?
         }
+        Command::Load { file, .. } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read the policy file {}: {e}", file.display()))?;
+            let wanted = adapt_auto::policy_file::parse(&text)
+                .map_err(|e| anyhow::anyhow!("policy file {}: {e}; the policy in force is unchanged", file.display()))?;
+            inject::set_policy_raw(&device, &wanted)?;
+            inject::get_policy(&device)?
+        }
     };
+    let full = FullPolicy::from_raw(policy, &inject::get_policy_raw(&device)?);
     if args.json() {
-        println!("{}", serde_json::to_string_pretty(&policy)?);
+        println!("{}", serde_json::to_string_pretty(&full)?);
     } else {
+        let list = |v: &[String]| if v.is_empty() { "any".to_owned() } else { v.join(", ") };
         println!("injection:       {}", if policy.enabled { "enabled" } else { "disabled" });
         println!("max per process: {}", policy.max_per_process);
         println!("max total:       {}", policy.max_total);
+        println!("target uids:     {}", list(&full.uids.iter().map(u32::to_string).collect::<Vec<_>>()));
+        println!("target commands: {}", list(&full.commands));
+        println!("target programs: {}", list(&full.executables));
+        println!("segments:        {}", if full.segments.is_empty() { "all".to_owned() } else { full.segments.join(", ") });
+        println!("sampling:        {}..={} Hz", full.sampling_min_hz, full.sampling_max_hz);
+        println!("regression margin: {:.1} %", full.regression_margin * 100.0);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The whole policy, for display.
+#[derive(serde::Serialize)]
+struct FullPolicy {
+    #[serde(flatten)]
+    basics: Policy,
+    uids: Vec<u32>,
+    commands: Vec<String>,
+    executables: Vec<String>,
+    segments: Vec<String>,
+    sampling_min_hz: u32,
+    sampling_max_hz: u32,
+    regression_margin: f64,
+}
+
+impl FullPolicy {
+    fn from_raw(basics: Policy, p: &adapt_abi::AdaptPolicy) -> Self {
+        let names = |fields: &[&[u8]]| -> Vec<String> {
+            fields.iter().map(|f| adapt_abi::name_str(f).unwrap_or("?").to_owned()).collect()
+        };
+        let comms: Vec<&[u8]> = p.comms.iter().take(p.ncomms as usize).map(|c| &c[..]).collect();
+        let exes: Vec<&[u8]> = p.exes.iter().take(p.nexes as usize).map(|c| &c[..]).collect();
+        let segs: Vec<&[u8]> = p.segments.iter().take(p.nsegments as usize).map(|c| &c[..]).collect();
+        Self {
+            basics,
+            uids: p.uids.iter().take(p.nuids as usize).copied().collect(),
+            commands: names(&comms),
+            executables: names(&exes),
+            segments: names(&segs),
+            sampling_min_hz: p.freq_min_hz,
+            sampling_max_hz: p.freq_max_hz,
+            regression_margin: f64::from(p.regression_margin_permille) / 1000.0,
+        }
+    }
 }
 
 #[cfg(test)]

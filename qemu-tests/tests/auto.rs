@@ -1,0 +1,158 @@
+//! `adaptctl auto` in a real guest, on an unmodified python3 whose time goes
+//! to the system libz.so.1 (crc32, adler32) and to plain interpreter work.
+
+use adapt_qemu_tests::{Guest, GuestOutput};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Runs `script` in a guest, with `@WORKLOADS@` and `@TARGET@` replaced by
+/// the workloads directory and the cargo target directory.
+fn guest(script: &str) -> GuestOutput {
+    let guest = Guest::new()
+        .expect("guest artifacts (run `cargo vm build` first)")
+        .timeout(Duration::from_secs(900));
+    let script = script
+        .replace("@WORKLOADS@", concat!(env!("CARGO_MANIFEST_DIR"), "/workloads"))
+        .replace("@TARGET@", &guest.artifacts().target_dir.display().to_string());
+    guest.run(&["sh", "-c", &script]).expect("boot the guest")
+}
+
+fn assert_clean(out: &GuestOutput) {
+    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
+    assert_eq!(out.kernel_problem, None, "console: {}", out.console_log.display());
+    assert_eq!(out.status, 0, "output:\n{}\nconsole: {}", out.stdout, out.console_log.display());
+}
+
+/// The JSON-lines decisions printed by `auto --json`.
+fn decisions(out: &GuestOutput) -> Vec<Value> {
+    out.stdout
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn of_kind<'a>(d: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    d.iter().filter(|v| v["kind"] == kind).collect()
+}
+
+#[test]
+fn two_covered_hot_functions_are_injected_in_order_and_results_stay_correct() {
+    let out = guest(
+        r#"set -e
+        python3 @WORKLOADS@/zlib_mix.py 100 > /tmp/w.out &
+        pid=$!
+        sleep 3
+        adaptctl auto --pid $pid --once --window 3s --json
+        adaptctl revert --pid $pid --all >/dev/null 2>&1 || true
+        wait $pid
+        tail -1 /tmp/w.out"#,
+    );
+    assert_clean(&out);
+    let d = decisions(&out);
+    let injected: Vec<&str> = of_kind(&d, "injected").iter().map(|v| v["function"].as_str().unwrap()).collect();
+    assert_eq!(injected, ["crc32_z", "adler32_z"], "{}", out.stdout);
+    // Nothing else was an opportunity: the interpreter has no segment.
+    assert!(of_kind(&d, "opportunity").iter().all(|v| v["segment"] == "crc32" || v["segment"] == "adler32"));
+    // Every injection was judged, and the reason recorded.
+    assert_eq!(of_kind(&d, "kept").len() + of_kind(&d, "reverted").len(), 2, "{}", out.stdout);
+    assert!(d.iter().filter(|v| v["kind"] == "reverted" || v["kind"] == "kept").all(|v| !v["reason"].as_str().unwrap().is_empty()));
+    assert!(out.stdout.contains("wrong=0"), "{}", out.stdout);
+}
+
+#[test]
+fn a_deliberately_slow_segment_is_reverted_as_a_regression() {
+    let out = guest(
+        r#"set -e
+        python3 @WORKLOADS@/zlib_mix.py 100 256 4 100 > /tmp/w.out &
+        pid=$!
+        sleep 3
+        adaptctl auto --pid $pid --once --window 3s --json --library @TARGET@/adapt-library-testing
+        adaptctl list --pid $pid
+        kill $pid
+        wait $pid || true"#,
+    );
+    assert_clean(&out);
+    let d = decisions(&out);
+    let injected = of_kind(&d, "injected");
+    assert_eq!(injected.len(), 1, "{}", out.stdout);
+    assert_eq!(injected[0]["segment"], "crc32-slow");
+    let reverted = of_kind(&d, "reverted");
+    assert_eq!(reverted.len(), 1, "{}", out.stdout);
+    assert!(reverted[0]["reason"].as_str().unwrap().starts_with("regression"), "{}", out.stdout);
+    assert_eq!(reverted[0]["details"]["verdict"]["verdict"], "regression");
+    assert!(out.stdout.contains("no live injections"), "{}", out.stdout);
+}
+
+#[test]
+fn a_process_outside_the_policy_is_never_touched_and_limits_hold() {
+    let out = guest(
+        r#"set -e
+        python3 @WORKLOADS@/zlib_mix.py 100 > /tmp/w.out &
+        pid=$!
+        sleep 3
+        printf '[targets]\ncommands = ["not-python"]\n' > /tmp/only-others.toml
+        adaptctl policy load /tmp/only-others.toml
+        echo '--- outside'
+        adaptctl auto --pid $pid --once --window 2s --json
+        adaptctl list --pid $pid
+        printf 'max_injections_per_process = 1\n' > /tmp/one.toml
+        adaptctl policy load /tmp/one.toml
+        echo '--- limit'
+        adaptctl auto --pid $pid --once --window 2s --json
+        echo "live=$(adaptctl list --pid $pid --json | grep -c '"id"' || true)"
+        adaptctl revert --pid $pid --all >/dev/null
+        kill $pid"#,
+    );
+    assert_clean(&out);
+    let (outside, limit) = out.stdout.split_once("--- limit").expect("both parts");
+    let outside_d: Vec<Value> = outside
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(of_kind(&outside_d, "injected").is_empty(), "{outside}");
+    assert!(outside.contains("no live injections"), "{outside}");
+    assert!(!of_kind(&outside_d, "skipped").is_empty(), "{outside}");
+    let limit_d: Vec<Value> = limit
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(of_kind(&limit_d, "injected").len(), 1, "{limit}");
+}
+
+#[test]
+fn a_bad_policy_file_is_refused_with_its_line_and_the_old_policy_stays() {
+    let out = guest(
+        r#"
+        printf 'max_injections_total = 7\n' > /tmp/good.toml
+        adaptctl policy load /tmp/good.toml; echo "good=$?"
+        printf 'enabled = true\n\n[targets]\nexecutables = ["relative/path"]\n' > /tmp/bad.toml
+        adaptctl policy load /tmp/bad.toml; echo "bad=$?"
+        adaptctl policy show --json
+        "#,
+    );
+    assert_clean(&out);
+    assert!(out.stdout.contains("good=0"), "{}", out.stdout);
+    assert!(out.stdout.contains("line 4"), "{}", out.stdout);
+    assert!(out.stdout.contains("absolute"), "{}", out.stdout);
+    assert!(!out.stdout.contains("bad=0"), "{}", out.stdout);
+    assert!(out.stdout.contains("\"max_total\": 7"), "{}", out.stdout);
+}
+
+#[test]
+fn watching_all_processes_survives_processes_coming_and_going() {
+    let out = guest(
+        r#"set -e
+        ( for i in $(seq 12); do python3 @WORKLOADS@/zlib_mix.py 2 >/dev/null & sleep 1; done; wait ) &
+        adaptctl auto --all --duration 20s --window 1s --json > /tmp/auto.jsonl
+        echo "auto=$?"
+        wait
+        echo "left=$(adaptctl list --json | grep -c '"id"' || true)"
+        cat /tmp/auto.jsonl"#,
+    );
+    assert_clean(&out);
+    assert!(out.stdout.contains("auto=0"), "{}", out.stdout);
+    assert!(out.stdout.contains("left=0"), "{}", out.stdout);
+}
