@@ -202,45 +202,54 @@ impl Workload {
         // the closure, which outlive every call.
         match self.shape {
             Shape::Checksum32Len => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Checksum32 = unsafe { std::mem::transmute::<usize, Checksum32>(entry) };
                 Box::new(move |calls| {
                     let mut acc = 0u64;
                     for _ in 0..calls {
+                        // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                         acc = unsafe { f(black_box(acc), black_box(buf), len as u32) };
                     }
                     black_box(acc);
                 })
             }
             Shape::Checksum64Len => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Checksum64 = unsafe { std::mem::transmute::<usize, Checksum64>(entry) };
                 Box::new(move |calls| {
                     let mut acc = 0u64;
                     for _ in 0..calls {
+                        // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                         acc = unsafe { f(black_box(acc), black_box(buf), len) };
                     }
                     black_box(acc);
                 })
             }
             Shape::Crc32c => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Crc32c = unsafe { std::mem::transmute::<usize, Crc32c>(entry) };
                 Box::new(move |calls| {
                     let mut acc = 0u32;
                     for _ in 0..calls {
+                        // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                         acc = unsafe { f(black_box(acc), black_box(buf), len) };
                     }
                     black_box(acc);
                 })
             }
             Shape::Dot => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Dot = unsafe { std::mem::transmute::<usize, Dot>(entry) };
                 let (a, b, n) = (self.x.as_ptr(), self.y.as_ptr(), self.n_floats());
                 Box::new(move |calls| {
                     for _ in 0..calls {
+                        // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                         black_box(unsafe { f(black_box(a), black_box(b), n) });
                     }
                 })
             }
             Shape::Axpy => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Axpy = unsafe { std::mem::transmute::<usize, Axpy>(entry) };
                 let x = self.x.as_ptr();
                 let n = self.n_floats();
@@ -248,17 +257,20 @@ impl Workload {
                 Box::new(move |calls| {
                     let yp = y.as_mut_ptr();
                     for _ in 0..calls {
+                        // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                         unsafe { f(AXPY_A, black_box(x), black_box(yp), n) };
                     }
                     black_box(&y);
                 })
             }
             Shape::Sha256Transform => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Sha = unsafe { std::mem::transmute::<usize, Sha>(entry) };
                 let blocks = len / 64;
                 let mut state = SHA256_IV;
                 Box::new(move |calls| {
                     for _ in 0..calls {
+                        // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                         unsafe { f(state.as_mut_ptr(), black_box(buf), blocks) };
                     }
                     black_box(&state);
@@ -279,19 +291,27 @@ impl Workload {
         // SAFETY (all arms): as in `runner`.
         match self.shape {
             Shape::Checksum32Len => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Checksum32 = unsafe { std::mem::transmute::<usize, Checksum32>(entry) };
+                // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 Outcome::Int(unsafe { f(0, buf, len as u32) })
             }
             Shape::Checksum64Len => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Checksum64 = unsafe { std::mem::transmute::<usize, Checksum64>(entry) };
+                // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 Outcome::Int(unsafe { f(0, buf, len) })
             }
             Shape::Crc32c => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Crc32c = unsafe { std::mem::transmute::<usize, Crc32c>(entry) };
+                // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 Outcome::Int(u64::from(unsafe { f(0, buf, len) }))
             }
             Shape::Dot => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Dot = unsafe { std::mem::transmute::<usize, Dot>(entry) };
+                // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 let value = unsafe { f(self.x.as_ptr(), self.y.as_ptr(), n) };
                 let abs: f64 = self
                     .x
@@ -305,8 +325,10 @@ impl Workload {
                 }
             }
             Shape::Axpy => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Axpy = unsafe { std::mem::transmute::<usize, Axpy>(entry) };
                 let mut y = self.y.clone();
+                // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 unsafe { f(AXPY_A, self.x.as_ptr(), y.as_mut_ptr(), n) };
                 let tolerance = self
                     .x
@@ -323,8 +345,10 @@ impl Workload {
                 }
             }
             Shape::Sha256Transform => {
+                // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Sha = unsafe { std::mem::transmute::<usize, Sha>(entry) };
                 let mut state = SHA256_IV;
+                // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 unsafe { f(state.as_mut_ptr(), buf, len / 64) };
                 Outcome::Words(state.to_vec())
             }

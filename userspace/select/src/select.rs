@@ -322,7 +322,9 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         // the contract by adaptctl), and they live until the end of this
         // function.
         let reference: Option<Outcome> = match &original {
+            // SAFETY: as above.
             Some(o) => Some(unsafe { work.outcome(o.entry()) }),
+            // SAFETY: as above.
             None => cands.last().map(|c| unsafe { work.outcome(c.entry) }),
         };
         let correct: Vec<bool> = cands

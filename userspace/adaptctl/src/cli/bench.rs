@@ -255,3 +255,73 @@ pub(crate) fn print_measurement(selection: &Selection) {
         println!("  {line}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adapt_segment::{CType, Contract, Function, Scalar};
+
+    fn segment(functions: &[(&str, &str)]) -> Segment {
+        Segment {
+            name: "s".into(),
+            version: 1,
+            description: String::new(),
+            build: String::new(),
+            functions: functions
+                .iter()
+                .map(|(symbol, library)| Function {
+                    symbol: (*symbol).into(),
+                    library: (*library).into(),
+                    contract: Contract {
+                        returns: CType::value(Scalar::Void, "void"),
+                        params: vec![],
+                    },
+                    reference: String::new(),
+                })
+                .collect(),
+            variants: vec![],
+        }
+    }
+
+    #[test]
+    fn the_original_defaults_to_the_declared_library() {
+        let zlib = segment(&[("crc32", "libz.so.1"), ("crc32_z", "libz.so.1")]);
+        let spec = |o, s, f| original_spec(&zlib, o, s, f);
+        assert_eq!(
+            spec(None, None, None),
+            Some(OriginalSpec { object: "libz.so.1".into(), symbol: "crc32".into() })
+        );
+        assert_eq!(
+            spec(None, None, Some("crc32_z")),
+            Some(OriginalSpec { object: "libz.so.1".into(), symbol: "crc32_z".into() })
+        );
+        assert_eq!(
+            spec(Some("/opt/app"), Some("my_crc"), Some("crc32")),
+            Some(OriginalSpec { object: "/opt/app".into(), symbol: "my_crc".into() })
+        );
+        // A function declaring no library has no default original.
+        let dot = segment(&[("dot_f32", "")]);
+        assert_eq!(original_spec(&dot, None, None, None), None);
+        assert_eq!(
+            original_spec(&dot, Some("./app"), None, None),
+            Some(OriginalSpec { object: "./app".into(), symbol: "dot_f32".into() })
+        );
+    }
+
+    #[test]
+    fn cache_flags_choose_the_cache_use() {
+        let d = Path::new("/tmp/c");
+        assert_eq!(cache_use(true, false, Some(d)), CacheUse::Off);
+        assert_eq!(cache_use(false, true, Some(d)), CacheUse::Refresh(d.to_path_buf()));
+        assert_eq!(cache_use(false, false, Some(d)), CacheUse::Use(d.to_path_buf()));
+        assert_eq!(parse_size_arg("4K"), Ok(4096));
+        assert!(parse_size_arg("4T").is_err());
+    }
+
+    #[test]
+    fn selection_errors_have_documented_exit_codes() {
+        let e = SelectError::NoSuchVariant { segment: "s".into(), variant: "v".into(), available: "p".into() };
+        assert_eq!(select_kind(&e), ("no-such-variant", 12));
+        assert_eq!(select_kind(&SelectError::NoVariant { segment: "s".into() }).1, 15);
+    }
+}
