@@ -43,7 +43,7 @@ fn two_covered_hot_functions_are_injected_in_order_and_results_stay_correct() {
         python3 @WORKLOADS@/zlib_mix.py 100 > /tmp/w.out &
         pid=$!
         sleep 3
-        adaptctl auto --pid $pid --once --window 3s --json
+        adaptctl auto --pid $pid --once --window 3s --json --no-measure
         adaptctl revert --pid $pid --all >/dev/null 2>&1 || true
         wait $pid
         tail -1 /tmp/w.out"#,
@@ -67,7 +67,7 @@ fn a_deliberately_slow_segment_is_reverted_as_a_regression() {
         python3 @WORKLOADS@/zlib_mix.py 100 256 4 100 > /tmp/w.out &
         pid=$!
         sleep 3
-        adaptctl auto --pid $pid --once --window 3s --json --library @TARGET@/adapt-library-testing
+        adaptctl auto --pid $pid --once --window 3s --json --no-measure --library @TARGET@/adapt-library-testing
         adaptctl list --pid $pid
         kill $pid
         wait $pid || true"#,
@@ -94,12 +94,12 @@ fn a_process_outside_the_policy_is_never_touched_and_limits_hold() {
         printf '[targets]\ncommands = ["not-python"]\n' > /tmp/only-others.toml
         adaptctl policy load /tmp/only-others.toml
         echo '--- outside'
-        adaptctl auto --pid $pid --once --window 2s --json
+        adaptctl auto --pid $pid --once --window 2s --json --no-measure
         adaptctl list --pid $pid
         printf 'max_injections_per_process = 1\n' > /tmp/one.toml
         adaptctl policy load /tmp/one.toml
         echo '--- limit'
-        adaptctl auto --pid $pid --once --window 2s --json
+        adaptctl auto --pid $pid --once --window 2s --json --no-measure
         echo "live=$(adaptctl list --pid $pid --json | grep -c '"id"' || true)"
         adaptctl revert --pid $pid --all >/dev/null
         kill $pid"#,
@@ -146,7 +146,7 @@ fn watching_all_processes_survives_processes_coming_and_going() {
     let out = guest(
         r#"set -e
         ( for i in $(seq 12); do python3 @WORKLOADS@/zlib_mix.py 2 >/dev/null & sleep 1; done; wait ) &
-        adaptctl auto --all --duration 20s --window 1s --json > /tmp/auto.jsonl
+        adaptctl auto --all --duration 20s --window 1s --json --no-measure > /tmp/auto.jsonl
         echo "auto=$?"
         wait
         echo "left=$(adaptctl list --json | grep -c '"id"' || true)"

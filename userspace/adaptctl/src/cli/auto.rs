@@ -74,6 +74,12 @@ pub(crate) struct Args {
     /// Optimization library (default: the one next to adaptctl).
     #[arg(long, value_name = "DIR")]
     library: Option<PathBuf>,
+
+    /// Do not measure the variants against the original on this machine
+    /// before injecting (as `adaptctl bench` does): inject the best variant
+    /// the CPU supports and let the verdict after injection decide.
+    #[arg(long)]
+    no_measure: bool,
 }
 
 /// An injection auto made and still has to judge (or has kept).
@@ -224,22 +230,56 @@ fn round(
             allow_indirect_jumps: false,
             dir: args.library.as_deref().or(library.dir.as_deref()),
         };
-        match inject_plan::plan(&request) {
-            Ok(plan) => candidates.push((
-                Candidate {
-                    pid,
-                    function: f.function.clone(),
-                    object: f.object.clone(),
-                    segment: plan.segment.clone(),
-                    variant: plan.variant.clone(),
-                    share: f.share,
-                    samples: f.samples,
-                    speedup: None,
+        let mut plan = match inject_plan::plan(&request) {
+            Ok(plan) => plan,
+            Err(err) => {
+                log.record(DecisionKind::Skipped, pid, &command, &f.function, segment, "", format!("{err:#}"), serde_json::Value::Null);
+                continue;
+            }
+        };
+        // Measure the variants against the original here, on this machine
+        // (cached per CPU model and variant): pick the fastest, or nothing.
+        let speedup = if args.no_measure {
+            None
+        } else {
+            match super::bench::measure_before_inject(&mut plan, None) {
+                Ok(selection) => match &selection.decision.choice {
+                    adapt_select::Choice::Variant { speedup, .. } => Some(*speedup),
+                    adapt_select::Choice::Nothing { reason } => {
+                        log.record(
+                            DecisionKind::Skipped,
+                            pid,
+                            &command,
+                            &f.function,
+                            segment,
+                            "",
+                            format!("measured on this machine: {reason}"),
+                            serde_json::to_value(&selection.decision).unwrap_or_default(),
+                        );
+                        continue;
+                    }
+                    // The original could not run here: judge in the target.
+                    adapt_select::Choice::OriginalUnavailable { .. } => None,
                 },
-                plan,
-            )),
-            Err(err) => log.record(DecisionKind::Skipped, pid, &command, &f.function, segment, "", format!("{err:#}"), serde_json::Value::Null),
-        }
+                Err(err) => {
+                    log.record(DecisionKind::Skipped, pid, &command, &f.function, segment, "", format!("measurement failed: {err:#}"), serde_json::Value::Null);
+                    continue;
+                }
+            }
+        };
+        candidates.push((
+            Candidate {
+                pid,
+                function: f.function.clone(),
+                object: f.object.clone(),
+                segment: plan.segment.clone(),
+                variant: plan.variant.clone(),
+                share: f.share,
+                samples: f.samples,
+                speedup,
+            },
+            plan,
+        ));
     }
 
     let thresholds = Thresholds {
