@@ -6,11 +6,19 @@ mismatch.
 
 usage: python3 zlib_mix.py SECONDS [CRC_KIB ADLER_KIB PY_WORK]
 prints "ready" once running, a throughput line per second, and at the end
-"checked=N wrong=M".
+(after SECONDS, or on SIGTERM) "checked=N wrong=M".
 """
+import signal
 import sys
 import time
 import zlib
+
+stop = False
+
+
+def on_term(signum, frame):
+    global stop
+    stop = True
 
 
 def crc32_py(data, crc=0):
@@ -49,8 +57,9 @@ def main():
     checked = wrong = rounds = 0
     done_bytes = 0
     start = last = time.time()
+    signal.signal(signal.SIGTERM, on_term)
     print("ready", flush=True)
-    while time.time() - start < seconds:
+    while time.time() - start < seconds and not stop:
         zlib.crc32(crc_buf)
         zlib.adler32(adler_buf)
         busy_python(py_work)
