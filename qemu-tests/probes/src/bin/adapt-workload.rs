@@ -10,7 +10,8 @@
 //! `adapt-workload spin [--seconds S]`: one thread in `adapt_work_hot`;
 //! prints the units done per second at the end (for overhead benchmarks).
 //!
-//! Both print `ready <pid>` once the workers run and exit after S seconds.
+//! Both print `ready <pid>` once the workers run, `rate <units/s>` every
+//! second, and exit after S seconds.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,7 +121,17 @@ fn main() {
         println!("late threads started");
     }
     let total = Duration::from_secs_f64(o.seconds);
-    std::thread::sleep(total.saturating_sub(start.elapsed()));
+    // One throughput line per second, for benchmarks that compare phases.
+    let mut last = (Instant::now(), done.load(Ordering::Relaxed));
+    while start.elapsed() < total {
+        std::thread::sleep(Duration::from_secs(1).min(total.saturating_sub(start.elapsed())));
+        let now = (Instant::now(), done.load(Ordering::Relaxed));
+        let secs = now.0.duration_since(last.0).as_secs_f64();
+        if secs >= 0.5 {
+            println!("rate {:.1} units/s", (now.1 - last.1) as f64 / secs);
+        }
+        last = now;
+    }
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         let _ = w.join();
