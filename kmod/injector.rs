@@ -36,8 +36,21 @@ use kernel::{
 };
 
 /// Rendezvous attempts before giving up on a thread that stays inside the
-/// bytes being replaced (or the segment being unmapped).
+/// bytes being replaced.
 const ATTEMPTS: u32 = 8;
+/// Rendezvous attempts before leaving a reverted segment mapped (harmless:
+/// nothing jumps to it any more; it goes away with the address space).
+const UNMAP_ATTEMPTS: u32 = 64;
+/// Pause between attempts, so that threads parked inside get CPU time to
+/// move on (on a busy machine a runnable thread may wait several
+/// milliseconds for a CPU).
+const RETRY_PAUSE_MS: u32 = 10;
+
+fn pause_before_retry() {
+    // SAFETY: Sleeping in process context (an ioctl), no lock held by the
+    // callers here except the injector's operation mutex.
+    unsafe { bindings::msleep(RETRY_PAUSE_MS) };
+}
 
 /// One live injection.
 struct Injection {
@@ -373,6 +386,7 @@ impl Injector {
             }
             let _ = gathered.release(None);
             attempts += 1;
+            pause_before_retry();
             gathered = rendezvous::gather::<TargetDuty>(&process, None)?;
         }
 
@@ -477,6 +491,7 @@ impl Injector {
                 if attempts >= ATTEMPTS {
                     return Err(EBUSY);
                 }
+                pause_before_retry();
                 continue;
             }
             let written = text_patch::write(&process, inj.site, original);
@@ -490,15 +505,22 @@ impl Injector {
         // is inside it. Segments are leaf code, so no frame below points
         // into it.
         let seg_end = inj.placement.start + inj.placement.len;
+        let mut unmap_attempts = 0;
         loop {
             attempts += 1;
+            unmap_attempts += 1;
             let gathered = rendezvous::gather(&process, Some(TargetDuty::Designate))?;
             if gathered.points.iter().any(|p| within(p, inj.placement.start, seg_end)) {
                 let _ = gathered.release(None);
-                if attempts >= 2 * ATTEMPTS {
+                if unmap_attempts >= UNMAP_ATTEMPTS {
                     // Restored but still mapped: harmless, freed at exit.
+                    pr_info!(
+                        "adapt: injection {} reverted; a thread stayed inside its segment, left mapped\n",
+                        inj.id
+                    );
                     return Ok((pause, attempts));
                 }
+                pause_before_retry();
                 continue;
             }
             let (held, _) = gathered.release(Some(TargetDuty::Unmap {

@@ -7,7 +7,7 @@
 //! `~/.cache/adapt`):
 //!
 //! ```json
-//! { "format": 1,
+//! { "format": 2,
 //!   "entries": [
 //!     { "key": { "segment": "crc32", "function": "crc32", "variant": "pclmul",
 //!                "variant_hash": "<sha256 of the variant's code, data, relocations, entries, features>",
@@ -17,6 +17,7 @@
 //!                "size": 16384 },
 //!       "variant": { "bytes_per_sec": …, "p25": …, "p75": …, … },
 //!       "original": { … the original's figure from the same run … },
+//!       "ratio": 2.41,
 //!       "correct": true,
 //!       "measured_unix": 1795482529 } ] }
 //! ```
@@ -43,7 +44,7 @@ use crate::timing::Figure;
 /// File name inside the cache directory.
 pub const CACHE_FILE: &str = "selection.json";
 /// Version of the file's layout.
-pub const CACHE_FORMAT: u32 = 1;
+pub const CACHE_FORMAT: u32 = 2;
 /// Most entries kept.
 pub const MAX_ENTRIES: usize = 4096;
 
@@ -139,6 +140,8 @@ pub struct CacheEntry {
     pub variant: Figure,
     /// The original's figure, from the same interleaved run.
     pub original: Figure,
+    /// The paired ratio variant / original ([`crate::timing::paired_ratio`]).
+    pub ratio: f64,
     /// Whether the variant's result equalled the original's.
     pub correct: bool,
     /// When it was measured (seconds since the epoch).

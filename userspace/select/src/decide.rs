@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The decision rule.
 //!
-//! For each variant and size class, the *ratio* is the variant's median
-//! throughput over the original's, both from the same interleaved run. A
+//! For each variant and size class, the *ratio* is the variant's throughput
+//! over the original's, paired round by round in the same interleaved run
+//! (the median of the per-round ratios, [`crate::timing::paired_ratio`]). A
 //! variant's *speedup* is the geometric mean of its ratios over the size
 //! classes measured (each class weighs the same), its *worst* ratio the
 //! smallest.

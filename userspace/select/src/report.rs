@@ -75,7 +75,8 @@ impl fmt::Display for Selection {
         }
         writeln!(
             f,
-            "median of {} interleaved batches of ~{} ms each; ± is half the interquartile range",
+            "median of {} interleaved batches of ~{} ms each; ± is half the interquartile range; \
+             ratios are medians of the per-round ratios",
             self.budget.rounds,
             self.budget.batch.as_millis()
         )?;

@@ -17,7 +17,7 @@ use crate::error::{OriginalError, SelectError};
 use crate::original::{LoadMethod, Original, OriginalSpec};
 use crate::shape::Shape;
 use crate::sizes::SizeClass;
-use crate::timing::{measure, Budget, Figure, Runner};
+use crate::timing::{measure, paired_ratio, Budget, Figure, Runner};
 
 /// Whether to use the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +97,8 @@ pub struct VariantFigure {
     pub variant: String,
     /// Its throughput.
     pub figure: Figure,
-    /// Over the original's (absent without an original).
+    /// Over the original's: the median of the per-round ratios
+    /// ([`crate::timing::paired_ratio`]); absent without an original.
     pub ratio: Option<f64>,
     /// Its result equalled the original's (or, without an original, the
     /// portable variant's).
@@ -362,7 +363,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
                     .map(|((h, c), ok)| VariantFigure {
                         variant: c.name.clone(),
                         figure: h.variant,
-                        ratio: Some(h.variant.bytes_per_sec / h.original.bytes_per_sec),
+                        ratio: Some(h.ratio),
                         correct: *ok && h.correct,
                         cached: true,
                     })
@@ -379,24 +380,25 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
                 // SAFETY: as above.
                 runners.push(unsafe { work.runner(c.entry) });
             }
-            let figs = measure(&mut runners, work.bytes_per_call(), req.budget);
+            let series = measure(&mut runners, work.bytes_per_call(), req.budget);
             drop(runners);
-            let (orig_fig, var_figs) = if original.is_some() {
-                (Some(figs[0]), &figs[1..])
+            let (orig_series, var_series) = if original.is_some() {
+                (Some(&series[0]), &series[1..])
             } else {
-                (None, &figs[..])
+                (None, &series[..])
             };
+            let orig_fig = orig_series.map(|o| o.figure());
             let row = SizeRow {
                 size: class,
                 original: orig_fig,
                 variants: cands
                     .iter()
-                    .zip(var_figs)
+                    .zip(var_series)
                     .zip(&correct)
-                    .map(|((c, f), ok)| VariantFigure {
+                    .map(|((c, s), ok)| VariantFigure {
                         variant: c.name.clone(),
-                        figure: *f,
-                        ratio: orig_fig.map(|o| f.bytes_per_sec / o.bytes_per_sec),
+                        figure: s.figure(),
+                        ratio: orig_series.map(|o| paired_ratio(s, o)),
                         correct: *ok,
                         cached: false,
                     })
@@ -408,6 +410,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
                         key: k.clone(),
                         variant: v.figure,
                         original: o,
+                        ratio: v.ratio.unwrap_or(f64::NAN),
                         correct: v.correct,
                         measured_unix: now_unix(),
                     });

@@ -8,6 +8,12 @@
 //! other processes and host noise hit all of them alike. A candidate's
 //! figure is the median batch throughput, with the quartiles and extremes
 //! as its spread.
+//!
+//! Ratios between two candidates are *paired* ([`paired_ratio`]): the
+//! median, over the rounds, of the ratio of their two batches of the same
+//! round. Those batches ran a few milliseconds apart, so a slow moment of
+//! the machine (another process, a descheduled vCPU) hits both, and the
+//! ratio stays stable where the two medians alone would not.
 
 use std::time::{Duration, Instant};
 
@@ -120,9 +126,40 @@ fn calibrate(run: &mut Runner<'_>, batch: Duration) -> u64 {
     }
 }
 
+/// One candidate's batch throughputs, in round order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Bytes per second of each batch, round by round.
+    pub samples: Vec<f64>,
+    /// Calls per batch.
+    pub calls_per_batch: u64,
+}
+
+impl Series {
+    /// The figure (median, quartiles, extremes) of the series.
+    pub fn figure(&self) -> Figure {
+        Figure::from_samples(self.samples.clone(), self.calls_per_batch)
+    }
+}
+
+/// The median over the rounds of `a`'s throughput over `b`'s in the same
+/// round (NaN when there is no round).
+pub fn paired_ratio(a: &Series, b: &Series) -> f64 {
+    let ratios: Vec<f64> = a
+        .samples
+        .iter()
+        .zip(&b.samples)
+        .map(|(x, y)| x / y)
+        .collect();
+    if ratios.is_empty() {
+        return f64::NAN;
+    }
+    Figure::from_samples(ratios, 0).bytes_per_sec
+}
+
 /// Times every runner, interleaved (see the module documentation);
 /// `bytes_per_call` converts calls to throughput.
-pub fn measure(runners: &mut [Runner<'_>], bytes_per_call: u64, budget: Budget) -> Vec<Figure> {
+pub fn measure(runners: &mut [Runner<'_>], bytes_per_call: u64, budget: Budget) -> Vec<Series> {
     let calls: Vec<u64> = runners
         .iter_mut()
         .map(|r| calibrate(r, budget.batch))
@@ -140,7 +177,10 @@ pub fn measure(runners: &mut [Runner<'_>], bytes_per_call: u64, budget: Budget) 
     samples
         .into_iter()
         .zip(calls)
-        .map(|(s, c)| Figure::from_samples(s, c))
+        .map(|(samples, calls_per_batch)| Series {
+            samples,
+            calls_per_batch,
+        })
         .collect()
 }
 
@@ -159,6 +199,15 @@ mod tests {
     }
 
     #[test]
+    fn paired_ratios_cancel_what_hits_both_candidates() {
+        // The machine slows down 4x in the middle rounds: both slow down.
+        let a = Series { samples: vec![200.0, 50.0, 50.0, 200.0, 200.0], calls_per_batch: 1 };
+        let b = Series { samples: vec![100.0, 25.0, 25.0, 100.0, 100.0], calls_per_batch: 1 };
+        assert_eq!(paired_ratio(&a, &b), 2.0);
+        assert!(paired_ratio(&a, &Series { samples: vec![], calls_per_batch: 1 }).is_nan());
+    }
+
+    #[test]
     fn measure_runs_every_candidate_the_same_number_of_rounds() {
         let mut a = 0u64;
         let mut b = 0u64;
@@ -167,9 +216,9 @@ mod tests {
                 Box::new(|n| a += std::hint::black_box(n)),
                 Box::new(|n| b += std::hint::black_box(n)),
             ];
-            let figs = measure(&mut runners, 1, Budget { batch: Duration::from_micros(100), rounds: 3 });
-            assert_eq!(figs.len(), 2);
-            assert!(figs.iter().all(|f| f.rounds == 3 && f.bytes_per_sec > 0.0));
+            let series = measure(&mut runners, 1, Budget { batch: Duration::from_micros(100), rounds: 3 });
+            assert_eq!(series.len(), 2);
+            assert!(series.iter().map(Series::figure).all(|f| f.rounds == 3 && f.bytes_per_sec > 0.0));
         }
         assert!(a > 0 && b > 0);
     }
