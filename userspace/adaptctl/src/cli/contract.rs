@@ -29,13 +29,13 @@
 //! `library`; the pinned test below and the module's own comparison
 //! (`EPROTO`) catch any divergence.
 
-use adapt_segment::{CType, Contract, Function, Indirection, Scalar};
+use adapt_segment::{Contract, Function};
 use adapt_target::ObjectRef;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Prefix and version of the contract signature.
-pub(crate) const SIGNATURE_PREFIX: &str = "adapt-contract-v1:";
+pub(crate) const SIGNATURE_PREFIX: &str = super::library::upload::CONTRACT_SIGNATURE_PREFIX;
 
 /// Where the target's contract came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -152,10 +152,10 @@ pub(crate) fn target_contract(
     }
 }
 
-/// The canonical contract signature of `contract`.
+/// The canonical contract signature of `contract` (the definition the
+/// library upload uses, so the module compares like with like).
 pub(crate) fn signature(contract: &Contract) -> String {
-    let params: Vec<String> = contract.params.iter().map(|p| type_name(&p.ty)).collect();
-    format!("{SIGNATURE_PREFIX}{}({})", type_name(&contract.returns), params.join(","))
+    super::library::upload::contract_signature(contract)
 }
 
 /// The contract hash of a canonical signature.
@@ -164,29 +164,6 @@ pub(crate) fn hash(signature: &str) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(first)
-}
-
-fn type_name(ty: &CType) -> String {
-    let scalar = scalar_name(ty.scalar);
-    match ty.indirection {
-        Indirection::Value => scalar.to_owned(),
-        Indirection::ConstPtr => format!("const {scalar}*"),
-        Indirection::MutPtr => format!("{scalar}*"),
-    }
-}
-
-fn scalar_name(scalar: Scalar) -> &'static str {
-    match scalar {
-        Scalar::Void => "void",
-        Scalar::U8 => "u8",
-        Scalar::U16 => "u16",
-        Scalar::U32 => "u32",
-        Scalar::U64 => "u64",
-        Scalar::I32 => "i32",
-        Scalar::I64 => "i64",
-        Scalar::F32 => "f32",
-        Scalar::F64 => "f64",
-    }
 }
 
 const SCALARS: [&str; 9] = ["void", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64"];
@@ -247,7 +224,7 @@ fn canonical_type(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adapt_segment::Param;
+    use adapt_segment::{CType, Param, Scalar};
     use adapt_target::ObjectKind;
 
     fn crc32() -> Function {

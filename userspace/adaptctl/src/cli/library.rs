@@ -9,7 +9,7 @@ mod load;
 mod module;
 mod show;
 mod unload;
-mod upload;
+pub(crate) mod upload;
 mod verify;
 
 use clap::Subcommand;

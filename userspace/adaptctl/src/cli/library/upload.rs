@@ -102,10 +102,7 @@ pub(crate) fn contract_signature(contract: &Contract) -> String {
 /// The 64-bit contract hash stored in each entry: the first 8 bytes of
 /// sha256([`contract_signature`]), little-endian.
 pub(crate) fn contract_hash(contract: &Contract) -> u64 {
-    let digest = Sha256::digest(contract_signature(contract).as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
+    super::super::contract::hash(&contract_signature(contract))
 }
 
 fn type_signature(ty: &CType) -> String {
