@@ -4,10 +4,11 @@
 //!
 //! Native (host): `bench-library` (the segments against the system libz and
 //! the best crates) and `adaptctl bench SEGMENT` (the in-situ selection).
-//! Guest (TCG): the same `adaptctl bench` runs, the profiler's overhead on
-//! a busy process, and, if present, the injector's benchmarks
-//! (`adapt-inject-bench`: per-call cost, end-to-end throughput with the
-//! variant CPUID order picks and with the variant the measurement picks).
+//! Guest (TCG): the same `adaptctl bench` runs, then, if present, the
+//! benchmarks of the other parts, as their own scripts and probes define
+//! them: the profiler's overhead (`qemu-tests/bench/profiler_overhead.sh`),
+//! the adaptive loop (`qemu-tests/bench/auto_benchmark.sh`) and the
+//! injector (`adapt-inject-bench call-cost|throughput`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -136,20 +137,57 @@ struct GuestFigures {
     command: String,
     elapsed: Duration,
     selections: Vec<(String, String, Option<Value>)>,
-    profiler: Vec<(f64, f64)>,
-    profiler_script: String,
-    inject_bench: Vec<(String, String, String)>,
+    /// Other guest benchmarks that exist: (title, command, output).
+    others: Vec<(String, String, String)>,
     failure: Option<String>,
 }
 
-const PROFILER_SCRIPT: &str = "adapt-workload spin --seconds 2  # alone, then:\n\
-     adapt-workload spin --seconds 2 & sleep 0.1; adaptctl profile --pid $! --duration 2s";
+/// A guest benchmark of another part of adapt, run if its program or
+/// script exists: title, what to show as the command, what to run.
+struct Other {
+    title: &'static str,
+    needs: PathBuf,
+    shown: String,
+    run: String,
+}
 
-/// Pairs of profiler-overhead runs (alone, profiled).
-const PROFILER_PAIRS: usize = 5;
+/// The benchmarks of the profiler, the adaptive loop and the injector, as
+/// their own scripts and probes define them.
+fn others(a: &Artifacts) -> Vec<Other> {
+    let bench_dir = a.workspace_root.join("qemu-tests").join("bench");
+    let script = |name: &str| bench_dir.join(name);
+    let mut v = Vec::new();
+    for (title, name) in [
+        ("Profiler overhead (emulated)", "profiler_overhead.sh"),
+        ("Adaptive loop: adaptctl auto on python3 + libz.so.1 (emulated)", "auto_benchmark.sh"),
+    ] {
+        v.push(Other {
+            title,
+            needs: script(name),
+            shown: format!("cargo vm exec -- sh qemu-tests/bench/{name}"),
+            run: format!("sh {}", script(name).display()),
+        });
+    }
+    for (title, what) in [
+        ("Injector: per-call cost of a redirected call (emulated)", "call-cost"),
+        (
+            "Injector: 8 threads calling libz crc32 on 64 KiB, before / injected / reverted \
+             (the variant CPUID order picks: adapt-inject-bench injects with --no-measure; emulated)",
+            "throughput",
+        ),
+    ] {
+        v.push(Other {
+            title,
+            needs: a.bin_dir.join("adapt-inject-bench"),
+            shown: format!("cargo vm exec -- adapt-inject-bench {what}"),
+            run: format!("adapt-inject-bench {what}"),
+        });
+    }
+    v.retain(|o| o.needs.exists());
+    v
+}
 
 fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures> {
-    let has_inject_bench = a.bin_dir.join("adapt-inject-bench").exists();
     let mut script = String::from("set -u\n");
     for seg in SEGMENTS {
         let _ = writeln!(
@@ -157,34 +195,16 @@ fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures>
             "echo '--- BEGIN bench-{seg} ---'; adaptctl bench {seg} --no-cache --json 2>/tmp/bench-{seg}.err || cat /tmp/bench-{seg}.err; echo '--- END bench-{seg} ---'"
         );
     }
-    // The profiler's cost on a busy process: alone and profiled,
-    // alternating.
-    let _ = write!(
-        script,
-        "for i in $(seq {PROFILER_PAIRS}); do\n\
-         adapt-workload spin --seconds 2 | grep '^done' | sed 's/^/alone /'\n\
-         adapt-workload spin --seconds 2 > /tmp/w.out & p=$!; sleep 0.1\n\
-         adaptctl profile --pid $p --duration 2s > /dev/null 2>&1; wait $p\n\
-         grep '^done' /tmp/w.out | sed 's/^/profiled /'\n\
-         done\n",
-    );
-    // The injector's per-call cost and end-to-end throughput (its pause
-    // benchmark, with 64 busy threads, is issue 5's and too long here).
-    let inject_runs: &[(&str, &str, &str)] = &[
-        ("call-cost", "ADAPT_NO_MEASURE=1", "adapt-inject-bench call-cost"),
-        ("throughput-feature-order", "ADAPT_NO_MEASURE=1", "adapt-inject-bench throughput"),
-        ("throughput-measured", "", "adapt-inject-bench throughput"),
-    ];
-    if has_inject_bench {
-        for (name, env, cmd) in inject_runs {
-            let _ = writeln!(
-                script,
-                "echo '--- BEGIN inject-{name} ---'; env {env} timeout 300 {cmd} 2>&1; echo '--- END inject-{name} ---'"
-            );
-        }
+    let others = others(&a);
+    for (i, o) in others.iter().enumerate() {
+        let _ = writeln!(
+            script,
+            "echo '--- BEGIN other-{i} ---'; timeout 600 {} 2>&1; echo '--- END other-{i} ---'",
+            o.run
+        );
     }
     let guest = args
-        .guest(a, Some(Duration::from_secs(1500)))
+        .guest(a, Some(Duration::from_secs(1800)))
         .env("ADAPT_LIBRARY", &library.display().to_string());
     say("bench (guest): booting a TCG guest for the guest figures (several minutes)");
     let out = guest.run(&["sh", "-c", &script])?;
@@ -206,32 +226,16 @@ fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures>
             (seg.to_string(), text, value)
         })
         .collect();
-    let units = |prefix: &str| -> Vec<f64> {
-        out.stdout
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix(prefix))
-            .filter_map(|l| l.rsplit(": ").next()?.split_whitespace().next()?.parse().ok())
-            .collect()
-    };
-    let profiler = units("alone ").into_iter().zip(units("profiled ")).collect();
-    let inject_bench = if has_inject_bench {
-        inject_runs
-            .iter()
-            .map(|(name, env, cmd)| {
-                let shown = if env.is_empty() { cmd.to_string() } else { format!("{env} {cmd}") };
-                (name.to_string(), shown, section(&format!("inject-{name}")))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let others = others
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.title.to_owned(), o.shown.clone(), section(&format!("other-{i}"))))
+        .collect();
     Ok(GuestFigures {
         command: "cargo vm exec -- sh -c '…'".to_owned(),
         elapsed: out.elapsed,
         selections,
-        profiler,
-        profiler_script: PROFILER_SCRIPT.to_owned(),
-        inject_bench,
+        others,
         failure,
     })
 }
@@ -404,32 +408,20 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
         );
     }
     if let Some(g) = guest {
-        for (name, cmd, text) in &g.inject_bench {
+        for (title, cmd, text) in &g.others {
+            if let Some(line) = text.lines().find(|l| l.starts_with("throughput ratio profiled/unprofiled")) {
+                let _ = writeln!(s, "- Profiler in the guest (emulated): {line} (`{cmd}`).");
+            }
             if let Some((ratio, variant)) = throughput_ratio(text) {
-                let how = if name.ends_with("measured") { "the measured choice" } else { "the CPUID-order variant" };
                 let _ = writeln!(
                     s,
-                    "- End-to-end in the guest (emulated): 8 threads calling libz `crc32` on 64 KiB, {how} {variant} injected: \
-                     {ratio:.2}× the throughput before (`{cmd}`)."
+                    "- End-to-end in the guest (emulated): 8 threads calling libz `crc32` on 64 KiB, {variant} injected \
+                     (CPUID order, not measured): {ratio:.2}× the throughput before (`{cmd}`)."
                 );
-            } else if name.ends_with("measured") && text.contains("inject nothing") {
-                let _ = writeln!(s, "- End-to-end in the guest (emulated): the measurement injected nothing (`{cmd}`).");
             }
-        }
-        if !g.profiler.is_empty() {
-            let r: Vec<f64> = g.profiler.iter().map(|(a, p)| p / a).collect();
-            let med = median(&r);
-            let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = r.iter().copied().fold(0.0, f64::max);
-            let _ = writeln!(
-                s,
-                "- Profiler cost in the guest (emulated): a busy process keeps {:.0} % of its throughput while sampled \
-                 (median of {} alternating pairs, range {:.0}–{:.0} %: the shared host makes this noisy).",
-                100.0 * med,
-                r.len(),
-                100.0 * lo,
-                100.0 * hi
-            );
+            if title.starts_with("Adaptive loop") && !text.is_empty() {
+                let _ = writeln!(s, "- Adaptive loop in the guest (emulated): see its table below (`{cmd}`).");
+            }
         }
     }
 
@@ -497,26 +489,8 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                 }
                 s.push('\n');
             }
-            let _ = writeln!(s, "### Profiler overhead (emulated)\n");
-            let _ = writeln!(s, "Commands (in the guest, alternating pairs):\n\n```sh\n{}\n```\n", g.profiler_script);
-            if g.profiler.is_empty() {
-                let _ = writeln!(s, "No figures (the runs did not report).");
-            } else {
-                let _ = writeln!(s, "| pair | alone (units/s) | profiled (units/s) | profiled / alone |\n|---:|---:|---:|---:|");
-                for (i, (a, p)) in g.profiler.iter().enumerate() {
-                    let _ = writeln!(s, "| {} | {a:.1} | {p:.1} | {:.3} |", i + 1, p / a);
-                }
-            }
-            if !g.inject_bench.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "\n### Injector (emulated)\n\n`ADAPT_NO_MEASURE=1` injects the variant first in the library's feature order \
-                     (what CPUID alone would pick); without it, `adaptctl inject` measures first and injects the selection's choice \
-                     (or nothing). End-to-end throughput ratios are **emulated**.\n"
-                );
-                for (name, cmd, text) in &g.inject_bench {
-                    let _ = writeln!(s, "#### {name}\n\nCommand (in the guest): `{cmd}`\n\n```text\n{}\n```\n", text.trim_end());
-                }
+            for (title, cmd, text) in &g.others {
+                let _ = writeln!(s, "### {title}\n\nCommand: `{cmd}`\n\n```text\n{}\n```\n", text.trim_end());
             }
         }
     }
@@ -529,10 +503,4 @@ fn throughput_ratio(text: &str) -> Option<(f64, String)> {
     lines.next()?;
     let cols: Vec<&str> = lines.next()?.split_whitespace().collect();
     Some((cols.get(3)?.parse().ok()?, cols.get(5)?.to_string()))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }

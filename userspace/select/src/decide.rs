@@ -65,7 +65,8 @@ impl Comparison {
             return Some("its result differs from the original's".to_owned());
         }
         let s = self.speedup();
-        if !(s >= 1.0 + margin) {
+        // NaN (no ratio) is not a speedup either.
+        if s.is_nan() || s < 1.0 + margin {
             return Some(format!(
                 "{s:.2}× the original, below the required {:.2}×",
                 1.0 + margin
