@@ -156,3 +156,37 @@ fn watching_all_processes_survives_processes_coming_and_going() {
     assert!(out.stdout.contains("auto=0"), "{}", out.stdout);
     assert!(out.stdout.contains("left=0"), "{}", out.stdout);
 }
+
+#[test]
+fn a_policy_change_takes_effect_without_restarting_the_loop() {
+    let out = guest(
+        r#"set -e
+        python3 @WORKLOADS@/zlib_mix.py 200 > /tmp/w.out &
+        pid=$!
+        sleep 2
+        adaptctl policy set --disable >/dev/null
+        adaptctl auto --pid $pid --duration 60s --window 2s --json --no-measure > /tmp/auto.jsonl &
+        auto=$!
+        sleep 15
+        echo "while-disabled=$(grep -c '"kind":"injected"' /tmp/auto.jsonl || true)"
+        adaptctl policy set --enable >/dev/null
+        sleep 25
+        echo "after-enable=$(grep -c '"kind":"injected"' /tmp/auto.jsonl || true)"
+        kill -TERM $auto
+        wait $auto || true
+        echo "left=$(adaptctl list --pid $pid --json | grep -c '"id"' || true)"
+        kill $pid"#,
+    );
+    assert_clean(&out);
+    assert!(out.stdout.contains("while-disabled=0"), "{}", out.stdout);
+    let after: u32 = out
+        .stdout
+        .split("after-enable=")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(after >= 1, "nothing injected after enabling: {}", out.stdout);
+    // SIGTERM makes auto revert what it kept.
+    assert!(out.stdout.contains("left=0"), "{}", out.stdout);
+}

@@ -107,6 +107,8 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d);
     let mut kept: Vec<Pending> = Vec::new();
+    // (pid, function) pairs already judged not worth it: not retried.
+    let mut rejected: HashSet<(u32, String)> = HashSet::new();
     let me = std::process::id();
 
     loop {
@@ -133,8 +135,20 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 );
                 continue;
             }
-            let already: HashSet<String> = kept.iter().filter(|p| p.pid == pid).map(|p| p.function.clone()).collect();
-            match round(&device, device_path, args, &policy, &library, pid, &already, &mut log, &stop) {
+            let already: HashSet<String> = kept
+                .iter()
+                .filter(|p| p.pid == pid)
+                .map(|p| p.function.clone())
+                .chain(rejected.iter().filter(|(p, _)| *p == pid).map(|(_, f)| f.clone()))
+                .collect();
+            let judged_before = log.decisions.len();
+            let outcome = round(&device, device_path, args, &policy, &library, pid, &already, &mut log, &stop);
+            for d in &log.decisions[judged_before..] {
+                if d.kind == DecisionKind::Reverted {
+                    rejected.insert((d.pid, d.function.clone()));
+                }
+            }
+            match outcome {
                 Ok(mut new_kept) => kept.append(&mut new_kept),
                 Err(err) => log.record(
                     DecisionKind::Gone,
