@@ -151,8 +151,9 @@ fn self_injection_round_trips_under_a_concurrent_caller_without_leaks() {
 
 #[test]
 fn a_fault_inside_a_segment_quarantines_its_variant() {
-    let out = guest("adapt-inject-smoke fault && rmmod adapt");
+    let out = guest("adapt-inject-smoke fault && adaptctl status && rmmod adapt");
     assert_clean(&out, 0);
+    assert!(out.stdout.contains("quarantine smoke/trap"), "status must say so: {}", out.stdout);
     assert!(out.stdout.contains("ok    the child died of SIGILL"), "{}", out.stdout);
     assert!(out.stdout.contains("ok    the variant is quarantined"), "{}", out.stdout);
     assert!(out.stdout.contains("ok    automatic injection of it is refused"), "{}", out.stdout);
