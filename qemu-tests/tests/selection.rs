@@ -67,13 +67,14 @@ print(json.load(open("/tmp/select.json"))["decision"]["choice"].get("variant") o
 ')
 echo '--- BEGIN chosen ---'
 if [ -n "$chosen" ]; then
-  adaptctl inject --pid $P --symbol crc32 --object libz.so.1 --variant "$chosen" --no-measure --json 2>&1
+  adaptctl inject --pid $P --symbol crc32 --object libz.so.1 --variant "$chosen" --no-measure --json 2>/tmp/chosen.err
   measure chosen
   adaptctl revert --pid $P --all > /dev/null 2>&1
 else
   echo "none: the selection chose nothing"
 fi
 echo '--- END chosen ---'
+cat /tmp/chosen.err 2>/dev/null
 slow=$(python3 -c '
 import json
 d = json.load(open("/tmp/select.json"))
@@ -298,7 +299,7 @@ fn injecting_the_selection_into_python_zlib_keeps_every_result_correct() {
     let chosen = section(out, "chosen");
     if !chosen.starts_with("none") {
         let doc: Value = serde_json::from_str(chosen).unwrap_or_else(|e| panic!("chosen is not JSON ({e}):\n{chosen}"));
-        assert!(doc["injection"]["id"].is_u64(), "{doc}");
+        assert!(doc["injection"]["id"].is_u64(), "injecting the bench's choice failed: {doc}");
         println!(
             "python3 zlib.crc32 (64 KiB), emulated: the bench's choice {} injected: {:.1} MB/s, {:.2}× libz before ({:.1} MB/s)",
             doc["variant"],
