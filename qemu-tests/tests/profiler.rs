@@ -107,7 +107,7 @@ fn a_target_that_exits_ends_the_profile_and_nothing_leaks() {
     let out = guest(
         r#"set -e
         echo clear > /sys/kernel/debug/kmemleak
-        adapt-workload split --seconds 2 --threads 2 >/dev/null &
+        adapt-workload split --seconds 6 --threads 2 >/dev/null &
         pid=$!
         sleep 0.3
         start=$(date +%s)
@@ -129,7 +129,7 @@ fn a_target_that_exits_ends_the_profile_and_nothing_leaks() {
     assert_eq!(p["target_exited"], true, "{p}");
     assert!(p["total_samples"].as_u64().unwrap() > 0);
     let took: u64 = out.stdout.split("took=").nth(1).unwrap().lines().next().unwrap().trim().parse().unwrap();
-    assert!(took < 15, "profile should end with the target, took {took} s");
+    assert!(took < 20, "profile should end with the target (6 s), not run its 30 s: took {took} s");
     assert!(out.stdout.contains("kmemleak: 0"), "{}", out.stdout);
 }
 
