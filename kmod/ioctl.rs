@@ -109,6 +109,19 @@ pub(crate) fn dispatch(client: &Client, cmd: u32, arg: usize) -> Result<isize> {
     }
 }
 
+/// Copies `items` to the user array at `user` (nothing when empty).
+fn write_items<T: AsBytes>(user: u64, items: &[T]) -> Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let user = usize::try_from(user).map_err(|_| EFAULT)?;
+    let bytes = core::mem::size_of_val(items);
+    // SAFETY: `T: AsBytes` (the ABI structs, see `plain_abi_struct!`): every
+    // byte of `items` is initialized, so the slice may be viewed as bytes.
+    let raw = unsafe { core::slice::from_raw_parts(items.as_ptr().cast::<u8>(), bytes) };
+    UserSlice::new(user, bytes).writer().write_slice(raw)
+}
+
 fn expect_cmd(cmd: u32, expected: u32) -> Result {
     if cmd == expected {
         Ok(())
@@ -200,28 +213,12 @@ fn profile_read(client: &Client, arg: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let capacity = request.capacity as usize;
-    let bytes = capacity
-        .checked_mul(size_of::<abi::AdaptSample>())
-        .ok_or(EINVAL)?;
-    let user_samples = usize::try_from(request.samples).map_err(|_| EFAULT)?;
-
     let mut samples = KVec::with_capacity(capacity, GFP_KERNEL)?;
     let outcome = client
         .shared
         .profiler
         .read(request.session, &mut samples, capacity)?;
-
-    // SAFETY: `AdaptSample` is plain bytes (see `plain_abi_struct!`), so a
-    // slice of them may be viewed as its bytes.
-    let sample_bytes = unsafe {
-        core::slice::from_raw_parts(
-            samples.as_ptr().cast::<u8>(),
-            samples.len() * size_of::<abi::AdaptSample>(),
-        )
-    };
-    UserSlice::new(user_samples, bytes)
-        .writer()
-        .write_slice(sample_bytes)?;
+    write_items(request.samples, &samples)?;
 
     // At most READ_MAX samples were requested, so the count fits.
     request.count = samples.len() as u32;
@@ -289,13 +286,7 @@ fn library_list(client: &Client, arg: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let (infos, total) = client.shared.library.list(request.capacity as usize)?;
-    let bytes = infos.len() * size_of::<abi::AdaptLibraryInfo>();
-    if bytes > 0 {
-        let user = usize::try_from(request.entries).map_err(|_| EFAULT)?;
-        // SAFETY: `AdaptLibraryInfo` is plain bytes (see `plain_abi_struct!`).
-        let raw = unsafe { core::slice::from_raw_parts(infos.as_ptr().cast::<u8>(), bytes) };
-        UserSlice::new(user, bytes).writer().write_slice(raw)?;
-    }
+    write_items(request.entries, &infos)?;
     // Both are at most ADAPT_LIBRARY_MAX_VARIANTS.
     request.count = infos.len() as u32;
     request.total = total as u32;
@@ -345,13 +336,7 @@ fn injection_list(client: &Client, arg: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let (infos, total) = client.shared.injector.list(request.pid, request.capacity as usize)?;
-    let bytes = infos.len() * size_of::<abi::AdaptInjectionInfo>();
-    if bytes > 0 {
-        let user = usize::try_from(request.entries).map_err(|_| EFAULT)?;
-        // SAFETY: `AdaptInjectionInfo` is plain bytes (see `plain_abi_struct!`).
-        let raw = unsafe { core::slice::from_raw_parts(infos.as_ptr().cast::<u8>(), bytes) };
-        UserSlice::new(user, bytes).writer().write_slice(raw)?;
-    }
+    write_items(request.entries, &infos)?;
     // Both are bounded by the injection limits (at most 4096).
     request.count = infos.len() as u32;
     request.total = total as u32;

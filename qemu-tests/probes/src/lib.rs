@@ -2,4 +2,5 @@
 
 pub mod check;
 pub mod raw_ioctl;
+pub mod scratch_pages;
 pub mod zcrc;

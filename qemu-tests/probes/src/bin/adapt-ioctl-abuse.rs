@@ -9,6 +9,7 @@
 
 use adapt_abi as abi;
 use adapt_guest_probes::check::Checks;
+use adapt_guest_probes::scratch_pages::ScratchPages;
 use adapt_guest_probes::raw_ioctl::{errno_name, ioctl_raw, Outcome};
 use std::fs::OpenOptions;
 use std::mem::size_of;
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
     };
     let fd = file.as_raw_fd();
     let mut checks = Checks::default();
-    let page = Pages::new();
+    let page = ScratchPages::new();
 
     // A valid request.
     let mut version = abi::AdaptVersion::default();
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
         };
         // Zero the page so a command that reads it sees valid reserved fields.
         // SAFETY: the page is ours and writable.
-        unsafe { std::ptr::write_bytes(page.rw() as *mut u8, 0, Pages::SIZE) };
+        unsafe { std::ptr::write_bytes(page.rw() as *mut u8, 0, ScratchPages::SIZE) };
         // SAFETY: `arg` is null, unmapped, or inside our writable page; the
         // kernel writes at most the commands' struct sizes (< 1 page).
         let got = unsafe { ioctl_raw(fd, cmd, arg) };
@@ -163,46 +164,3 @@ fn xorshift(mut x: u64) -> u64 {
     x
 }
 
-/// Three adjacent pages: writable, read-only, and unmapped (a hole).
-struct Pages {
-    base: usize,
-}
-
-impl Pages {
-    const SIZE: usize = 4096;
-
-    fn new() -> Self {
-        // SAFETY: an anonymous private mapping at an address of the kernel's
-        // choosing touches no existing memory.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                3 * Self::SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED, "mmap scratch pages");
-        let base = base as usize;
-        // SAFETY: both ranges are inside the mapping just created.
-        unsafe {
-            assert_eq!(libc::mprotect((base + Self::SIZE) as *mut _, Self::SIZE, libc::PROT_READ), 0);
-            assert_eq!(libc::munmap((base + 2 * Self::SIZE) as *mut _, Self::SIZE), 0);
-        }
-        Self { base }
-    }
-
-    fn rw(&self) -> usize {
-        self.base
-    }
-
-    fn read_only(&self) -> usize {
-        self.base + Self::SIZE
-    }
-
-    fn unmapped(&self) -> usize {
-        self.base + 2 * Self::SIZE
-    }
-}

@@ -12,6 +12,7 @@
 
 use adapt_abi as abi;
 use adapt_guest_probes::check::Checks;
+use adapt_guest_probes::scratch_pages::ScratchPages;
 use adapt_guest_probes::raw_ioctl::{ioctl_raw, Outcome};
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, RawFd};
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
     let mut t = Tester {
         fd,
         hashes: 0,
-        pages: Pages::new(),
+        pages: ScratchPages::new(),
     };
 
     let (got, initial) = list(fd, abi::ADAPT_LIBRARY_MAX_VARIANTS);
@@ -78,7 +79,7 @@ fn main() -> ExitCode {
 struct Tester {
     fd: RawFd,
     hashes: u64,
-    pages: Pages,
+    pages: ScratchPages,
 }
 
 impl Tester {
@@ -1201,51 +1202,6 @@ impl Rng {
     }
 }
 
-/// Three adjacent pages: writable, read-only (zeroed), and unmapped (a hole).
-struct Pages {
-    base: usize,
-}
-
-impl Pages {
-    const SIZE: usize = 4096;
-
-    fn new() -> Self {
-        // SAFETY: an anonymous private mapping at an address of the kernel's
-        // choosing touches no existing memory.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                3 * Self::SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED, "mmap scratch pages");
-        let base = base as usize;
-        // SAFETY: both ranges are inside the mapping just created.
-        unsafe {
-            assert_eq!(
-                libc::mprotect((base + Self::SIZE) as *mut _, Self::SIZE, libc::PROT_READ),
-                0
-            );
-            assert_eq!(
-                libc::munmap((base + 2 * Self::SIZE) as *mut _, Self::SIZE),
-                0
-            );
-        }
-        Self { base }
-    }
-
-    fn read_only(&self) -> usize {
-        self.base + Self::SIZE
-    }
-
-    fn unmapped(&self) -> usize {
-        self.base + 2 * Self::SIZE
-    }
-}
 
 /// A page holding one value, made read-only.
 struct ReadOnlyPage {
@@ -1254,12 +1210,12 @@ struct ReadOnlyPage {
 
 impl ReadOnlyPage {
     fn holding<T: Copy>(value: &T) -> Self {
-        assert!(std::mem::size_of::<T>() <= Pages::SIZE);
+        assert!(std::mem::size_of::<T>() <= ScratchPages::SIZE);
         // SAFETY: a fresh anonymous mapping touches no existing memory.
         let addr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                Pages::SIZE,
+                ScratchPages::SIZE,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -1271,7 +1227,7 @@ impl ReadOnlyPage {
         // for `T`; then it is made read-only.
         unsafe {
             std::ptr::write(addr as *mut T, *value);
-            assert_eq!(libc::mprotect(addr, Pages::SIZE, libc::PROT_READ), 0);
+            assert_eq!(libc::mprotect(addr, ScratchPages::SIZE, libc::PROT_READ), 0);
         }
         Self {
             addr: addr as usize,
