@@ -31,7 +31,10 @@ pub fn build(ws: &Workspace) -> Result<()> {
 /// `build-library` binary just built: guests load segments from there.
 pub fn build_library(ws: &Workspace) -> Result<std::path::PathBuf> {
     let out = ws.target_dir.join("adapt-library");
-    say(format_args!("library: build-library --out {}", out.display()));
+    say(format_args!(
+        "library: build-library --out {}",
+        out.display()
+    ));
     let status = std::process::Command::new(ws.bin_dir().join("build-library"))
         .current_dir(&ws.root)
         .arg("--out")

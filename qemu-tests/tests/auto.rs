@@ -12,15 +12,36 @@ fn guest(script: &str) -> GuestOutput {
         .expect("guest artifacts (run `cargo vm build` first)")
         .timeout(Duration::from_secs(900));
     let script = script
-        .replace("@WORKLOADS@", concat!(env!("CARGO_MANIFEST_DIR"), "/workloads"))
-        .replace("@TARGET@", &guest.artifacts().target_dir.display().to_string());
+        .replace(
+            "@WORKLOADS@",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/workloads"),
+        )
+        .replace(
+            "@TARGET@",
+            &guest.artifacts().target_dir.display().to_string(),
+        );
     guest.run(&["sh", "-c", &script]).expect("boot the guest")
 }
 
 fn assert_clean(out: &GuestOutput) {
-    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
-    assert_eq!(out.kernel_problem, None, "console: {}", out.console_log.display());
-    assert_eq!(out.status, 0, "output:\n{}\nconsole: {}", out.stdout, out.console_log.display());
+    assert!(
+        !out.timed_out,
+        "guest timed out; console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.kernel_problem,
+        None,
+        "console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.status,
+        0,
+        "output:\n{}\nconsole: {}",
+        out.stdout,
+        out.console_log.display()
+    );
 }
 
 /// The JSON-lines decisions printed by `auto --json`.
@@ -50,13 +71,26 @@ fn two_covered_hot_functions_are_injected_in_order_and_results_stay_correct() {
     );
     assert_clean(&out);
     let d = decisions(&out);
-    let injected: Vec<&str> = of_kind(&d, "injected").iter().map(|v| v["function"].as_str().unwrap()).collect();
+    let injected: Vec<&str> = of_kind(&d, "injected")
+        .iter()
+        .map(|v| v["function"].as_str().unwrap())
+        .collect();
     assert_eq!(injected, ["crc32_z", "adler32_z"], "{}", out.stdout);
     // Nothing else was an opportunity: the interpreter has no segment.
-    assert!(of_kind(&d, "opportunity").iter().all(|v| v["segment"] == "crc32" || v["segment"] == "adler32"));
+    assert!(of_kind(&d, "opportunity")
+        .iter()
+        .all(|v| v["segment"] == "crc32" || v["segment"] == "adler32"));
     // Every injection was judged, and the reason recorded.
-    assert_eq!(of_kind(&d, "kept").len() + of_kind(&d, "reverted").len(), 2, "{}", out.stdout);
-    assert!(d.iter().filter(|v| v["kind"] == "reverted" || v["kind"] == "kept").all(|v| !v["reason"].as_str().unwrap().is_empty()));
+    assert_eq!(
+        of_kind(&d, "kept").len() + of_kind(&d, "reverted").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(d
+        .iter()
+        .filter(|v| v["kind"] == "reverted" || v["kind"] == "kept")
+        .all(|v| !v["reason"].as_str().unwrap().is_empty()));
     assert!(out.stdout.contains("wrong=0"), "{}", out.stdout);
 }
 
@@ -79,7 +113,14 @@ fn a_deliberately_slow_segment_is_reverted_as_a_regression() {
     assert_eq!(injected[0]["segment"], "crc32-slow");
     let reverted = of_kind(&d, "reverted");
     assert_eq!(reverted.len(), 1, "{}", out.stdout);
-    assert!(reverted[0]["reason"].as_str().unwrap().starts_with("regression"), "{}", out.stdout);
+    assert!(
+        reverted[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("regression"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(reverted[0]["details"]["verdict"]["verdict"], "regression");
     assert!(out.stdout.contains("no live injections"), "{}", out.stdout);
 }
@@ -186,7 +227,11 @@ fn a_policy_change_takes_effect_without_restarting_the_loop() {
         .and_then(|s| s.lines().next())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    assert!(after >= 1, "nothing injected after enabling: {}", out.stdout);
+    assert!(
+        after >= 1,
+        "nothing injected after enabling: {}",
+        out.stdout
+    );
     // SIGTERM makes auto revert what it kept.
     assert!(out.stdout.contains("left=0"), "{}", out.stdout);
 }

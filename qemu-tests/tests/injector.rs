@@ -57,9 +57,24 @@ fn guest(script: &str) -> GuestOutput {
 }
 
 fn assert_clean(out: &GuestOutput) {
-    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
-    assert_eq!(out.kernel_problem, None, "console: {}", out.console_log.display());
-    assert_eq!(out.status, 0, "output:\n{}\nconsole: {}", out.stdout, out.console_log.display());
+    assert!(
+        !out.timed_out,
+        "guest timed out; console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.kernel_problem,
+        None,
+        "console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.status,
+        0,
+        "output:\n{}\nconsole: {}",
+        out.stdout,
+        out.console_log.display()
+    );
 }
 
 /// The value printed as `name=value` (the last one).
@@ -77,9 +92,14 @@ fn value<'a>(out: &'a GuestOutput, name: &str) -> &'a str {
 fn document(out: &GuestOutput, name: &str) -> Value {
     let begin = format!("--- BEGIN {name} ---");
     let end = format!("--- END {name} ---");
-    let start = out.stdout.find(&begin).unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout)) + begin.len();
+    let start = out
+        .stdout
+        .find(&begin)
+        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
+        + begin.len();
     let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    serde_json::from_str(&out.stdout[start..stop]).unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
+    serde_json::from_str(&out.stdout[start..stop])
+        .unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
 }
 
 /// Asserts that workload `name` exited 0 after calls with no wrong result.
@@ -87,9 +107,17 @@ fn assert_workload_correct(out: &GuestOutput, name: &str) {
     assert_eq!(value(out, &format!("{name} exit")), "0", "{}", out.stdout);
     let summary = value(out, &format!("{name}: calls"));
     let calls: u64 = summary.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(calls > 1000, "{name} made only {calls} calls: {}", out.stdout);
+    assert!(
+        calls > 1000,
+        "{name} made only {calls} calls: {}",
+        out.stdout
+    );
     assert!(summary.contains(" wrong=0 "), "{name}: {summary}");
-    assert!(!out.stdout.contains(&format!("{name}: WRONG")), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(&format!("{name}: WRONG")),
+        "{}",
+        out.stdout
+    );
 }
 
 /// Inject/revert `cycles` times with 8 threads calling the function, and
@@ -133,12 +161,28 @@ fn assert_cycles(out: &GuestOutput, cycles: u64) {
     let c = document(out, "cycle");
     assert_eq!(c["error"], Value::Null, "{c}");
     assert_eq!(c["cycles_done"], cycles, "{c}");
-    assert!(c["max_threads"].as_u64().unwrap() >= 9, "8 workers and the main thread were held: {c}");
-    let (before, during, after) = (value(out, "before"), value(out, "during"), value(out, "after"));
-    assert!(during.starts_with("e9"), "the entry is a jmp rel32 while injected: {during}");
+    assert!(
+        c["max_threads"].as_u64().unwrap() >= 9,
+        "8 workers and the main thread were held: {c}"
+    );
+    let (before, during, after) = (
+        value(out, "before"),
+        value(out, "during"),
+        value(out, "after"),
+    );
+    assert!(
+        during.starts_with("e9"),
+        "the entry is a jmp rel32 while injected: {during}"
+    );
     assert_ne!(during, before);
-    assert_eq!(after, before, "the text after the last revert is the original");
-    assert!(value(out, "maps_seen").parse::<u64>().unwrap() > 0, "the watcher saw the segment mapped");
+    assert_eq!(
+        after, before,
+        "the text after the last revert is the original"
+    );
+    assert!(
+        value(out, "maps_seen").parse::<u64>().unwrap() > 0,
+        "the watcher saw the segment mapped"
+    );
     assert_eq!(value(out, "maps_writable"), "0", "{}", out.stdout);
     assert_eq!(value(out, "maps_left"), "0");
     assert_eq!(value(out, "live_left"), "0");
@@ -164,8 +208,16 @@ fn a_function_of_the_pie_executable_survives_500_inject_revert_cycles() {
         cycles_script("--target exe", inject, 500)
     );
     let out = guest(&script);
-    assert_eq!(value(&out, "unvouched"), "15", "no contract for an executable's function without --assume-contract");
-    assert!(out.stdout.contains("cannot vouch for the C contract"), "{}", out.stdout);
+    assert_eq!(
+        value(&out, "unvouched"),
+        "15",
+        "no contract for an executable's function without --assume-contract"
+    );
+    assert!(
+        out.stdout.contains("cannot vouch for the C contract"),
+        "{}",
+        out.stdout
+    );
     assert_cycles(&out, 500);
     assert!(
         out.stdout.contains("adapt_probe_crc32 in ") && out.stdout.contains("/adapt-crc-stress"),
@@ -191,23 +243,52 @@ fn segments_are_never_writable() {
         "#,
     );
     assert_clean(&out);
-    let wx: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("wx mapping=")).collect();
+    let wx: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("wx mapping="))
+        .collect();
     assert!(!wx.is_empty(), "{}", out.stdout);
     for line in &wx {
         assert!(line.contains("mprotect_rw=refused"), "{line}");
         assert!(line.contains("mprotect_rwx=refused"), "{line}");
         assert!(line.contains("procmem_write=refused"), "{line}");
-        let perms = line.split("perms=").nth(1).unwrap().split_whitespace().next().unwrap();
+        let perms = line
+            .split("perms=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
         assert_eq!(perms.as_bytes()[1], b'-', "never writable: {line}");
     }
-    assert!(out.stdout.contains(&format!("wx mappings={} violations=0", wx.len())), "{}", out.stdout);
-    assert!(out.stdout.contains("poke=refused"), "a write through /proc/PID/mem fails: {}", out.stdout);
-    let maps = out.stdout.split("--- maps").nth(1).unwrap().split("--- end maps").next().unwrap();
+    assert!(
+        out.stdout
+            .contains(&format!("wx mappings={} violations=0", wx.len())),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("poke=refused"),
+        "a write through /proc/PID/mem fails: {}",
+        out.stdout
+    );
+    let maps = out
+        .stdout
+        .split("--- maps")
+        .nth(1)
+        .unwrap()
+        .split("--- end maps")
+        .next()
+        .unwrap();
     let code = maps.lines().filter(|l| l.contains(" r-x")).count();
     assert!(code >= 1, "{maps}");
     for line in maps.lines().filter(|l| l.contains("[adapt:")) {
         let perms = line.split_whitespace().nth(1).unwrap();
-        assert!(perms == "r-xs" || perms == "r--s" || perms == "r-xp" || perms == "r--p", "{line}");
+        assert!(
+            perms == "r-xs" || perms == "r--s" || perms == "r-xp" || perms == "r--p",
+            "{line}"
+        );
     }
     assert_workload_correct(&out, "a");
 }
@@ -236,7 +317,11 @@ fn a_target_that_exits_during_an_injection_leaves_nothing_behind() {
     assert_clean(&out);
     assert_eq!(value(&out, "live_left"), "0", "{}", out.stdout);
     assert_eq!(value(&out, "revert_after_exit"), "12", "{}", out.stdout);
-    assert!(out.stdout.contains("no live injection has id"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("no live injection has id"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(value(&out, "kmemleak"), "0", "{}", out.stdout);
 }
 
@@ -293,13 +378,26 @@ fn a_child_forked_after_an_injection_keeps_working_after_the_parents_revert() {
         "#,
     );
     assert_clean(&out);
-    assert!(value(&out, "child_maps").parse::<u32>().unwrap() >= 1, "the child inherits the mapping: {}", out.stdout);
+    assert!(
+        value(&out, "child_maps").parse::<u32>().unwrap() >= 1,
+        "the child inherits the mapping: {}",
+        out.stdout
+    );
     assert_eq!(value(&out, "parent_bytes_ok"), "yes");
     assert_eq!(value(&out, "parent_maps"), "0");
     assert_eq!(value(&out, "child_alive"), "yes", "{}", out.stdout);
     let child = value(&out, "child calls");
     assert!(child.ends_with(" wrong=0"), "{child}");
-    assert!(child.split_whitespace().next().unwrap().parse::<u64>().unwrap() > 100, "{child}");
+    assert!(
+        child
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 100,
+        "{child}"
+    );
     assert_workload_correct(&out, "a");
 }
 
@@ -391,11 +489,17 @@ fn refused_and_impossible_requests_each_have_their_own_error() {
     assert_eq!(value(&out, "nonroot"), "5", "{s}");
     assert!(s.contains("permission denied"), "{s}");
     assert_eq!(value(&out, "disabled"), "14", "{s}");
-    assert!(s.contains("injection is disabled by the module's policy"), "{s}");
+    assert!(
+        s.contains("injection is disabled by the module's policy"),
+        "{s}"
+    );
     assert!(s.contains("inject=error kind=policy-disabled"), "{s}");
     assert_eq!(value(&out, "one"), "0", "{s}");
     assert_eq!(value(&out, "limit"), "14", "{s}");
-    assert!(s.contains("injection limit is reached (EDQUOT: at most 1 per process"), "{s}");
+    assert!(
+        s.contains("injection limit is reached (EDQUOT: at most 1 per process"),
+        "{s}"
+    );
     assert_eq!(value(&out, "revert_all"), "0", "{s}");
     assert_eq!(value(&out, "live_left"), "0", "{s}");
     assert_workload_correct(&out, "a");

@@ -18,14 +18,20 @@ fn guest(script: &str) -> GuestOutput {
 
 /// Asserts the run ended with `status` and no kernel problem.
 fn assert_clean(out: &GuestOutput, status: i32) {
-    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
+    assert!(
+        !out.timed_out,
+        "guest timed out; console: {}",
+        out.console_log.display()
+    );
     assert_eq!(
-        out.kernel_problem, None,
+        out.kernel_problem,
+        None,
         "kernel reported a problem; console: {}",
         out.console_log.display()
     );
     assert_eq!(
-        out.status, status,
+        out.status,
+        status,
         "unexpected exit status; output:\n{}\nconsole: {}",
         out.stdout,
         out.console_log.display()
@@ -55,7 +61,11 @@ fn load_unload_50_times_without_leak_or_warning() {
         echo done"#,
     );
     assert_clean(&out, 0);
-    assert!(out.stdout.contains("kmemleak: 0"), "leaks reported:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("kmemleak: 0"),
+        "leaks reported:\n{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("done"));
 }
 
@@ -99,8 +109,14 @@ fn status_errors_name_their_cause() {
     );
     assert_clean(&out, 0);
     let s = &out.stdout;
-    assert!(s.contains("nonroot=5") && s.contains("permission denied"), "{s}");
-    assert!(s.contains("nonode=4") && s.contains("mknod -m 600 /dev/adapt c 10 "), "{s}");
+    assert!(
+        s.contains("nonroot=5") && s.contains("permission denied"),
+        "{s}"
+    );
+    assert!(
+        s.contains("nonode=4") && s.contains("mknod -m 600 /dev/adapt c 10 "),
+        "{s}"
+    );
     assert!(s.contains("unloaded=3") && s.contains("not loaded"), "{s}");
     assert!(s.contains(r#""kind":"module-not-loaded""#), "{s}");
 }
@@ -153,8 +169,25 @@ fn self_injection_round_trips_under_a_concurrent_caller_without_leaks() {
 fn a_fault_inside_a_segment_quarantines_its_variant() {
     let out = guest("adapt-inject-smoke fault && adaptctl status && rmmod adapt");
     assert_clean(&out, 0);
-    assert!(out.stdout.contains("quarantine smoke/trap"), "status must say so: {}", out.stdout);
-    assert!(out.stdout.contains("ok    the child died of SIGILL"), "{}", out.stdout);
-    assert!(out.stdout.contains("ok    the variant is quarantined"), "{}", out.stdout);
-    assert!(out.stdout.contains("ok    automatic injection of it is refused"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("quarantine smoke/trap"),
+        "status must say so: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("ok    the child died of SIGILL"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("ok    the variant is quarantined"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("ok    automatic injection of it is refused"),
+        "{}",
+        out.stdout
+    );
 }

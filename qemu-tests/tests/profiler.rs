@@ -16,18 +16,38 @@ fn guest(script: &str) -> GuestOutput {
 }
 
 fn assert_clean(out: &GuestOutput) {
-    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
-    assert_eq!(out.kernel_problem, None, "console: {}", out.console_log.display());
-    assert_eq!(out.status, 0, "output:\n{}\nconsole: {}", out.stdout, out.console_log.display());
+    assert!(
+        !out.timed_out,
+        "guest timed out; console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.kernel_problem,
+        None,
+        "console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.status,
+        0,
+        "output:\n{}\nconsole: {}",
+        out.stdout,
+        out.console_log.display()
+    );
 }
 
 /// The JSON document printed between `--- BEGIN name ---` / `--- END name ---`.
 fn document(out: &GuestOutput, name: &str) -> Value {
     let begin = format!("--- BEGIN {name} ---");
     let end = format!("--- END {name} ---");
-    let start = out.stdout.find(&begin).unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout)) + begin.len();
+    let start = out
+        .stdout
+        .find(&begin)
+        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
+        + begin.len();
     let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    serde_json::from_str(&out.stdout[start..stop]).unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
+    serde_json::from_str(&out.stdout[start..stop])
+        .unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
 }
 
 fn share(profile: &Value, function: &str) -> f64 {
@@ -63,7 +83,10 @@ fn known_time_split_is_ranked_and_measured_within_10_points() {
     );
     assert_clean(&out);
     let p = document(&out, "profile");
-    assert_eq!(p["event"], "cpu-clock", "no PMU under TCG: software fallback");
+    assert_eq!(
+        p["event"], "cpu-clock",
+        "no PMU under TCG: software fallback"
+    );
     assert!(p["total_samples"].as_u64().unwrap() >= 500, "{p}");
     assert_eq!(p["dropped_samples"], 0);
     let (hot, warm, cool) = (
@@ -79,7 +102,10 @@ fn known_time_split_is_ranked_and_measured_within_10_points() {
     assert!((cool - 0.10).abs() <= 0.10, "cool share {cool}");
     // The PIE executable is named as the object.
     let top = &p["functions"][0];
-    assert!(top["object"].as_str().unwrap().ends_with("/adapt-workload"), "{top}");
+    assert!(
+        top["object"].as_str().unwrap().ends_with("/adapt-workload"),
+        "{top}"
+    );
 }
 
 #[test]
@@ -98,7 +124,10 @@ fn threads_started_after_profiling_began_are_sampled() {
     assert_clean(&out);
     let p = document(&out, "profile");
     assert!(out.stdout.contains("late threads started"));
-    assert!(share(&p, "adapt_work_late") > 0.10, "late threads missing: {p}");
+    assert!(
+        share(&p, "adapt_work_late") > 0.10,
+        "late threads missing: {p}"
+    );
     assert!(p["threads"].as_u64().unwrap() >= 3, "{p}");
 }
 
@@ -128,8 +157,21 @@ fn a_target_that_exits_ends_the_profile_and_nothing_leaks() {
     let p = document(&out, "profile");
     assert_eq!(p["target_exited"], true, "{p}");
     assert!(p["total_samples"].as_u64().unwrap() > 0);
-    let took: u64 = out.stdout.split("took=").nth(1).unwrap().lines().next().unwrap().trim().parse().unwrap();
-    assert!(took < 20, "profile should end with the target (6 s), not run its 30 s: took {took} s");
+    let took: u64 = out
+        .stdout
+        .split("took=")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        took < 20,
+        "profile should end with the target (6 s), not run its 30 s: took {took} s"
+    );
     assert!(out.stdout.contains("kmemleak: 0"), "{}", out.stdout);
 }
 
@@ -173,8 +215,17 @@ fn bad_targets_are_refused_each_with_its_own_error() {
     );
     assert_clean(&out);
     let s = &out.stdout;
-    assert!(s.contains("missing=8") && s.contains("no process with pid 999999"), "{s}");
-    assert!(s.contains("kthread=9") && s.contains("kernel thread"), "{s}");
+    assert!(
+        s.contains("missing=8") && s.contains("no process with pid 999999"),
+        "{s}"
+    );
+    assert!(
+        s.contains("kthread=9") && s.contains("kernel thread"),
+        "{s}"
+    );
     assert!(s.contains("freq=1") && s.contains("out of bounds"), "{s}");
-    assert!(s.contains("nonroot=5") && s.contains("permission denied"), "{s}");
+    assert!(
+        s.contains("nonroot=5") && s.contains("permission denied"),
+        "{s}"
+    );
 }

@@ -131,9 +131,24 @@ fn json(out: &GuestOutput, name: &str) -> Value {
 }
 
 fn assert_clean(out: &GuestOutput) {
-    assert!(!out.timed_out, "guest timed out; console: {}", out.console_log.display());
-    assert_eq!(out.kernel_problem, None, "console: {}", out.console_log.display());
-    assert_eq!(out.status, 0, "output:\n{}\nconsole: {}", out.stdout, out.console_log.display());
+    assert!(
+        !out.timed_out,
+        "guest timed out; console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.kernel_problem,
+        None,
+        "console: {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.status,
+        0,
+        "output:\n{}\nconsole: {}",
+        out.stdout,
+        out.console_log.display()
+    );
 }
 
 fn f(v: &Value) -> f64 {
@@ -155,27 +170,48 @@ fn assert_consistent(sel: &Value) {
     match choice["kind"].as_str() {
         Some("variant") => {
             let name = choice["variant"].as_str().unwrap();
-            let chosen = variants.iter().find(|v| v["variant"] == name).expect("chosen listed");
+            let chosen = variants
+                .iter()
+                .find(|v| v["variant"] == name)
+                .expect("chosen listed");
             let speedup = f(&chosen["speedup"]);
-            assert!(speedup >= 1.0 + margin, "chosen {name} at {speedup:.3}× is not faster than the original");
+            assert!(
+                speedup >= 1.0 + margin,
+                "chosen {name} at {speedup:.3}× is not faster than the original"
+            );
             assert!(f(&chosen["worst"]) >= 1.0 - margin, "{chosen}");
             for v in &eligible {
-                assert!(f(&v["speedup"]) <= speedup, "{} is faster than the chosen {name}", v["variant"]);
+                assert!(
+                    f(&v["speedup"]) <= speedup,
+                    "{} is faster than the chosen {name}",
+                    v["variant"]
+                );
             }
             // Per size: the original was measured, and the paired ratio.
             for row in sel["sizes"].as_array().unwrap() {
                 assert!(f(&row["original"]["bytes_per_sec"]) > 0.0, "{row}");
-                let v = row["variants"].as_array().unwrap().iter().find(|v| v["variant"] == name).unwrap();
+                let v = row["variants"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["variant"] == name)
+                    .unwrap();
                 assert!(f(&v["ratio"]) > 0.0, "{row}");
             }
         }
-        Some("nothing") => assert!(eligible.is_empty(), "eligible variants but nothing chosen: {sel}"),
+        Some("nothing") => assert!(
+            eligible.is_empty(),
+            "eligible variants but nothing chosen: {sel}"
+        ),
         other => panic!("libz.so.1 must be measurable in the guest, got {other:?}: {sel}"),
     }
 }
 
 fn print_ratios(sel: &Value) {
-    println!("selection in the TCG guest (emulated figures), crc32 vs {}:", sel["original"]["path"]);
+    println!(
+        "selection in the TCG guest (emulated figures), crc32 vs {}:",
+        sel["original"]["path"]
+    );
     for row in sel["sizes"].as_array().unwrap() {
         let mut line = format!(
             "  {:>7} B: libz {:>6.0} MB/s",
@@ -193,7 +229,12 @@ fn print_ratios(sel: &Value) {
         println!("{line}");
     }
     for v in sel["variants"].as_array().unwrap() {
-        println!("  {}: speedup {:.2}×, worst {:.2}×", v["variant"], f(&v["speedup"]), f(&v["worst"]));
+        println!(
+            "  {}: speedup {:.2}×, worst {:.2}×",
+            v["variant"],
+            f(&v["speedup"]),
+            f(&v["worst"])
+        );
     }
     println!("  decision: {}", sel["decision"]["choice"]);
 }
@@ -220,7 +261,10 @@ fn windows(out: &GuestOutput) -> (std::collections::BTreeMap<String, f64>, u64) 
         .unwrap_or_else(|| panic!("the workload did not finish:\n{text}"));
     // Every second window is a measurement (the others span the commands).
     let labels = section(out, "labels").lines().map(str::to_owned);
-    (labels.zip(w.into_iter().skip(1).step_by(2)).collect(), wrong)
+    (
+        labels.zip(w.into_iter().skip(1).step_by(2)).collect(),
+        wrong,
+    )
 }
 
 #[test]
@@ -230,7 +274,11 @@ fn selection_for_crc32_under_tcg_follows_its_own_figures() {
     let sel = json(out, "select");
     print_ratios(&sel);
     for v in sel["variants"].as_array().unwrap() {
-        assert_eq!(v["correct"], true, "{} computes something else than libz: {sel}", v["variant"]);
+        assert_eq!(
+            v["correct"], true,
+            "{} computes something else than libz: {sel}",
+            v["variant"]
+        );
     }
     assert_consistent(&sel);
     // Portable over pclmul exactly when the measurement says so.
@@ -242,7 +290,11 @@ fn selection_for_crc32_under_tcg_follows_its_own_figures() {
             .find(|v| v["variant"] == name)
             .map(|v| f(&v["speedup"]))
     };
-    if let (Some(p), Some(c), Some("variant")) = (speedup("portable"), speedup("pclmul"), sel["decision"]["choice"]["kind"].as_str()) {
+    if let (Some(p), Some(c), Some("variant")) = (
+        speedup("portable"),
+        speedup("pclmul"),
+        sel["decision"]["choice"]["kind"].as_str(),
+    ) {
         let chosen = sel["decision"]["choice"]["variant"].as_str().unwrap();
         println!("portable {p:.2}×, pclmul {c:.2}× under TCG: chosen {chosen}");
         if chosen == "pclmul" {
@@ -268,8 +320,16 @@ fn injecting_the_selection_into_python_zlib_keeps_every_result_correct() {
         print_ratios(&doc["measurement"]);
     }
     let (w, wrong) = windows(out);
-    assert_eq!(wrong, 0, "wrong crc32 results in the workload:\n{}", section(out, "windows"));
-    assert!(w.contains_key("before") && w.contains_key("inject") && w.contains_key("reverted"), "windows: {w:?}");
+    assert_eq!(
+        wrong,
+        0,
+        "wrong crc32 results in the workload:\n{}",
+        section(out, "windows")
+    );
+    assert!(
+        w.contains_key("before") && w.contains_key("inject") && w.contains_key("reverted"),
+        "windows: {w:?}"
+    );
     match rc {
         0 => {
             let chosen = measured["choice"]["variant"]
@@ -289,7 +349,10 @@ fn injecting_the_selection_into_python_zlib_keeps_every_result_correct() {
         18 => {
             assert_eq!(measured["choice"]["kind"], "nothing", "{doc}");
             assert!(doc["injection"].is_null(), "{doc}");
-            println!("the measurement at injection time injected nothing: {}", measured["choice"]["reason"]);
+            println!(
+                "the measurement at injection time injected nothing: {}",
+                measured["choice"]["reason"]
+            );
         }
         other => panic!("adaptctl inject exited {other}:\n{}", out.stdout),
     }
@@ -298,8 +361,12 @@ fn injecting_the_selection_into_python_zlib_keeps_every_result_correct() {
     // may differ): the end-to-end ratio it gives.
     let chosen = section(out, "chosen");
     if !chosen.starts_with("none") {
-        let doc: Value = serde_json::from_str(chosen).unwrap_or_else(|e| panic!("chosen is not JSON ({e}):\n{chosen}"));
-        assert!(doc["injection"]["id"].is_u64(), "injecting the bench's choice failed: {doc}");
+        let doc: Value = serde_json::from_str(chosen)
+            .unwrap_or_else(|e| panic!("chosen is not JSON ({e}):\n{chosen}"));
+        assert!(
+            doc["injection"]["id"].is_u64(),
+            "injecting the bench's choice failed: {doc}"
+        );
         println!(
             "python3 zlib.crc32 (64 KiB), emulated: the bench's choice {} injected: {:.1} MB/s, {:.2}× libz before ({:.1} MB/s)",
             doc["variant"],
@@ -319,12 +386,19 @@ fn a_variant_that_measured_slower_is_injected_only_as_an_override() {
         println!("no variant measured slower than libz in this run: {forced}");
         return;
     }
-    let doc: Value = serde_json::from_str(forced).unwrap_or_else(|e| panic!("forced is not JSON ({e}):\n{forced}"));
+    let doc: Value = serde_json::from_str(forced)
+        .unwrap_or_else(|e| panic!("forced is not JSON ({e}):\n{forced}"));
     let f = &doc["measurement"]["decision"]["forced"];
     let variant = f["variant"].as_str().expect("forced variant");
     assert_eq!(doc["variant"], variant);
-    assert!(doc["injection"]["id"].is_u64(), "the override is injected: {doc}");
-    assert!(f["rule_says"].is_string(), "the rule (adaptctl auto) would have refused it: {doc}");
+    assert!(
+        doc["injection"]["id"].is_u64(),
+        "the override is injected: {doc}"
+    );
+    assert!(
+        f["rule_says"].is_string(),
+        "the rule (adaptctl auto) would have refused it: {doc}"
+    );
     assert_ne!(
         doc["measurement"]["decision"]["choice"]["variant"].as_str(),
         Some(variant),

@@ -75,7 +75,11 @@ pub fn build_segment(
     for v in &spec.variants {
         let features: CpuFeatures = v.features.iter().collect::<CpuFeatures>().closure();
         let source = sources_dir.join(spec.name).join(format!("{}.rs", v.name));
-        let crate_name = format!("seg_{}_{}", spec.name.replace(['-', '.'], "_"), v.name.replace(['-', '.'], "_"));
+        let crate_name = format!(
+            "seg_{}_{}",
+            spec.name.replace(['-', '.'], "_"),
+            v.name.replace(['-', '.'], "_")
+        );
         let obj = work_dir.join(format!("{crate_name}.o"));
         compiler
             .compile(&source, sources_dir, &crate_name, &features, &obj)

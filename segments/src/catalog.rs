@@ -213,6 +213,9 @@ pub fn testing_catalog() -> Vec<SegmentSpec> {
         version: 1,
         description: "TEST ONLY: zlib crc32/crc32_z one bit at a time (correct, deliberately slow)",
         functions: zlib_pair("crc32", "crc32_z", "crc", ZLIB_CRC32),
-        variants: vec![VariantSpec { name: "bitwise", features: &[] }],
+        variants: vec![VariantSpec {
+            name: "bitwise",
+            features: &[],
+        }],
     }]
 }

@@ -27,15 +27,30 @@ fn the_slow_crc32_is_verified_and_exact() {
     let zlib = SystemZlib::open().unwrap();
     let loaded = LoadedVariant::load(&segment, 0).unwrap();
     // SAFETY: the catalog gives these entries zlib's prototypes.
-    let (f, fz): (ZFn, ZFnZ) = unsafe { (loaded.function("crc32").unwrap(), loaded.function("crc32_z").unwrap()) };
-    let data: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let (f, fz): (ZFn, ZFnZ) = unsafe {
+        (
+            loaded.function("crc32").unwrap(),
+            loaded.function("crc32_z").unwrap(),
+        )
+    };
+    let data: Vec<u8> = (0..70_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     for (start, len) in [(0, 0), (0, 1), (3, 17), (1, 4096), (7, 65_536), (0, 70_000)] {
         let p = data[start..].as_ptr();
         for init in [0u64, 1, 0xffff_ffff, 0x1234_5678_9abc_def0] {
             // SAFETY: `p..p+len` lies inside `data`.
             unsafe {
-                assert_eq!(f(init, p, len as u32), (zlib.crc32)(init, p, len as u32), "{start}+{len}");
-                assert_eq!(fz(init, p, len), (zlib.crc32_z)(init, p, len), "{start}+{len}");
+                assert_eq!(
+                    f(init, p, len as u32),
+                    (zlib.crc32)(init, p, len as u32),
+                    "{start}+{len}"
+                );
+                assert_eq!(
+                    fz(init, p, len),
+                    (zlib.crc32_z)(init, p, len),
+                    "{start}+{len}"
+                );
             }
         }
     }

@@ -29,8 +29,14 @@ impl ScratchPages {
         let base = base as usize;
         // SAFETY: both ranges are inside the mapping just created.
         unsafe {
-            assert_eq!(libc::mprotect((base + Self::SIZE) as *mut _, Self::SIZE, libc::PROT_READ), 0);
-            assert_eq!(libc::munmap((base + 2 * Self::SIZE) as *mut _, Self::SIZE), 0);
+            assert_eq!(
+                libc::mprotect((base + Self::SIZE) as *mut _, Self::SIZE, libc::PROT_READ),
+                0
+            );
+            assert_eq!(
+                libc::munmap((base + 2 * Self::SIZE) as *mut _, Self::SIZE),
+                0
+            );
         }
         Self { base }
     }

@@ -25,7 +25,9 @@ use crate::progress::{human, say};
 use crate::workspace::cargo_command;
 
 /// The segments measured by `adaptctl bench`.
-const SEGMENTS: [&str; 6] = ["crc32", "adler32", "crc32c", "dot_f32", "axpy_f32", "sha256"];
+const SEGMENTS: [&str; 6] = [
+    "crc32", "adler32", "crc32c", "dot_f32", "axpy_f32", "sha256",
+];
 
 /// Run every benchmark natively and in a guest; write BENCHMARKS.md.
 ///
@@ -117,7 +119,10 @@ fn native(a: &Artifacts, library: &Path) -> Result<Native> {
         "--bin",
         "bench-library",
     ]);
-    let library_run = capture(cmd, "cargo run --release -p adapt-segments --bin bench-library")?;
+    let library_run = capture(
+        cmd,
+        "cargo run --release -p adapt-segments --bin bench-library",
+    )?;
     let mut selections = Vec::new();
     for seg in SEGMENTS {
         let mut cmd = Command::new(a.bin_dir.join("adaptctl"));
@@ -159,7 +164,10 @@ fn others(a: &Artifacts) -> Vec<Other> {
     let mut v = Vec::new();
     for (title, name) in [
         ("Profiler overhead (emulated)", "profiler_overhead.sh"),
-        ("Adaptive loop: adaptctl auto on python3 + libz.so.1 (emulated)", "auto_benchmark.sh"),
+        (
+            "Adaptive loop: adaptctl auto on python3 + libz.so.1 (emulated)",
+            "auto_benchmark.sh",
+        ),
     ] {
         v.push(Other {
             title,
@@ -215,7 +223,11 @@ fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures>
         out.stdout
             .find(&begin)
             .map(|s| s + begin.len())
-            .and_then(|s| out.stdout[s..].find(&end).map(|e| out.stdout[s..s + e].trim().to_owned()))
+            .and_then(|s| {
+                out.stdout[s..]
+                    .find(&end)
+                    .map(|e| out.stdout[s..s + e].trim().to_owned())
+            })
             .unwrap_or_default()
     };
     let selections = SEGMENTS
@@ -229,7 +241,13 @@ fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures>
     let others = others
         .iter()
         .enumerate()
-        .map(|(i, o)| (o.title.to_owned(), o.shown.clone(), section(&format!("other-{i}"))))
+        .map(|(i, o)| {
+            (
+                o.title.to_owned(),
+                o.shown.clone(),
+                section(&format!("other-{i}")),
+            )
+        })
         .collect();
     Ok(GuestFigures {
         command: "cargo vm exec -- sh -c '…'".to_owned(),
@@ -248,12 +266,17 @@ fn selection_table(v: &Value) -> String {
     let names: Vec<String> = sizes
         .first()
         .and_then(|r| r["variants"].as_array())
-        .map(|vs| vs.iter().map(|x| x["variant"].as_str().unwrap_or("?").to_owned()).collect())
+        .map(|vs| {
+            vs.iter()
+                .map(|x| x["variant"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let mbs = |f: &Value| -> String {
         let m = f["bytes_per_sec"].as_f64().unwrap_or(f64::NAN) / 1e6;
         let med = f["bytes_per_sec"].as_f64().unwrap_or(f64::NAN);
-        let spread = (f["p75"].as_f64().unwrap_or(f64::NAN) - f["p25"].as_f64().unwrap_or(f64::NAN)) / med;
+        let spread =
+            (f["p75"].as_f64().unwrap_or(f64::NAN) - f["p25"].as_f64().unwrap_or(f64::NAN)) / med;
         format!("{m:.0} ±{:.0}%", 50.0 * spread)
     };
     s.push_str("| size |");
@@ -277,7 +300,11 @@ fn selection_table(v: &Value) -> String {
             let _ = write!(s, " {} |", mbs(&r["original"]));
         }
         for x in r["variants"].as_array().into_iter().flatten() {
-            let wrong = if x["correct"].as_bool() == Some(false) { "WRONG " } else { "" };
+            let wrong = if x["correct"].as_bool() == Some(false) {
+                "WRONG "
+            } else {
+                ""
+            };
             match x["ratio"].as_f64() {
                 Some(ratio) => {
                     let _ = write!(s, " {wrong}{} ({ratio:.2}×) |", mbs(&x["figure"]));
@@ -303,7 +330,12 @@ fn selection_table(v: &Value) -> String {
     }
     let _ = writeln!(s, "\nMB/s (10⁶ bytes/s), median ± half the interquartile range; (ratio) = variant / original, the median of the per-round ratios of the same run.");
     if let Some(p) = v["original"]["path"].as_str() {
-        let _ = writeln!(s, "Original: `{}` in `{p}` ({}).", v["function"].as_str().unwrap_or("?"), v["original"]["method"].as_str().unwrap_or("?"));
+        let _ = writeln!(
+            s,
+            "Original: `{}` in `{p}` ({}).",
+            v["function"].as_str().unwrap_or("?"),
+            v["original"]["method"].as_str().unwrap_or("?")
+        );
     }
     let _ = writeln!(s, "Decision: {}", decision_text(v));
     s
@@ -369,7 +401,14 @@ fn shell_output(cmd: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
         .unwrap_or_default()
 }
 
@@ -377,10 +416,23 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
     let mut s = String::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let commit = shell_output("git", &["-C", &a.workspace_root.display().to_string(), "rev-parse", "--short", "HEAD"]);
+    let commit = shell_output(
+        "git",
+        &[
+            "-C",
+            &a.workspace_root.display().to_string(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    );
     let qemu = shell_output("qemu-system-x86_64", &["--version"]);
     let date = shell_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let _ = writeln!(s, "# adapt benchmarks\n");
@@ -395,13 +447,32 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
 
     // Headlines.
     let _ = writeln!(s, "\n## Headlines\n");
-    let nsel = |seg: &str| native.and_then(|n| n.selections.iter().find(|x| x.0 == seg)).and_then(|x| x.2.as_ref());
-    let gsel = |seg: &str| guest.and_then(|g| g.selections.iter().find(|x| x.0 == seg)).and_then(|x| x.2.as_ref());
+    let nsel = |seg: &str| {
+        native
+            .and_then(|n| n.selections.iter().find(|x| x.0 == seg))
+            .and_then(|x| x.2.as_ref())
+    };
+    let gsel = |seg: &str| {
+        guest
+            .and_then(|g| g.selections.iter().find(|x| x.0 == seg))
+            .and_then(|x| x.2.as_ref())
+    };
     for seg in ["crc32", "adler32"] {
-        let _ = writeln!(s, "- `{seg}` natively: {} (`adaptctl bench {seg}`).", headline(nsel(seg)));
-        let _ = writeln!(s, "- `{seg}` in the TCG guest (emulated): {} (`adaptctl bench {seg}` in the guest).", headline(gsel(seg)));
+        let _ = writeln!(
+            s,
+            "- `{seg}` natively: {} (`adaptctl bench {seg}`).",
+            headline(nsel(seg))
+        );
+        let _ = writeln!(
+            s,
+            "- `{seg}` in the TCG guest (emulated): {} (`adaptctl bench {seg}` in the guest).",
+            headline(gsel(seg))
+        );
     }
-    if let (Some(n), Some(g)) = (variant_speedup(nsel("crc32"), "pclmul"), variant_speedup(gsel("crc32"), "pclmul")) {
+    if let (Some(n), Some(g)) = (
+        variant_speedup(nsel("crc32"), "pclmul"),
+        variant_speedup(gsel("crc32"), "pclmul"),
+    ) {
         let _ = writeln!(
             s,
             "- The same `crc32/pclmul` machine code: {n:.2}× the system libz natively, {g:.2}× under TCG (emulated): measure, never assume."
@@ -409,7 +480,10 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
     }
     if let Some(g) = guest {
         for (title, cmd, text) in &g.others {
-            if let Some(line) = text.lines().find(|l| l.starts_with("throughput ratio profiled/unprofiled")) {
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.starts_with("throughput ratio profiled/unprofiled"))
+            {
                 let _ = writeln!(s, "- Profiler in the guest (emulated): {line} (`{cmd}`).");
             }
             if let Some((ratio, variant)) = throughput_ratio(text) {
@@ -420,14 +494,20 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                 );
             }
             if title.starts_with("Adaptive loop") && !text.is_empty() {
-                let _ = writeln!(s, "- Adaptive loop in the guest (emulated): see its table below (`{cmd}`).");
+                let _ = writeln!(
+                    s,
+                    "- Adaptive loop in the guest (emulated): see its table below (`{cmd}`)."
+                );
             }
         }
     }
 
     // Native.
     let _ = writeln!(s, "\n## Native (host)\n");
-    let _ = writeln!(s, "What a user on real hardware or under KVM gets: the code runs on the CPU itself.\n");
+    let _ = writeln!(
+        s,
+        "What a user on real hardware or under KVM gets: the code runs on the CPU itself.\n"
+    );
     match native {
         None => {
             let _ = writeln!(s, "Not run (`--no-native`).");
@@ -441,7 +521,10 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                 human(n.library.elapsed),
                 n.library.output.trim_end()
             );
-            let _ = writeln!(s, "### In-situ selection: each variant against the original, on this host\n");
+            let _ = writeln!(
+                s,
+                "### In-situ selection: each variant against the original, on this host\n"
+            );
             for (seg, run, value) in &n.selections {
                 let _ = writeln!(s, "#### {seg}\n\nCommand: `{}`\n", run.command);
                 match value {
@@ -476,7 +559,10 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                 g.command
             );
             if let Some(f) = &g.failure {
-                let _ = writeln!(s, "**The guest run failed: {f}.** Figures below may be incomplete.\n");
+                let _ = writeln!(
+                    s,
+                    "**The guest run failed: {f}.** Figures below may be incomplete.\n"
+                );
             }
             let _ = writeln!(s, "### In-situ selection in the guest\n");
             for (seg, text, value) in &g.selections {
@@ -490,7 +576,11 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                 s.push('\n');
             }
             for (title, cmd, text) in &g.others {
-                let _ = writeln!(s, "### {title}\n\nCommand: `{cmd}`\n\n```text\n{}\n```\n", text.trim_end());
+                let _ = writeln!(
+                    s,
+                    "### {title}\n\nCommand: `{cmd}`\n\n```text\n{}\n```\n",
+                    text.trim_end()
+                );
             }
         }
     }

@@ -34,6 +34,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     say("demo: booting a guest with adapt.ko loaded (TCG: everything runs emulated, several times slower than native)");
     let script = root.join("qemu-tests/demo/demo.sh");
     let workloads = root.join("qemu-tests/workloads");
-    let out = guest.run(&["sh", &script.display().to_string(), &workloads.display().to_string()])?;
+    let out = guest.run(&[
+        "sh",
+        &script.display().to_string(),
+        &workloads.display().to_string(),
+    ])?;
     Ok(report::finish(&out))
 }

@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use adapt_segments::builder::{build_library, build_testing_library, default_out_dir, default_sources_dir, BuildOptions};
+use adapt_segments::builder::{
+    build_library, build_testing_library, default_out_dir, default_sources_dir, BuildOptions,
+};
 use anyhow::{bail, Result};
 
 fn run() -> Result<ExitCode> {
@@ -21,7 +23,9 @@ fn run() -> Result<ExitCode> {
             "--sources" => sources = args.next().map(PathBuf::from),
             "--testing" => testing = true,
             "-h" | "--help" => {
-                println!("usage: build-library [--out DIR] [--sources DIR] [--testing] [SEGMENT...]");
+                println!(
+                    "usage: build-library [--out DIR] [--sources DIR] [--testing] [SEGMENT...]"
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             s if s.starts_with('-') => bail!("unknown option {s}"),
@@ -35,7 +39,11 @@ fn run() -> Result<ExitCode> {
         sources_dir: sources.unwrap_or_else(default_sources_dir),
         only,
     };
-    let built = if testing { build_testing_library(&opts)? } else { build_library(&opts)? };
+    let built = if testing {
+        build_testing_library(&opts)?
+    } else {
+        build_library(&opts)?
+    };
     for b in built {
         println!(
             "{}  {}  {}",

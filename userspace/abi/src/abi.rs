@@ -57,7 +57,10 @@ pub const IOC_READ: u32 = 2;
 pub const fn ioc(dir: u32, ty: u32, nr: u32, size: usize) -> u32 {
     assert!(size < (1 << IOC_SIZEBITS));
     assert!(dir < (1 << IOC_DIRBITS));
-    (dir << IOC_DIRSHIFT) | (ty << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT) | ((size as u32) << IOC_SIZESHIFT)
+    (dir << IOC_DIRSHIFT)
+        | (ty << IOC_TYPESHIFT)
+        | (nr << IOC_NRSHIFT)
+        | ((size as u32) << IOC_SIZESHIFT)
 }
 
 /// Direction bits of an ioctl number.
@@ -81,7 +84,12 @@ pub const fn ioc_size(cmd: u32) -> usize {
 }
 
 const fn iowr<T>(nr: u32) -> u32 {
-    ioc(IOC_READ | IOC_WRITE, ADAPT_IOC_MAGIC, nr, core::mem::size_of::<T>())
+    ioc(
+        IOC_READ | IOC_WRITE,
+        ADAPT_IOC_MAGIC,
+        nr,
+        core::mem::size_of::<T>(),
+    )
 }
 
 /// Argument of [`ADAPT_IOC_VERSION`].
@@ -291,9 +299,32 @@ pub const ADAPT_LIBRARY_MAX_BYTES: u64 = 32 << 20;
 /// CPU features a variant may require, one bit each, in this order (the
 /// names are rustc's `target_feature` names).
 pub const ADAPT_CPU_FEATURE_NAMES: [&str; 26] = [
-    "sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "pclmulqdq", "aes", "avx", "avx2", "fma",
-    "f16c", "bmi1", "bmi2", "lzcnt", "movbe", "sha", "avx512f", "avx512bw", "avx512vl",
-    "avx512dq", "avx512cd", "avx512vbmi", "avx512vnni", "vpclmulqdq", "vaes", "gfni",
+    "sse3",
+    "ssse3",
+    "sse4.1",
+    "sse4.2",
+    "popcnt",
+    "pclmulqdq",
+    "aes",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "bmi1",
+    "bmi2",
+    "lzcnt",
+    "movbe",
+    "sha",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512dq",
+    "avx512cd",
+    "avx512vbmi",
+    "avx512vnni",
+    "vpclmulqdq",
+    "vaes",
+    "gfni",
 ];
 /// Every CPU feature bit this ABI version defines.
 pub const ADAPT_CPU_FEATURES_ALL: u64 = (1 << ADAPT_CPU_FEATURE_NAMES.len()) - 1;

@@ -36,7 +36,10 @@ fn ioctl_number_fields_round_trip() {
 
 #[test]
 fn capability_bits_are_distinct() {
-    assert_eq!(ADAPT_CAP_SAMPLING_HW_CYCLES & ADAPT_CAP_SAMPLING_SW_CLOCK, 0);
+    assert_eq!(
+        ADAPT_CAP_SAMPLING_HW_CYCLES & ADAPT_CAP_SAMPLING_SW_CLOCK,
+        0
+    );
     assert_eq!(ADAPT_CAP_ALL.count_ones(), 2);
 }
 
@@ -46,7 +49,10 @@ fn module_version_string_stops_at_nul() {
     v.module_version[..5].copy_from_slice(b"0.1.0");
     assert_eq!(v.module_version_str(), Some("0.1.0"));
     v.module_version = [b'x'; ADAPT_MODULE_VERSION_LEN];
-    assert_eq!(v.module_version_str().map(str::len), Some(ADAPT_MODULE_VERSION_LEN));
+    assert_eq!(
+        v.module_version_str().map(str::len),
+        Some(ADAPT_MODULE_VERSION_LEN)
+    );
     v.module_version[0] = 0xff;
     assert_eq!(v.module_version_str(), None);
 }
@@ -105,7 +111,10 @@ fn cpu_feature_bits_follow_the_name_table() {
     assert_eq!(cpu_feature_bit("avx2"), Some(1 << 8));
     assert_eq!(cpu_feature_bit("gfni"), Some(1 << 25));
     assert_eq!(cpu_feature_bit("mmx"), None);
-    assert_eq!(ADAPT_CPU_FEATURES_ALL.count_ones() as usize, ADAPT_CPU_FEATURE_NAMES.len());
+    assert_eq!(
+        ADAPT_CPU_FEATURES_ALL.count_ones() as usize,
+        ADAPT_CPU_FEATURE_NAMES.len()
+    );
 }
 
 #[test]

@@ -26,7 +26,10 @@ fn status_without_the_module_says_to_load_it() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains("not loaded") && err.contains("insmod"), "{err}");
+    assert!(
+        err.contains("not loaded") && err.contains("insmod"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,7 +86,11 @@ fn permission_denied_says_to_run_as_root() {
         adaptctl(&["--device", node.to_str().unwrap(), "status"])
     };
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
-    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("root"), "{}", stderr(&out));
 }
 
@@ -102,7 +109,10 @@ fn usage_errors_exit_2_and_help_documents_exit_codes() {
 fn module_version_matches_the_workspace_version() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kmod/adapt_main.rs");
     let source = std::fs::read_to_string(&root).unwrap();
-    let expected = format!("const MODULE_VERSION: &str = \"{}\";", env!("CARGO_PKG_VERSION"));
+    let expected = format!(
+        "const MODULE_VERSION: &str = \"{}\";",
+        env!("CARGO_PKG_VERSION")
+    );
     assert!(
         source.contains(&expected),
         "kmod/adapt_main.rs must declare {expected}"

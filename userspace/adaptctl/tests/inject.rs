@@ -24,8 +24,13 @@ fn stderr(out: &Output) -> String {
 }
 
 fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    })
 }
 
 /// The library, built once per test binary.
@@ -36,7 +41,11 @@ fn library() -> &'static str {
         let target = exe.parent().and_then(Path::parent).expect("target dir");
         let dir = target.join("adapt-library-tests").join("adaptctl-inject");
         let out = adaptctl(&["library", "build", "--dir", dir.to_str().unwrap()]);
-        assert!(out.status.success(), "library build failed: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "library build failed: {}",
+            stderr(&out)
+        );
         dir
     })
     .to_str()
@@ -68,7 +77,11 @@ pub extern "C" fn adapt_cli_test_crc32(crc: u64, buf: *const u8, len: u32) -> u6
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     u64::from(!c)
@@ -76,7 +89,15 @@ pub extern "C" fn adapt_cli_test_crc32(crc: u64, buf: *const u8, len: u32) -> u6
 
 fn dry_run(extra: &[&str]) -> Output {
     let pid = std::process::id().to_string();
-    let mut args = vec!["inject", "--dry-run", "--json", "--dir", library(), "--pid", &pid];
+    let mut args = vec![
+        "inject",
+        "--dry-run",
+        "--json",
+        "--dir",
+        library(),
+        "--pid",
+        &pid,
+    ];
     args.extend_from_slice(extra);
     adaptctl(&args)
 }
@@ -94,25 +115,47 @@ fn zlib_crc32_in_a_live_process_is_planned_with_its_declared_contract() {
     let symbol = &plan["target"]["symbol"];
     assert_eq!(symbol["object"]["kind"], "shared-library");
     assert_eq!(symbol["object"]["soname"], "libz.so.1");
-    assert_eq!(plan["target"]["patch"]["patch_len"], 7, "mov edx,edx; jmp crc32_z@plt");
+    assert_eq!(
+        plan["target"]["patch"]["patch_len"], 7,
+        "mov edx,edx; jmp crc32_z@plt"
+    );
     assert_eq!(plan["contract"]["source"], "declared");
-    assert_eq!(plan["contract"]["signature"], "adapt-contract-v1:u64(u64,const u8*,u32)");
+    assert_eq!(
+        plan["contract"]["signature"],
+        "adapt-contract-v1:u64(u64,const u8*,u32)"
+    );
     assert!(plan["variant_id"].is_null() && plan["injection"].is_null());
     // The best variant for this CPU, which must be able to run it.
     let variant = plan["variant"].as_str().unwrap();
-    assert!(["avx512-vpclmul", "pclmul", "portable"].contains(&variant), "{variant}");
+    assert!(
+        ["avx512-vpclmul", "pclmul", "portable"].contains(&variant),
+        "{variant}"
+    );
 }
 
 #[test]
 fn a_function_in_the_executable_needs_an_assumed_contract() {
-    assert_eq!(adapt_cli_test_crc32(0, b"123456789".as_ptr(), 9), 0xcbf4_3926);
-    let base = ["--symbol", "adapt_cli_test_crc32", "--segment", "crc32", "--function", "crc32"];
+    assert_eq!(
+        adapt_cli_test_crc32(0, b"123456789".as_ptr(), 9),
+        0xcbf4_3926
+    );
+    let base = [
+        "--symbol",
+        "adapt_cli_test_crc32",
+        "--segment",
+        "crc32",
+        "--function",
+        "crc32",
+    ];
     let out = dry_run(&base);
     assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
     let err = json(&out);
     assert_eq!(err["error"]["kind"], "contract-unknown");
     let msg = err["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("--assume-contract 'u64(u64,const u8*,u32)'"), "{msg}");
+    assert!(
+        msg.contains("--assume-contract 'u64(u64,const u8*,u32)'"),
+        "{msg}"
+    );
 
     let mut assumed = base.to_vec();
     assumed.extend(["--assume-contract", "u64(u64, const u8*, u32)"]);
@@ -135,24 +178,70 @@ fn a_function_in_the_executable_needs_an_assumed_contract() {
 fn bad_targets_get_their_own_errors_and_exit_codes() {
     load_libz();
     let out = dry_run(&["--symbol", "no_such_function_anywhere"]);
-    assert_eq!(out.status.code(), Some(12), "no segment replaces it: {}", stderr(&out));
-    let out = dry_run(&["--symbol", "no_such_function_anywhere", "--segment", "crc32", "--function", "crc32"]);
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "no segment replaces it: {}",
+        stderr(&out)
+    );
+    let out = dry_run(&[
+        "--symbol",
+        "no_such_function_anywhere",
+        "--segment",
+        "crc32",
+        "--function",
+        "crc32",
+    ]);
     assert_eq!(out.status.code(), Some(16), "{}", stderr(&out));
     assert_eq!(json(&out)["error"]["kind"], "no-such-symbol");
     let out = dry_run(&["--symbol", "crc32", "--object", "libnothing.so.3"]);
     assert_eq!(out.status.code(), Some(16), "{}", stderr(&out));
     let out = dry_run(&["--symbol", "crc32", "--variant", "no-such-variant"]);
     assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
-    let out = dry_run(&["--symbol", "crc32", "--segment", "crc32", "--function", "adler32"]);
+    let out = dry_run(&[
+        "--symbol",
+        "crc32",
+        "--segment",
+        "crc32",
+        "--function",
+        "adler32",
+    ]);
     assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
 
-    let out = adaptctl(&["inject", "--dry-run", "--dir", library(), "--pid", "999999999", "--symbol", "crc32"]);
+    let out = adaptctl(&[
+        "inject",
+        "--dry-run",
+        "--dir",
+        library(),
+        "--pid",
+        "999999999",
+        "--symbol",
+        "crc32",
+    ]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no process with pid 999999999"), "{}", stderr(&out));
-    let out = adaptctl(&["inject", "--dry-run", "--dir", library(), "--pid", "2", "--symbol", "crc32"]);
+    assert!(
+        stderr(&out).contains("no process with pid 999999999"),
+        "{}",
+        stderr(&out)
+    );
+    let out = adaptctl(&[
+        "inject",
+        "--dry-run",
+        "--dir",
+        library(),
+        "--pid",
+        "2",
+        "--symbol",
+        "crc32",
+    ]);
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert!(stderr(&out).contains("kernel thread"), "{}", stderr(&out));
-    assert_eq!(stderr(&out).lines().count(), 1, "one line: {}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().count(),
+        1,
+        "one line: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -170,7 +259,11 @@ fn without_the_module_inject_revert_list_and_policy_say_so() {
         full.extend(args.iter());
         let out = adaptctl(&full);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("insmod"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("insmod"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -178,12 +271,34 @@ fn without_the_module_inject_revert_list_and_policy_say_so() {
 fn usage_errors() {
     // revert needs one of --id, --symbol, --all; --symbol needs --pid.
     assert_eq!(adaptctl(&["revert"]).status.code(), Some(2));
-    assert_eq!(adaptctl(&["revert", "--symbol", "crc32"]).status.code(), Some(2));
-    assert_eq!(adaptctl(&["revert", "--pid", "1", "--id", "3", "--all"]).status.code(), Some(2));
+    assert_eq!(
+        adaptctl(&["revert", "--symbol", "crc32"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        adaptctl(&["revert", "--pid", "1", "--id", "3", "--all"])
+            .status
+            .code(),
+        Some(2)
+    );
     // policy set needs a setting; --enable and --disable conflict.
     assert_eq!(adaptctl(&["policy", "set"]).status.code(), Some(2));
-    assert_eq!(adaptctl(&["policy", "set", "--enable", "--disable"]).status.code(), Some(2));
+    assert_eq!(
+        adaptctl(&["policy", "set", "--enable", "--disable"])
+            .status
+            .code(),
+        Some(2)
+    );
     // A malformed signature is a usage error.
-    let out = dry_run(&["--symbol", "adapt_cli_test_crc32", "--segment", "crc32", "--function", "crc32", "--assume-contract", "int(x)"]);
+    let out = dry_run(&[
+        "--symbol",
+        "adapt_cli_test_crc32",
+        "--segment",
+        "crc32",
+        "--function",
+        "crc32",
+        "--assume-contract",
+        "int(x)",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -130,7 +130,16 @@ mod tests {
         assert_eq!(doc["details"]["share_before"], 0.5);
 
         let mut log = DecisionLog::new(Vec::new(), false);
-        log.record(DecisionKind::Kept, 1, "x", "f", "s", "v", "helped", serde_json::Value::Null);
+        log.record(
+            DecisionKind::Kept,
+            1,
+            "x",
+            "f",
+            "s",
+            "v",
+            "helped",
+            serde_json::Value::Null,
+        );
         let text = String::from_utf8(log.out).unwrap();
         assert!(text.starts_with("kept"), "{text}");
         assert!(text.contains("s/v") && text.contains("helped"), "{text}");

@@ -103,10 +103,17 @@ mod tests {
     #[test]
     fn ranks_by_time_saved() {
         let ranked = rank(
-            vec![cand("a", 0.2, Some(10.0)), cand("b", 0.6, Some(2.0)), cand("c", 0.5, Some(1.2))],
+            vec![
+                cand("a", 0.2, Some(10.0)),
+                cand("b", 0.6, Some(2.0)),
+                cand("c", 0.5, Some(1.2)),
+            ],
             Thresholds::default(),
         );
-        let names: Vec<_> = ranked.iter().map(|o| o.candidate.function.as_str()).collect();
+        let names: Vec<_> = ranked
+            .iter()
+            .map(|o| o.candidate.function.as_str())
+            .collect();
         assert_eq!(names, ["b", "a", "c"]);
         assert!((ranked[0].expected_gain - 0.3).abs() < 1e-9);
         assert!((ranked[1].expected_gain - 0.18).abs() < 1e-9);
@@ -119,12 +126,18 @@ mod tests {
             vec![
                 cand("cold", 0.01, Some(10.0)),
                 cand("slower", 0.5, Some(0.8)),
-                Candidate { samples: 3, ..cand("rare", 0.5, Some(3.0)) },
+                Candidate {
+                    samples: 3,
+                    ..cand("rare", 0.5, Some(3.0))
+                },
                 cand("unknown", 0.5, None),
             ],
             t,
         );
-        let names: Vec<_> = ranked.iter().map(|o| o.candidate.function.as_str()).collect();
+        let names: Vec<_> = ranked
+            .iter()
+            .map(|o| o.candidate.function.as_str())
+            .collect();
         assert_eq!(names, ["unknown"]);
         assert!(ranked[0].expected_gain > 0.0);
     }

@@ -97,7 +97,11 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
     };
 
     let mut p = abi::AdaptPolicy {
-        flags: if file.enabled.unwrap_or(true) { abi::ADAPT_POLICY_F_ENABLED } else { 0 },
+        flags: if file.enabled.unwrap_or(true) {
+            abi::ADAPT_POLICY_F_ENABLED
+        } else {
+            0
+        },
         max_per_process: abi::ADAPT_POLICY_DEFAULT_PER_PROCESS,
         max_total: abi::ADAPT_POLICY_DEFAULT_TOTAL,
         freq_min_hz: abi::ADAPT_PROFILE_FREQ_MIN,
@@ -107,13 +111,25 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
     };
     if let Some(v) = &file.max_injections_total {
         if !(1..=abi::ADAPT_POLICY_MAX_TOTAL).contains(v.get_ref()) {
-            return Err(err(v.span(), format!("max_injections_total must be 1..={}", abi::ADAPT_POLICY_MAX_TOTAL)));
+            return Err(err(
+                v.span(),
+                format!(
+                    "max_injections_total must be 1..={}",
+                    abi::ADAPT_POLICY_MAX_TOTAL
+                ),
+            ));
         }
         p.max_total = *v.get_ref();
     }
     if let Some(v) = &file.max_injections_per_process {
         if !(1..=p.max_total).contains(v.get_ref()) {
-            return Err(err(v.span(), format!("max_injections_per_process must be 1..={} (max_injections_total)", p.max_total)));
+            return Err(err(
+                v.span(),
+                format!(
+                    "max_injections_per_process must be 1..={} (max_injections_total)",
+                    p.max_total
+                ),
+            ));
         }
         p.max_per_process = *v.get_ref();
     } else {
@@ -122,20 +138,44 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
     if let Some(v) = &file.regression_margin {
         let m = *v.get_ref();
         if !(0.0..=1.0).contains(&m) {
-            return Err(err(v.span(), "regression_margin must be between 0 and 1 (0.05 = 5 %)".into()));
+            return Err(err(
+                v.span(),
+                "regression_margin must be between 0 and 1 (0.05 = 5 %)".into(),
+            ));
         }
-        p.regression_margin_permille = (m * 1000.0).round() as u32;
+        // The module keeps the margin in thousandths: a finer value would
+        // be changed silently on its way there, so it is refused instead.
+        let permille = (m * 1000.0).round();
+        if (m * 1000.0 - permille).abs() > 1e-6 {
+            return Err(err(
+                v.span(),
+                format!(
+                    "regression_margin {m} is finer than the module keeps (thousandths): use {}",
+                    permille / 1000.0
+                ),
+            ));
+        }
+        p.regression_margin_permille = permille as u32;
     }
     let (fmin, fmax) = (abi::ADAPT_PROFILE_FREQ_MIN, abi::ADAPT_PROFILE_FREQ_MAX);
     if let Some(v) = &file.sampling.min_hz {
         if !(fmin..=fmax).contains(v.get_ref()) {
-            return Err(err(v.span(), format!("sampling.min_hz must be {fmin}..={fmax}")));
+            return Err(err(
+                v.span(),
+                format!("sampling.min_hz must be {fmin}..={fmax}"),
+            ));
         }
         p.freq_min_hz = *v.get_ref();
     }
     if let Some(v) = &file.sampling.max_hz {
         if !(p.freq_min_hz..=fmax).contains(v.get_ref()) {
-            return Err(err(v.span(), format!("sampling.max_hz must be {}..={fmax} (≥ min_hz)", p.freq_min_hz)));
+            return Err(err(
+                v.span(),
+                format!(
+                    "sampling.max_hz must be {}..={fmax} (≥ min_hz)",
+                    p.freq_min_hz
+                ),
+            ));
         }
         p.freq_max_hz = *v.get_ref();
     }
@@ -144,7 +184,10 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
     let empty_str = Spanned::new(0..0, Vec::new());
     let uids = file.targets.uids.as_ref().unwrap_or(&empty_u32);
     if uids.get_ref().len() > abi::ADAPT_POLICY_MAX_UIDS {
-        return Err(err(uids.span(), format!("at most {} uids", abi::ADAPT_POLICY_MAX_UIDS)));
+        return Err(err(
+            uids.span(),
+            format!("at most {} uids", abi::ADAPT_POLICY_MAX_UIDS),
+        ));
     }
     for (slot, uid) in p.uids.iter_mut().zip(uids.get_ref()) {
         *slot = *uid;
@@ -153,38 +196,68 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
 
     let comms = file.targets.commands.as_ref().unwrap_or(&empty_str);
     if comms.get_ref().len() > abi::ADAPT_POLICY_MAX_COMMS {
-        return Err(err(comms.span(), format!("at most {} commands", abi::ADAPT_POLICY_MAX_COMMS)));
+        return Err(err(
+            comms.span(),
+            format!("at most {} commands", abi::ADAPT_POLICY_MAX_COMMS),
+        ));
     }
     for (slot, c) in p.comms.iter_mut().zip(comms.get_ref()) {
         *slot = abi::name_field_bytes(c.get_ref()).ok_or_else(|| {
-            err(c.span(), format!("command {:?} must be 1..{} bytes", c.get_ref(), abi::ADAPT_COMM_LEN))
+            err(
+                c.span(),
+                format!(
+                    "command {:?} must be 1..{} bytes",
+                    c.get_ref(),
+                    abi::ADAPT_COMM_LEN
+                ),
+            )
         })?;
     }
     p.ncomms = comms.get_ref().len() as u32;
 
     let exes = file.targets.executables.as_ref().unwrap_or(&empty_str);
     if exes.get_ref().len() > abi::ADAPT_POLICY_MAX_EXES {
-        return Err(err(exes.span(), format!("at most {} executables", abi::ADAPT_POLICY_MAX_EXES)));
+        return Err(err(
+            exes.span(),
+            format!("at most {} executables", abi::ADAPT_POLICY_MAX_EXES),
+        ));
     }
     for (slot, e) in p.exes.iter_mut().zip(exes.get_ref()) {
         if !e.get_ref().starts_with('/') {
-            return Err(err(e.span(), format!("executable {:?} must be an absolute path", e.get_ref())));
+            return Err(err(
+                e.span(),
+                format!("executable {:?} must be an absolute path", e.get_ref()),
+            ));
         }
         *slot = abi::name_field_bytes(e.get_ref()).ok_or_else(|| {
-            err(e.span(), format!("executable path must be shorter than {} bytes", abi::ADAPT_PATH_LEN))
+            err(
+                e.span(),
+                format!(
+                    "executable path must be shorter than {} bytes",
+                    abi::ADAPT_PATH_LEN
+                ),
+            )
         })?;
     }
     p.nexes = exes.get_ref().len() as u32;
 
     let segs = file.segments.allow.as_ref().unwrap_or(&empty_str);
     if segs.get_ref().len() > abi::ADAPT_POLICY_MAX_SEGMENTS {
-        return Err(err(segs.span(), format!("at most {} segments", abi::ADAPT_POLICY_MAX_SEGMENTS)));
+        return Err(err(
+            segs.span(),
+            format!("at most {} segments", abi::ADAPT_POLICY_MAX_SEGMENTS),
+        ));
     }
     for (slot, s) in p.segments.iter_mut().zip(segs.get_ref()) {
         let ok = !s.get_ref().is_empty()
-            && s.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+            && s.get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
         *slot = abi::name_field(s.get_ref()).filter(|_| ok).ok_or_else(|| {
-            err(s.span(), format!("segment {:?} is not a segment name", s.get_ref()))
+            err(
+                s.span(),
+                format!("segment {:?} is not a segment name", s.get_ref()),
+            )
         })?;
     }
     p.nsegments = segs.get_ref().len() as u32;
@@ -250,6 +323,16 @@ allow = ["crc32"]
 
         let e = parse("enabled = \"yes\"\n").unwrap_err();
         assert_eq!(e.line, Some(1));
+
+        let e = parse("regression_margin = 0.0504\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.reason.contains("use 0.05"), "{e}");
+        assert_eq!(
+            parse("regression_margin = 0.055\n")
+                .unwrap()
+                .regression_margin_permille,
+            55
+        );
 
         let e = parse("[targets]\ncommands = [\"a-command-name-far-too-long\"]\n").unwrap_err();
         assert_eq!(e.line, Some(2));

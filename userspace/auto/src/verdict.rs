@@ -71,13 +71,31 @@ impl Default for Criterion {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Verdict {
-    Helped { speedup: f64, share_before: f64, share_after: f64 },
-    Regression { speedup: f64, share_before: f64, share_after: f64 },
-    NoGain { speedup: f64, share_before: f64, share_after: f64 },
+    Helped {
+        speedup: f64,
+        share_before: f64,
+        share_after: f64,
+    },
+    Regression {
+        speedup: f64,
+        share_before: f64,
+        share_after: f64,
+    },
+    NoGain {
+        speedup: f64,
+        share_before: f64,
+        share_after: f64,
+    },
     /// Saturated target: decided by the measured speedup.
-    MeasuredHelped { speedup: f64 },
-    MeasuredNoGain { speedup: f64 },
-    Undecided { reason: String },
+    MeasuredHelped {
+        speedup: f64,
+    },
+    MeasuredNoGain {
+        speedup: f64,
+    },
+    Undecided {
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -85,25 +103,52 @@ impl Verdict {
     pub fn keep(&self) -> Option<bool> {
         match self {
             Verdict::Helped { .. } | Verdict::MeasuredHelped { .. } => Some(true),
-            Verdict::Regression { .. } | Verdict::NoGain { .. } | Verdict::MeasuredNoGain { .. } => Some(false),
+            Verdict::Regression { .. }
+            | Verdict::NoGain { .. }
+            | Verdict::MeasuredNoGain { .. } => Some(false),
             Verdict::Undecided { .. } => None,
         }
     }
 
     /// One line for people.
     pub fn reason(&self) -> String {
-        let shares = |b: &f64, a: &f64| format!("share of CPU time {:.1}% → {:.1}%", b * 100.0, a * 100.0);
+        let shares =
+            |b: &f64, a: &f64| format!("share of CPU time {:.1}% → {:.1}%", b * 100.0, a * 100.0);
         match self {
-            Verdict::Helped { speedup, share_before, share_after } => {
-                format!("helped: about {speedup:.2}× faster ({})", shares(share_before, share_after))
+            Verdict::Helped {
+                speedup,
+                share_before,
+                share_after,
+            } => {
+                format!(
+                    "helped: about {speedup:.2}× faster ({})",
+                    shares(share_before, share_after)
+                )
             }
-            Verdict::Regression { speedup, share_before, share_after } => {
-                format!("regression: about {:.2}× slower ({})", 1.0 / speedup, shares(share_before, share_after))
+            Verdict::Regression {
+                speedup,
+                share_before,
+                share_after,
+            } => {
+                format!(
+                    "regression: about {:.2}× slower ({})",
+                    1.0 / speedup,
+                    shares(share_before, share_after)
+                )
             }
-            Verdict::NoGain { speedup, share_before, share_after } => {
-                format!("no measurable gain: {speedup:.2}× ({})", shares(share_before, share_after))
+            Verdict::NoGain {
+                speedup,
+                share_before,
+                share_after,
+            } => {
+                format!(
+                    "no measurable gain: {speedup:.2}× ({})",
+                    shares(share_before, share_after)
+                )
             }
-            Verdict::MeasuredHelped { speedup } => format!("saturated target; measured speedup {speedup:.2}×"),
+            Verdict::MeasuredHelped { speedup } => {
+                format!("saturated target; measured speedup {speedup:.2}×")
+            }
             Verdict::MeasuredNoGain { speedup } => {
                 format!("saturated target; measured speedup only {speedup:.2}×")
             }
@@ -114,7 +159,12 @@ impl Verdict {
 
 /// Judges an injection from the windows before and after, and the measured
 /// speedup if any.
-pub fn judge(before: Window, after: Window, measured_speedup: Option<f64>, c: Criterion) -> Verdict {
+pub fn judge(
+    before: Window,
+    after: Window,
+    measured_speedup: Option<f64>,
+    c: Criterion,
+) -> Verdict {
     if before.total < c.min_samples || after.total < c.min_samples {
         return Verdict::Undecided {
             reason: format!(
@@ -144,13 +194,29 @@ pub fn judge(before: Window, after: Window, measured_speedup: Option<f64>, c: Cr
     let (share_before, share_after) = (before.share(), after.share());
     let odds_before = before.in_code as f64 / rest(before) as f64;
     let odds_after = after.in_code as f64 / rest(after) as f64;
-    let speedup = if odds_after == 0.0 { f64::INFINITY } else { odds_before / odds_after };
-    if speedup >= 1.0 + c.margin {
-        Verdict::Helped { speedup, share_before, share_after }
-    } else if speedup <= 1.0 / (1.0 + c.margin) {
-        Verdict::Regression { speedup, share_before, share_after }
+    let speedup = if odds_after == 0.0 {
+        f64::INFINITY
     } else {
-        Verdict::NoGain { speedup, share_before, share_after }
+        odds_before / odds_after
+    };
+    if speedup >= 1.0 + c.margin {
+        Verdict::Helped {
+            speedup,
+            share_before,
+            share_after,
+        }
+    } else if speedup <= 1.0 / (1.0 + c.margin) {
+        Verdict::Regression {
+            speedup,
+            share_before,
+            share_after,
+        }
+    } else {
+        Verdict::NoGain {
+            speedup,
+            share_before,
+            share_after,
+        }
     }
 }
 
@@ -175,9 +241,18 @@ mod tests {
             Verdict::Regression { speedup, .. } => assert!((speedup - 1.0 / 3.0).abs() < 1e-9),
             v => panic!("{v:?}"),
         }
-        assert!(matches!(judge(w(1000, 500), w(1000, 505), None, c), Verdict::NoGain { .. }));
-        assert_eq!(judge(w(1000, 500), w(1000, 750), None, c).keep(), Some(false));
-        assert_eq!(judge(w(1000, 900), w(1100, 900), None, c).keep(), Some(true));
+        assert!(matches!(
+            judge(w(1000, 500), w(1000, 505), None, c),
+            Verdict::NoGain { .. }
+        ));
+        assert_eq!(
+            judge(w(1000, 500), w(1000, 750), None, c).keep(),
+            Some(false)
+        );
+        assert_eq!(
+            judge(w(1000, 900), w(1100, 900), None, c).keep(),
+            Some(true)
+        );
     }
 
     #[test]
@@ -190,8 +265,14 @@ mod tests {
     #[test]
     fn a_saturated_target_is_judged_by_the_measured_speedup() {
         let c = Criterion::default();
-        assert_eq!(judge(w(1000, 995), w(1000, 990), Some(3.0), c).keep(), Some(true));
-        assert_eq!(judge(w(1000, 995), w(1000, 990), Some(1.01), c).keep(), Some(false));
+        assert_eq!(
+            judge(w(1000, 995), w(1000, 990), Some(3.0), c).keep(),
+            Some(true)
+        );
+        assert_eq!(
+            judge(w(1000, 995), w(1000, 990), Some(1.01), c).keep(),
+            Some(false)
+        );
         assert_eq!(judge(w(1000, 995), w(1000, 990), None, c).keep(), None);
     }
 

@@ -66,13 +66,8 @@ impl Device {
         // SAFETY: `arg` is a valid, exclusively borrowed `T` for the whole
         // call, and its size is the one encoded in `cmd` (asserted above), so
         // the kernel reads and writes only inside it.
-        let ret = unsafe {
-            libc::ioctl(
-                self.file.as_raw_fd(),
-                cmd as libc::c_ulong,
-                arg as *mut T,
-            )
-        };
+        let ret =
+            unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as libc::c_ulong, arg as *mut T) };
         if ret < 0 {
             Err(io::Error::last_os_error())
         } else {

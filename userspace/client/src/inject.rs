@@ -48,7 +48,11 @@ impl InjectRequest {
         expected[..len].copy_from_slice(&self.expected);
         Ok(abi::AdaptInject {
             pid: self.pid,
-            flags: if self.automatic { abi::ADAPT_INJECT_F_AUTO } else { 0 },
+            flags: if self.automatic {
+                abi::ADAPT_INJECT_F_AUTO
+            } else {
+                0
+            },
             target: self.target,
             variant_id: self.variant_id,
             contract_hash: self.contract_hash,
@@ -234,7 +238,10 @@ pub enum InjectError {
          {max_total} in all): revert injections (`adaptctl revert`) or raise the limits with \
          `adaptctl policy set --max-per-process N --max-total N`"
     )]
-    LimitReached { max_per_process: u32, max_total: u32 },
+    LimitReached {
+        max_per_process: u32,
+        max_total: u32,
+    },
 
     #[error(
         "no variant with library id {variant_id} is loaded in the module (ENOENT): load the \
@@ -373,9 +380,13 @@ impl InjectError {
     pub fn exit_code(&self) -> u8 {
         match self {
             InjectError::NoSuchProcess { .. } => EXIT_NO_SUCH_PROCESS,
-            InjectError::KernelThread { .. } | InjectError::NotPermitted { .. } => EXIT_NOT_PERMITTED,
+            InjectError::KernelThread { .. } | InjectError::NotPermitted { .. } => {
+                EXIT_NOT_PERMITTED
+            }
             InjectError::NotSupported { .. } => 6,
-            InjectError::NoSuchVariant { .. } | InjectError::NoSuchInjection { .. } => EXIT_NOT_FOUND,
+            InjectError::NoSuchVariant { .. } | InjectError::NoSuchInjection { .. } => {
+                EXIT_NOT_FOUND
+            }
             InjectError::PolicyDisabled
             | InjectError::Quarantined { .. }
             | InjectError::TargetNotAllowed { .. }
@@ -386,8 +397,12 @@ impl InjectError {
             | InjectError::BytesChanged { .. }
             | InjectError::AlreadyPatched { .. }
             | InjectError::BadPatchLength { .. } => EXIT_NOT_INJECTABLE,
-            InjectError::NoAddressSpace { .. } | InjectError::Busy { .. } | InjectError::RevertBusy { .. } => EXIT_BUSY,
-            InjectError::BadRequest { .. } | InjectError::BadPolicy { .. } | InjectError::Io { .. } => 1,
+            InjectError::NoAddressSpace { .. }
+            | InjectError::Busy { .. }
+            | InjectError::RevertBusy { .. } => EXIT_BUSY,
+            InjectError::BadRequest { .. }
+            | InjectError::BadPolicy { .. }
+            | InjectError::Io { .. } => 1,
         }
     }
 }
@@ -431,7 +446,11 @@ pub fn inject(device: &Device, request: &InjectRequest) -> Result<Injected, Inje
 
 /// The error for a refused injection, from its errno (and the policy, when
 /// it could be read).
-fn inject_error(request: &InjectRequest, raw_policy: Option<abi::AdaptPolicy>, source: io::Error) -> InjectError {
+fn inject_error(
+    request: &InjectRequest,
+    raw_policy: Option<abi::AdaptPolicy>,
+    source: io::Error,
+) -> InjectError {
     let policy = raw_policy.as_ref().map(Policy::from_abi);
     let targets_restricted = raw_policy.is_some_and(|p| p.nuids + p.ncomms + p.nexes > 0);
     let pid = request.pid;
@@ -449,7 +468,11 @@ fn inject_error(request: &InjectRequest, raw_policy: Option<abi::AdaptPolicy>, s
             },
             Some(_) => InjectError::TargetNotAllowed {
                 pid,
-                also: if request.automatic { ", or the variant is quarantined" } else { "" },
+                also: if request.automatic {
+                    ", or the variant is quarantined"
+                } else {
+                    ""
+                },
             },
         },
         Some(libc::EDQUOT) => {
@@ -613,11 +636,24 @@ mod tests {
     #[test]
     fn the_request_pads_expected_bytes_and_zeroes_the_rest() {
         let r = request().to_abi().unwrap();
-        assert_eq!((r.pid, r.flags, r.target, r.variant_id, r.entry), (42, 0, 0x7f00_0000_1000, 3, 1));
+        assert_eq!(
+            (r.pid, r.flags, r.target, r.variant_id, r.entry),
+            (42, 0, 0x7f00_0000_1000, 3, 1)
+        );
         assert_eq!((r.contract_hash, r.patch_len), (0xfeed_beef, 7));
         assert_eq!(&r.expected[..7], &[0x89, 0xd2, 0xe9, 1, 2, 3, 4]);
         assert_eq!(&r.expected[7..], &[0; 9]);
-        assert_eq!((r.id, r.segment_addr, r.pause_ns, r.threads, r.attempts, r.reserved), (0, 0, 0, 0, 0, [0; 4]));
+        assert_eq!(
+            (
+                r.id,
+                r.segment_addr,
+                r.pause_ns,
+                r.threads,
+                r.attempts,
+                r.reserved
+            ),
+            (0, 0, 0, 0, 0, [0; 4])
+        );
         let mut auto = request();
         auto.automatic = true;
         assert_eq!(auto.to_abi().unwrap().flags, abi::ADAPT_INJECT_F_AUTO);
@@ -628,7 +664,10 @@ mod tests {
         for len in [0, 4, 17, 32] {
             let mut r = request();
             r.expected = vec![0x90; len];
-            assert!(matches!(r.to_abi(), Err(InjectError::BadPatchLength { .. })), "{len}");
+            assert!(
+                matches!(r.to_abi(), Err(InjectError::BadPatchLength { .. })),
+                "{len}"
+            );
         }
         for len in [5, 16] {
             let mut r = request();
@@ -661,16 +700,33 @@ mod tests {
         let mut messages = std::collections::HashSet::new();
         for (e, kind, code) in cases {
             let err = inject_error(&r, None, errno(e));
-            assert_eq!((err.kind(), err.exit_code()), (kind, code), "errno {e}: {err}");
+            assert_eq!(
+                (err.kind(), err.exit_code()),
+                (kind, code),
+                "errno {e}: {err}"
+            );
             let msg = err.to_string();
             assert!(!msg.contains('\n'), "{msg}");
-            assert!(messages.insert(msg.clone()), "two errnos share a message: {msg}");
+            assert!(
+                messages.insert(msg.clone()),
+                "two errnos share a message: {msg}"
+            );
         }
         let msg = inject_error(&r, None, errno(libc::ESTALE)).to_string();
-        assert!(msg.contains("89d2e901020304") && msg.contains("0x7f0000001000") && msg.contains("pid 42"), "{msg}");
+        assert!(
+            msg.contains("89d2e901020304")
+                && msg.contains("0x7f0000001000")
+                && msg.contains("pid 42"),
+            "{msg}"
+        );
         let msg = inject_error(&r, None, errno(libc::EPROTO)).to_string();
-        assert!(msg.contains("00000000feedbeef") && msg.contains("--assume-contract"), "{msg}");
-        assert!(inject_error(&r, None, errno(libc::EACCES)).to_string().contains("adaptctl policy set --enable"));
+        assert!(
+            msg.contains("00000000feedbeef") && msg.contains("--assume-contract"),
+            "{msg}"
+        );
+        assert!(inject_error(&r, None, errno(libc::EACCES))
+            .to_string()
+            .contains("adaptctl policy set --enable"));
     }
 
     #[test]
@@ -682,23 +738,47 @@ mod tests {
             max_total: 5,
             ..Default::default()
         };
-        let restricted = abi::AdaptPolicy { ncomms: 1, ..enabled };
-        let disabled = abi::AdaptPolicy { flags: 0, ..enabled };
+        let restricted = abi::AdaptPolicy {
+            ncomms: 1,
+            ..enabled
+        };
+        let disabled = abi::AdaptPolicy {
+            flags: 0,
+            ..enabled
+        };
         // A manual request: the switch, else the targets.
-        assert!(matches!(inject_error(&r, Some(disabled), errno(libc::EACCES)), InjectError::PolicyDisabled));
+        assert!(matches!(
+            inject_error(&r, Some(disabled), errno(libc::EACCES)),
+            InjectError::PolicyDisabled
+        ));
         let err = inject_error(&r, Some(restricted), errno(libc::EACCES));
-        assert!(matches!(err, InjectError::TargetNotAllowed { pid: 42, also: "" }), "{err}");
+        assert!(
+            matches!(err, InjectError::TargetNotAllowed { pid: 42, also: "" }),
+            "{err}"
+        );
         assert!(err.to_string().contains("adaptctl policy show"), "{err}");
         // An automatic one may also meet a quarantined variant.
         r.automatic = true;
         let err = inject_error(&r, Some(enabled), errno(libc::EACCES));
-        assert!(matches!(err, InjectError::Quarantined { variant_id: 3 }), "{err}");
+        assert!(
+            matches!(err, InjectError::Quarantined { variant_id: 3 }),
+            "{err}"
+        );
         let err = inject_error(&r, Some(restricted), errno(libc::EACCES));
-        assert!(err.to_string().contains("or the variant is quarantined"), "{err}");
-        assert!(matches!(inject_error(&r, Some(disabled), errno(libc::EACCES)), InjectError::PolicyDisabled));
+        assert!(
+            err.to_string().contains("or the variant is quarantined"),
+            "{err}"
+        );
+        assert!(matches!(
+            inject_error(&r, Some(disabled), errno(libc::EACCES)),
+            InjectError::PolicyDisabled
+        ));
         // EDQUOT names the limits in force.
         let err = inject_error(&r, Some(enabled), errno(libc::EDQUOT));
-        assert!(err.to_string().contains("at most 2 per process, 5 in all"), "{err}");
+        assert!(
+            err.to_string().contains("at most 2 per process, 5 in all"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -710,7 +790,10 @@ mod tests {
         let err = revert_error(7, errno(libc::EBUSY));
         assert!(matches!(err, InjectError::RevertBusy { id: 7 }));
         assert!(err.to_string().contains("still live"));
-        assert!(matches!(revert_error(7, errno(libc::ENOTTY)), InjectError::NotSupported { .. }));
+        assert!(matches!(
+            revert_error(7, errno(libc::ENOTTY)),
+            InjectError::NotSupported { .. }
+        ));
     }
 
     #[test]
@@ -722,10 +805,21 @@ mod tests {
         };
         assert!(p(1, 1).validate().is_ok());
         assert!(p(16, 256).validate().is_ok());
-        assert!(p(abi::ADAPT_POLICY_MAX_TOTAL, abi::ADAPT_POLICY_MAX_TOTAL).validate().is_ok());
-        for bad in [p(0, 5), p(6, 5), p(1, 0), p(1, abi::ADAPT_POLICY_MAX_TOTAL + 1)] {
+        assert!(p(abi::ADAPT_POLICY_MAX_TOTAL, abi::ADAPT_POLICY_MAX_TOTAL)
+            .validate()
+            .is_ok());
+        for bad in [
+            p(0, 5),
+            p(6, 5),
+            p(1, 0),
+            p(1, abi::ADAPT_POLICY_MAX_TOTAL + 1),
+        ] {
             let err = bad.validate().unwrap_err();
-            assert!(err.to_string().contains("1 <= max-per-process <= max-total <= 4096"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("1 <= max-per-process <= max-total <= 4096"),
+                "{err}"
+            );
         }
         // Only the switch and the limits change; targets and the rest stay.
         let current = abi::AdaptPolicy {
@@ -738,10 +832,20 @@ mod tests {
             ..Default::default()
         };
         let a = p(3, 9).apply_to(&current);
-        assert_eq!((a.flags, a.max_per_process, a.max_total), (abi::ADAPT_POLICY_F_ENABLED, 3, 9));
-        assert_eq!((a.nuids, a.uids[0], a.regression_margin_permille, a.reserved), (1, 1000, 50, [0; 4]));
+        assert_eq!(
+            (a.flags, a.max_per_process, a.max_total),
+            (abi::ADAPT_POLICY_F_ENABLED, 3, 9)
+        );
+        assert_eq!(
+            (a.nuids, a.uids[0], a.regression_margin_permille, a.reserved),
+            (1, 1000, 50, [0; 4])
+        );
         assert_eq!(Policy::from_abi(&a), p(3, 9));
-        let off = Policy { enabled: false, ..p(3, 9) }.apply_to(&a);
+        let off = Policy {
+            enabled: false,
+            ..p(3, 9)
+        }
+        .apply_to(&a);
         assert_eq!(off.flags, 0);
         assert_eq!(off.nuids, 1);
     }
@@ -767,7 +871,16 @@ mod tests {
         info.original[..7].copy_from_slice(&[0x89, 0xd2, 0xe9, 1, 2, 3, 4]);
         info.original[7] = 0xff; // beyond patch_len: not shown
         let i = Injection::from_info(&info);
-        assert_eq!((i.id, i.pid, i.state.as_str(), i.segment.as_str(), i.variant.as_str()), (11, 99, "live", "crc32", "pclmul"));
+        assert_eq!(
+            (
+                i.id,
+                i.pid,
+                i.state.as_str(),
+                i.segment.as_str(),
+                i.variant.as_str()
+            ),
+            (11, 99, "live", "crc32", "pclmul")
+        );
         assert_eq!(i.original, "89d2e901020304");
         info.patch_len = 200; // a garbage length cannot make it read out of bounds
         info.state = 9;

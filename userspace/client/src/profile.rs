@@ -93,11 +93,20 @@ pub struct ReadBatch {
 
 impl<'d> ProfileSession<'d> {
     /// Starts sampling process `pid` at `freq_hz` (0 = the module's default).
-    pub fn start(device: &'d Device, pid: u32, freq_hz: u32, software_only: bool) -> Result<Self, ProfileError> {
+    pub fn start(
+        device: &'d Device,
+        pid: u32,
+        freq_hz: u32,
+        software_only: bool,
+    ) -> Result<Self, ProfileError> {
         let mut request = abi::AdaptProfileStart {
             pid,
             freq_hz,
-            flags: if software_only { abi::ADAPT_PROFILE_F_SOFTWARE } else { 0 },
+            flags: if software_only {
+                abi::ADAPT_PROFILE_F_SOFTWARE
+            } else {
+                0
+            },
             ..Default::default()
         };
         device
@@ -113,7 +122,8 @@ impl<'d> ProfileSession<'d> {
                     source,
                 },
             })?;
-        let event = SamplingEvent::from_code(request.event).ok_or(ProfileError::UnknownEvent(request.event))?;
+        let event = SamplingEvent::from_code(request.event)
+            .ok_or(ProfileError::UnknownEvent(request.event))?;
         Ok(Self {
             device,
             id: request.session,

@@ -128,8 +128,14 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::AbiMismatch);
         assert_eq!(err.kind().exit_code(), 6);
         let msg = err.to_string();
-        assert!(msg.contains(&format!("ABI v{}", abi::ADAPT_ABI_VERSION + 1)), "{msg}");
-        assert!(msg.contains(&format!("ABI v{}", abi::ADAPT_ABI_VERSION)), "{msg}");
+        assert!(
+            msg.contains(&format!("ABI v{}", abi::ADAPT_ABI_VERSION + 1)),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("ABI v{}", abi::ADAPT_ABI_VERSION)),
+            "{msg}"
+        );
         assert!(msg.contains("insmod"), "{msg}");
         assert!(!msg.contains('\n'));
     }

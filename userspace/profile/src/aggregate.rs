@@ -69,7 +69,11 @@ impl ProfileBuilder {
                 function: location.function,
                 object: location.object,
                 samples,
-                share: if total == 0 { 0.0 } else { samples as f64 / total as f64 },
+                share: if total == 0 {
+                    0.0
+                } else {
+                    samples as f64 / total as f64
+                },
             })
             .collect();
         functions.sort_by(|a, b| {

@@ -72,7 +72,10 @@ impl ElfSymbols {
             path: shown.clone(),
             source,
         })?;
-        Self::parse(&data).map_err(|source| ElfError::Parse { path: shown, source })
+        Self::parse(&data).map_err(|source| ElfError::Parse {
+            path: shown,
+            source,
+        })
     }
 
     /// Parses an ELF image in memory.
@@ -182,7 +185,10 @@ mod tests {
         let (name, offset) = symbols.function_at(start + 1).unwrap();
         assert_eq!(name, "adapt_profile_test_marker");
         assert_eq!(offset, 1);
-        assert_eq!(std::hint::black_box(adapt_profile_test_marker(1)), (0x9e37_79b9u64).rotate_left(7));
+        assert_eq!(
+            std::hint::black_box(adapt_profile_test_marker(1)),
+            (0x9e37_79b9u64).rotate_left(7)
+        );
     }
 
     #[test]
@@ -201,13 +207,20 @@ mod tests {
 
     #[test]
     fn a_library_without_symtab_falls_back_to_dynsym() {
-        let libz = ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1"]
-            .into_iter()
-            .map(Path::new)
-            .find(|p| p.exists())
-            .expect("the system libz.so.1 (zlib1g)");
+        let libz = [
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+            "/lib/x86_64-linux-gnu/libz.so.1",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("the system libz.so.1 (zlib1g)");
         let symbols = ElfSymbols::load(libz).unwrap();
-        assert_eq!(symbols.source, SymbolSource::Dynsym, "Debian strips .symtab");
+        assert_eq!(
+            symbols.source,
+            SymbolSource::Dynsym,
+            "Debian strips .symtab"
+        );
         let (start, end) = symbols.function_named("crc32").expect("crc32 is exported");
         assert_eq!(symbols.function_at(start).unwrap().0, "crc32");
         assert!(symbols.function_at(end - 1).is_some());

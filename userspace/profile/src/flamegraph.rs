@@ -13,7 +13,12 @@ pub fn write_svg(profile: &Profile, title: &str, out: impl Write) -> Result<(), 
         .iter()
         .map(|f| {
             let object = f.object.rsplit('/').next().unwrap_or(&f.object);
-            format!("{};{} {}", sanitize(object), sanitize(&f.function), f.samples)
+            format!(
+                "{};{} {}",
+                sanitize(object),
+                sanitize(&f.function),
+                f.samples
+            )
         })
         .collect();
     let mut options = inferno::flamegraph::Options::default();

@@ -127,8 +127,14 @@ mod tests {
         assert!(text.is_file());
         assert_eq!(maps.find(0x5581a3c50000).unwrap().name, "[heap]");
         assert_eq!(maps.find(0x7f10e0000010).unwrap().name, "");
-        assert_eq!(maps.find(0x7f10e1a00100).unwrap().short_name(), "libz.so.1.2.13");
-        assert_eq!(maps.find(0x7f10e1b00000).unwrap().name, "[adapt:crc32-pclmul]");
+        assert_eq!(
+            maps.find(0x7f10e1a00100).unwrap().short_name(),
+            "libz.so.1.2.13"
+        );
+        assert_eq!(
+            maps.find(0x7f10e1b00000).unwrap().name,
+            "[adapt:crc32-pclmul]"
+        );
         assert!(!maps.find(0x7ffd4c5e0000).unwrap().is_file());
     }
 

@@ -125,7 +125,9 @@ mod tests {
         let location = symbolizer.locate(ip, false);
         assert_eq!(location.function, "adapt_symbolizer_probe");
         assert_eq!(
-            std::path::Path::new(&location.object).canonicalize().unwrap(),
+            std::path::Path::new(&location.object)
+                .canonicalize()
+                .unwrap(),
             std::env::current_exe().unwrap().canonicalize().unwrap()
         );
         assert_eq!(adapt_symbolizer_probe(), 42);

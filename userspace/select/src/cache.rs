@@ -22,6 +22,10 @@
 //!       "measured_unix": 1795482529 } ] }
 //! ```
 //!
+//! Figures are stored exactly: reading the file back gives the bits that
+//! were measured ([`crate::exact_f64`]), so a cached decision is the
+//! decision the measurement made.
+//!
 //! An entry is used only if its whole key equals the request's: another
 //! CPU model or feature set, another build of the variant (its hash) or
 //! another file for the original is a miss, the pair is measured again and
@@ -51,7 +55,11 @@ pub const MAX_ENTRIES: usize = 4096;
 /// The cache directory: `$ADAPT_CACHE_DIR`, else `$XDG_CACHE_HOME/adapt`,
 /// else `~/.cache/adapt` (`None` without any of them).
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let non_empty = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     non_empty("ADAPT_CACHE_DIR")
         .or_else(|| non_empty("XDG_CACHE_HOME").map(|p| p.join("adapt")))
         .or_else(|| non_empty("HOME").map(|p| p.join(".cache").join("adapt")))
@@ -141,6 +149,7 @@ pub struct CacheEntry {
     /// The original's figure, from the same interleaved run.
     pub original: Figure,
     /// The paired ratio variant / original ([`crate::timing::paired_ratio`]).
+    #[serde(with = "crate::exact_f64")]
     pub ratio: f64,
     /// Whether the variant's result equalled the original's.
     pub correct: bool,
@@ -221,7 +230,9 @@ impl Cache {
             entries: self.entries.clone(),
         };
         let text = serde_json::to_vec_pretty(&doc).map_err(io::Error::other)?;
-        let tmp = self.path.with_extension(format!("json.tmp.{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("json.tmp.{}", std::process::id()));
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &self.path).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);

@@ -56,7 +56,10 @@ impl Comparison {
 
     /// The smallest ratio.
     pub fn worst(&self) -> f64 {
-        self.ratios.iter().map(|(_, r)| *r).fold(f64::INFINITY, f64::min)
+        self.ratios
+            .iter()
+            .map(|(_, r)| *r)
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// Why the variant is not eligible under `margin`, or `None` if it is.
@@ -171,7 +174,10 @@ impl Decision {
 /// Applies the rule to `comparisons` (see the module documentation).
 pub fn decide(comparisons: &[Comparison], margin: f64, forced: Option<&str>) -> Decision {
     let mut best: Option<&Comparison> = None;
-    for c in comparisons.iter().filter(|c| c.ineligible(margin).is_none()) {
+    for c in comparisons
+        .iter()
+        .filter(|c| c.ineligible(margin).is_none())
+    {
         if best.is_none_or(|b| c.speedup() > b.speedup()) {
             best = Some(c);
         }
@@ -195,9 +201,11 @@ pub fn decide(comparisons: &[Comparison], margin: f64, forced: Option<&str>) -> 
                     c.ineligible(margin).unwrap_or_default()
                 ),
                 None if comparisons.is_empty() => "no variant was measured".to_owned(),
-                None => "every variant's result differs from the original's: is the original really \
+                None => {
+                    "every variant's result differs from the original's: is the original really \
                          the function the segment replaces?"
-                    .to_owned(),
+                        .to_owned()
+                }
             };
             Choice::Nothing { reason }
         }
@@ -238,12 +246,18 @@ mod tests {
     #[test]
     fn the_fastest_variant_beyond_the_margin_wins() {
         let d = decide(
-            &[cmp("a", true, &[1.2, 1.3]), cmp("b", true, &[2.0, 2.2]), cmp("c", true, &[1.0, 1.0])],
+            &[
+                cmp("a", true, &[1.2, 1.3]),
+                cmp("b", true, &[2.0, 2.2]),
+                cmp("c", true, &[1.0, 1.0]),
+            ],
             DEFAULT_MARGIN,
             None,
         );
         match &d.choice {
-            Choice::Variant { variant, speedup, .. } => {
+            Choice::Variant {
+                variant, speedup, ..
+            } => {
                 assert_eq!(variant, "b");
                 assert!((speedup - (2.0f64 * 2.2).sqrt()).abs() < 1e-9);
             }
@@ -255,7 +269,11 @@ mod tests {
 
     #[test]
     fn a_gain_below_the_margin_injects_nothing() {
-        let d = decide(&[cmp("a", true, &[1.03, 1.04]), cmp("b", true, &[0.5, 0.6])], DEFAULT_MARGIN, None);
+        let d = decide(
+            &[cmp("a", true, &[1.03, 1.04]), cmp("b", true, &[0.5, 0.6])],
+            DEFAULT_MARGIN,
+            None,
+        );
         let Choice::Nothing { reason } = &d.choice else {
             panic!("{d:?}")
         };
@@ -273,30 +291,51 @@ mod tests {
         let Choice::Nothing { reason } = &d.choice else {
             panic!("{d:?}")
         };
-        assert!(reason.contains("0.90×") && reason.contains("slower"), "{reason}");
+        assert!(
+            reason.contains("0.90×") && reason.contains("slower"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn a_wrong_result_is_never_injected() {
-        let d = decide(&[cmp("fast-but-wrong", false, &[5.0])], DEFAULT_MARGIN, None);
+        let d = decide(
+            &[cmp("fast-but-wrong", false, &[5.0])],
+            DEFAULT_MARGIN,
+            None,
+        );
         assert!(matches!(&d.choice, Choice::Nothing { reason } if reason.contains("differs")));
-        let forced = decide(&[cmp("fast-but-wrong", false, &[5.0])], DEFAULT_MARGIN, Some("fast-but-wrong"));
+        let forced = decide(
+            &[cmp("fast-but-wrong", false, &[5.0])],
+            DEFAULT_MARGIN,
+            Some("fast-but-wrong"),
+        );
         assert!(forced.forced.as_ref().unwrap().wrong_result);
         assert_eq!(forced.variant_to_inject(), None);
     }
 
     #[test]
     fn an_override_injects_a_slower_variant_and_says_the_rule_would_not() {
-        let cs = [cmp("slow", true, &[0.5, 0.6]), cmp("fast", true, &[1.5, 1.6])];
+        let cs = [
+            cmp("slow", true, &[0.5, 0.6]),
+            cmp("fast", true, &[1.5, 1.6]),
+        ];
         let d = decide(&cs, DEFAULT_MARGIN, Some("slow"));
         assert_eq!(d.variant_to_inject(), Some("slow"));
         let f = d.forced.as_ref().unwrap();
         assert!(f.measured_slower);
-        assert!(f.rule_says.as_deref().unwrap().contains("below the required"));
+        assert!(f
+            .rule_says
+            .as_deref()
+            .unwrap()
+            .contains("below the required"));
         // What auto would have done is still recorded: the fast one.
         assert!(matches!(&d.choice, Choice::Variant { variant, .. } if variant == "fast"));
         // Without the override, the slow variant is not what gets injected.
-        assert_eq!(decide(&cs, DEFAULT_MARGIN, None).variant_to_inject(), Some("fast"));
+        assert_eq!(
+            decide(&cs, DEFAULT_MARGIN, None).variant_to_inject(),
+            Some("fast")
+        );
         // Overriding with the rule's own choice is not "slower".
         let same = decide(&cs, DEFAULT_MARGIN, Some("fast"));
         let f = same.forced.unwrap();

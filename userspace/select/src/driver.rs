@@ -32,7 +32,13 @@ const AXPY_A: f32 = 1e-3;
 
 /// FIPS 180-4 initial SHA-256 state.
 const SHA256_IV: [u32; 8] = [
-    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
     0x5be0_cd19,
 ];
 
@@ -92,8 +98,16 @@ impl Outcome {
         match (self, other) {
             (Outcome::Int(a), Outcome::Int(b)) => a == b,
             (Outcome::Words(a), Outcome::Words(b)) => a == b,
-            (Outcome::Float { value: a, tolerance }, Outcome::Float { value: b, .. }) => {
-                a.is_finite() && b.is_finite() && (f64::from(*a) - f64::from(*b)).abs() <= *tolerance
+            (
+                Outcome::Float {
+                    value: a,
+                    tolerance,
+                },
+                Outcome::Float { value: b, .. },
+            ) => {
+                a.is_finite()
+                    && b.is_finite()
+                    && (f64::from(*a) - f64::from(*b)).abs() <= *tolerance
             }
             (
                 Outcome::Floats {
@@ -104,7 +118,9 @@ impl Outcome {
             ) => {
                 a.len() == b.len()
                     && a.iter().zip(b).zip(tolerance).all(|((x, y), t)| {
-                        x.is_finite() && y.is_finite() && (f64::from(*x) - f64::from(*y)).abs() <= *t
+                        x.is_finite()
+                            && y.is_finite()
+                            && (f64::from(*x) - f64::from(*y)).abs() <= *t
                     })
             }
             _ => false,
@@ -379,13 +395,23 @@ mod tests {
 
     unsafe extern "C" fn dot_plain(a: *const f32, b: *const f32, n: u64) -> f32 {
         // SAFETY: the driver passes n readable floats in each.
-        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n as usize), std::slice::from_raw_parts(b, n as usize)) };
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, n as usize),
+                std::slice::from_raw_parts(b, n as usize),
+            )
+        };
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     }
 
     unsafe extern "C" fn dot_reversed(a: *const f32, b: *const f32, n: u64) -> f32 {
         // SAFETY: as above.
-        let (a, b) = unsafe { (std::slice::from_raw_parts(a, n as usize), std::slice::from_raw_parts(b, n as usize)) };
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, n as usize),
+                std::slice::from_raw_parts(b, n as usize),
+            )
+        };
         a.iter().zip(b).rev().map(|(x, y)| x * y).sum()
     }
 

@@ -160,10 +160,16 @@ impl ElfInfo {
                 name: name.to_owned(),
                 vaddr: symbol.address(),
                 size: raw.st_size(endian),
-                global: matches!(raw.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE),
+                global: matches!(
+                    raw.st_bind(),
+                    elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE
+                ),
                 ifunc: st_type == elf::STT_GNU_IFUNC,
             };
-            if !functions.iter().any(|g| g.name == f.name && g.vaddr == f.vaddr) {
+            if !functions
+                .iter()
+                .any(|g| g.name == f.name && g.vaddr == f.vaddr)
+            {
                 functions.push(f);
             }
         }

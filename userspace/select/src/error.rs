@@ -113,7 +113,9 @@ pub enum SelectError {
         source: UnknownShape,
     },
     /// A variant named with `forced` does not exist or cannot run here.
-    #[error("segment {segment} has no variant {variant} this CPU can run (it can run: {available})")]
+    #[error(
+        "segment {segment} has no variant {variant} this CPU can run (it can run: {available})"
+    )]
     NoSuchVariant {
         /// Segment.
         segment: String,

@@ -87,7 +87,8 @@ impl MappedImage {
             .filter_map(|l| page_up(l.vaddr.checked_add(l.memsz)?))
             .max()
             .ok_or_else(|| not("its segments overflow the address space".to_owned()))?;
-        let len = usize::try_from(hi - lo).map_err(|_| not("its segments are too large".to_owned()))?;
+        let len =
+            usize::try_from(hi - lo).map_err(|_| not("its segments are too large".to_owned()))?;
         if len > 1 << 36 {
             return Err(not(format!("its segments span {len} bytes")));
         }
@@ -131,12 +132,15 @@ impl MappedImage {
             let start = page_down(l.vaddr);
             let delta = l.vaddr - start;
             if l.offset % PAGE != delta {
-                return Err(not("a segment's file offset and address disagree modulo the page size".to_owned()));
+                return Err(not(
+                    "a segment's file offset and address disagree modulo the page size".to_owned(),
+                ));
             }
             let end = page_up(l.vaddr + l.filesz).unwrap_or(hi).min(hi);
             let prot = libc::PROT_READ | if l.executable() { libc::PROT_EXEC } else { 0 };
             let at = start.wrapping_add(bias) as *mut c_void;
-            let offset = libc::off_t::try_from(l.offset - delta).map_err(|_| not("file offset too large".to_owned()))?;
+            let offset = libc::off_t::try_from(l.offset - delta)
+                .map_err(|_| not("file offset too large".to_owned()))?;
             // SAFETY: `at..at + (end - start)` lies inside our own
             // reservation (start >= lo, end <= hi), so MAP_FIXED replaces
             // only pages this function owns; the mapping is private and
@@ -152,7 +156,11 @@ impl MappedImage {
                 )
             };
             if p == libc::MAP_FAILED {
-                return Err(map_err(path, "mapping a segment of the file", io::Error::last_os_error()));
+                return Err(map_err(
+                    path,
+                    "mapping a segment of the file",
+                    io::Error::last_os_error(),
+                ));
             }
         }
         let entry = f.vaddr.wrapping_add(bias) as usize;

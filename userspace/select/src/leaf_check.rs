@@ -58,7 +58,10 @@ pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Res
                 }
             }
             FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch => {
-                let near = matches!(ins.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64);
+                let near = matches!(
+                    ins.op0_kind(),
+                    OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+                );
                 let target = ins.near_branch_target();
                 if !near || target < start || target >= end {
                     return Err(format!(
@@ -68,7 +71,11 @@ pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Res
                 }
             }
             FlowControl::Call | FlowControl::IndirectCall => {
-                return Err(format!("it calls other code ({:?} at {})", ins.mnemonic(), at()));
+                return Err(format!(
+                    "it calls other code ({:?} at {})",
+                    ins.mnemonic(),
+                    at()
+                ));
             }
             FlowControl::IndirectBranch => {
                 return Err(format!("an indirect jump at {} (a jump table?)", at()));
@@ -90,14 +97,17 @@ pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Res
                         let target = ins.ip_rel_memory_address();
                         match info.load_of(target) {
                             Some(l) if !l.writable() => {}
-                            Some(_) => {
-                                return Err(format!(
-                                    "it uses writable data at {target:#x} (a global variable or the \
+                            Some(_) => return Err(format!(
+                                "it uses writable data at {target:#x} (a global variable or the \
                                      GOT) from {}",
+                                at()
+                            )),
+                            None => {
+                                return Err(format!(
+                                    "{} refers to {target:#x}, outside the file",
                                     at()
                                 ))
                             }
-                            None => return Err(format!("{} refers to {target:#x}, outside the file", at())),
                         }
                     } else if fixed
                         && ins.memory_base() == Register::None
@@ -113,7 +123,10 @@ pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Res
                 OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 if fixed => {
                     let imm = ins.immediate(i);
                     if writable_at(imm) {
-                        return Err(format!("it takes the address {imm:#x} of writable data at {}", at()));
+                        return Err(format!(
+                            "it takes the address {imm:#x} of writable data at {}",
+                            at()
+                        ));
                     }
                 }
                 _ => {}
@@ -134,9 +147,27 @@ mod tests {
             path: PathBuf::from("/test"),
             kind,
             loads: vec![
-                Load { vaddr: 0x1000, memsz: 0x1000, offset: 0x1000, filesz: 0x1000, flags: 5 },
-                Load { vaddr: 0x2000, memsz: 0x1000, offset: 0x2000, filesz: 0x1000, flags: 4 },
-                Load { vaddr: 0x3000, memsz: 0x1000, offset: 0x3000, filesz: 0x800, flags: 6 },
+                Load {
+                    vaddr: 0x1000,
+                    memsz: 0x1000,
+                    offset: 0x1000,
+                    filesz: 0x1000,
+                    flags: 5,
+                },
+                Load {
+                    vaddr: 0x2000,
+                    memsz: 0x1000,
+                    offset: 0x2000,
+                    filesz: 0x1000,
+                    flags: 4,
+                },
+                Load {
+                    vaddr: 0x3000,
+                    memsz: 0x1000,
+                    offset: 0x3000,
+                    filesz: 0x800,
+                    flags: 6,
+                },
             ],
             text_relocations: false,
             functions: vec![],
@@ -144,7 +175,13 @@ mod tests {
     }
 
     fn func(size: usize) -> FunctionSym {
-        FunctionSym { name: "f".into(), vaddr: 0x1000, size: size as u64, global: true, ifunc: false }
+        FunctionSym {
+            name: "f".into(),
+            vaddr: 0x1000,
+            size: size as u64,
+            global: true,
+            ifunc: false,
+        }
     }
 
     fn check(kind: ObjectKind, code: &[u8]) -> Result<(), String> {
@@ -154,23 +191,37 @@ mod tests {
     #[test]
     fn self_contained_leaves_pass() {
         // mov eax, edi; lea rcx, [rip + 0xff9] (0x2000, read-only); add eax, [rcx]; ret
-        let code = [0x89, 0xf8, 0x48, 0x8d, 0x0d, 0xf9, 0x0f, 0x00, 0x00, 0x03, 0x01, 0xc3];
+        let code = [
+            0x89, 0xf8, 0x48, 0x8d, 0x0d, 0xf9, 0x0f, 0x00, 0x00, 0x03, 0x01, 0xc3,
+        ];
         assert_eq!(check(ObjectKind::PieExecutable, &code), Ok(()));
         // test edi, edi; je +1 (inside); nop; ret
-        assert_eq!(check(ObjectKind::PieExecutable, &[0x85, 0xff, 0x74, 0x01, 0x90, 0xc3]), Ok(()));
+        assert_eq!(
+            check(
+                ObjectKind::PieExecutable,
+                &[0x85, 0xff, 0x74, 0x01, 0x90, 0xc3]
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn dependencies_on_the_process_are_refused() {
         let pie = ObjectKind::PieExecutable;
         // call rel32
-        assert!(check(pie, &[0xe8, 0, 0, 0, 0, 0xc3]).unwrap_err().contains("calls"));
+        assert!(check(pie, &[0xe8, 0, 0, 0, 0, 0xc3])
+            .unwrap_err()
+            .contains("calls"));
         // syscall
-        assert!(check(pie, &[0x0f, 0x05, 0xc3]).unwrap_err().contains("calls"));
+        assert!(check(pie, &[0x0f, 0x05, 0xc3])
+            .unwrap_err()
+            .contains("calls"));
         // jmp rax
         assert!(check(pie, &[0xff, 0xe0]).unwrap_err().contains("indirect"));
         // jmp rel32 far outside (tail call)
-        assert!(check(pie, &[0xe9, 0, 0x10, 0, 0]).unwrap_err().contains("tail call"));
+        assert!(check(pie, &[0xe9, 0, 0x10, 0, 0])
+            .unwrap_err()
+            .contains("tail call"));
         // mov eax, [rip + 0x1ffa] → 0x3000 (writable)
         let code = [0x8b, 0x05, 0xfa, 0x1f, 0x00, 0x00, 0xc3];
         assert!(check(pie, &code).unwrap_err().contains("writable"));
@@ -187,10 +238,14 @@ mod tests {
     fn fixed_executables_refuse_absolute_writable_addresses() {
         // mov eax, [0x3010]
         let abs = [0x8b, 0x04, 0x25, 0x10, 0x30, 0, 0, 0xc3];
-        assert!(check(ObjectKind::FixedExecutable, &abs).unwrap_err().contains("writable"));
+        assert!(check(ObjectKind::FixedExecutable, &abs)
+            .unwrap_err()
+            .contains("writable"));
         // mov edi, 0x3010 (address of a global)
         let imm = [0xbf, 0x10, 0x30, 0, 0, 0xc3];
-        assert!(check(ObjectKind::FixedExecutable, &imm).unwrap_err().contains("address"));
+        assert!(check(ObjectKind::FixedExecutable, &imm)
+            .unwrap_err()
+            .contains("address"));
         // the same constant in a PIE is just a number
         assert_eq!(check(ObjectKind::PieExecutable, &imm), Ok(()));
         // mov eax, [0x2010] (read-only table) is fine

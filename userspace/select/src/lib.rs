@@ -42,6 +42,7 @@ pub mod decide;
 pub mod driver;
 pub mod elf_info;
 pub mod error;
+pub mod exact_f64;
 pub mod exec_map;
 pub mod leaf_check;
 pub mod original;
@@ -51,7 +52,9 @@ pub mod shape;
 pub mod sizes;
 pub mod timing;
 
-pub use cache::{default_cache_dir, variant_hash, Cache, CacheEntry, CacheKey, OriginalKey, CACHE_FILE};
+pub use cache::{
+    default_cache_dir, variant_hash, Cache, CacheEntry, CacheKey, OriginalKey, CACHE_FILE,
+};
 pub use cpu_id::CpuIdentity;
 pub use decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
 pub use error::{OriginalError, SelectError};

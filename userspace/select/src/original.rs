@@ -103,12 +103,17 @@ fn dlerror_message() -> String {
         "unknown error".to_owned()
     } else {
         // SAFETY: non-null dlerror results are NUL-terminated strings.
-        unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Original {
@@ -121,7 +126,9 @@ impl Original {
         let info = ElfInfo::read(path)?;
         match info.kind {
             ObjectKind::SharedLibrary => Original::dlopen(&spec.object, &spec.symbol),
-            ObjectKind::PieExecutable | ObjectKind::FixedExecutable => Original::map_executable(path, &spec.symbol),
+            ObjectKind::PieExecutable | ObjectKind::FixedExecutable => {
+                Original::map_executable(path, &spec.symbol)
+            }
         }
     }
 
@@ -135,7 +142,8 @@ impl Original {
             what: what.to_owned(),
             message,
         };
-        let c_what = CString::new(what).map_err(|_| dl_err("the name holds a NUL byte".to_owned()))?;
+        let c_what =
+            CString::new(what).map_err(|_| dl_err("the name holds a NUL byte".to_owned()))?;
         // SAFETY: dlopen of a file the caller named; RTLD_LOCAL keeps its
         // symbols out of this process's global scope. Its constructors run,
         // as in any process linking it (documented above).
@@ -164,7 +172,11 @@ impl Original {
             PathBuf::from(what)
         } else {
             // SAFETY: l_name is a NUL-terminated string owned by the loader.
-            PathBuf::from(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned())
+            PathBuf::from(
+                unsafe { CStr::from_ptr(name) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         };
         // One name per file (libz.so.1 and libz.so.1.2.13 are one file).
         let path = std::fs::canonicalize(&path).unwrap_or(path);
@@ -172,7 +184,8 @@ impl Original {
             path: path.clone(),
             source,
         })?;
-        let c_sym = CString::new(symbol).map_err(|_| dl_err("the symbol holds a NUL byte".to_owned()))?;
+        let c_sym =
+            CString::new(symbol).map_err(|_| dl_err("the symbol holds a NUL byte".to_owned()))?;
         // SAFETY: a live handle and a NUL-terminated name.
         let exported = unsafe { libc::dlsym(handle.0, c_sym.as_ptr()) } as usize;
         let entry = if exported != 0 {
@@ -231,7 +244,8 @@ impl Original {
             .ok_or_else(|| OriginalError::NotSelfContained {
                 path: path.to_path_buf(),
                 symbol: symbol.to_owned(),
-                why: "its body is not inside one read-only executable segment of the file".to_owned(),
+                why: "its body is not inside one read-only executable segment of the file"
+                    .to_owned(),
             })?;
         check_self_contained(&info, &f, body).map_err(|why| OriginalError::NotSelfContained {
             path: path.to_path_buf(),

@@ -19,7 +19,11 @@ impl Selection {
         let d = &self.decision;
         let margin = format!("margin {:.0} %", d.margin * 100.0);
         let rule = match &d.choice {
-            Choice::Variant { variant, speedup, worst } => format!(
+            Choice::Variant {
+                variant,
+                speedup,
+                worst,
+            } => format!(
                 "chosen: {variant} ({speedup:.2}× the original, worst size {worst:.2}×; {margin})"
             ),
             Choice::Nothing { reason } => format!("inject nothing: {reason} ({margin})"),
@@ -63,7 +67,10 @@ impl fmt::Display for Selection {
             (Some(path), _) => writeln!(
                 f,
                 "original: {} in {} ({})",
-                self.original.spec.as_ref().map_or(self.function.as_str(), |s| s.symbol.as_str()),
+                self.original
+                    .spec
+                    .as_ref()
+                    .map_or(self.function.as_str(), |s| s.symbol.as_str()),
                 path,
                 match self.original.method {
                     Some(crate::LoadMethod::MappedExecutable) => "executable code mapped here",
@@ -124,7 +131,11 @@ impl fmt::Display for Selection {
             writeln!(f, "not measured: {}: {}", s.variant, s.why)?;
         }
         for v in self.variants.iter().filter(|v| !v.correct) {
-            writeln!(f, "WRONG: {}'s result differs from the original's: never injected", v.variant)?;
+            writeln!(
+                f,
+                "WRONG: {}'s result differs from the original's: never injected",
+                v.variant
+            )?;
         }
         match &self.cache.path {
             Some(p) => {

@@ -212,11 +212,13 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         })
         .or_else(|| seg.functions.first().map(|f| f.symbol.clone()))
         .unwrap_or_default();
-    let (_, function) = seg.function(&fname).ok_or_else(|| SelectError::NoSuchFunction {
-        segment: seg.name.clone(),
-        function: fname.clone(),
-        available: names(seg.functions.iter().map(|f| f.symbol.as_str())),
-    })?;
+    let (_, function) = seg
+        .function(&fname)
+        .ok_or_else(|| SelectError::NoSuchFunction {
+            segment: seg.name.clone(),
+            function: fname.clone(),
+            available: names(seg.functions.iter().map(|f| f.symbol.as_str())),
+        })?;
     let shape = Shape::of(&function.contract).map_err(|source| SelectError::Shape {
         segment: seg.name.clone(),
         function: fname.clone(),
@@ -228,7 +230,9 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     let mut skipped = Vec::new();
     let mut wanted = Vec::new();
     for (i, v) in seg.variants.iter().enumerate() {
-        let listed = req.only.is_empty() || req.only.contains(&v.name) || req.forced.as_deref() == Some(&v.name);
+        let listed = req.only.is_empty()
+            || req.only.contains(&v.name)
+            || req.forced.as_deref() == Some(&v.name);
         if !listed {
             continue;
         }
@@ -331,7 +335,11 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         let correct: Vec<bool> = cands
             .iter()
             // SAFETY: as above.
-            .map(|c| reference.as_ref().is_some_and(|r| r.agrees(&unsafe { work.outcome(c.entry) })))
+            .map(|c| {
+                reference
+                    .as_ref()
+                    .is_some_and(|r| r.agrees(&unsafe { work.outcome(c.entry) }))
+            })
             .collect();
         let keys: Option<Vec<CacheKey>> = original_key.as_ref().map(|ok| {
             cands
@@ -348,7 +356,9 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
                 .collect()
         });
         let hits: Option<Vec<CacheEntry>> = match (&cache, &keys) {
-            (Some(cache), Some(keys)) if read_cache => keys.iter().map(|k| cache.lookup(k).cloned()).collect(),
+            (Some(cache), Some(keys)) if read_cache => {
+                keys.iter().map(|k| cache.lookup(k).cloned()).collect()
+            }
             _ => None,
         };
         let row = if let Some(hits) = hits {
@@ -449,7 +459,11 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
             speedup: (!c.ratios.is_empty()).then(|| c.speedup()),
             worst: (!c.ratios.is_empty()).then(|| c.worst()),
             correct: c.correct,
-            ineligible: if original_report.unavailable.is_none() { c.ineligible(req.margin) } else { None },
+            ineligible: if original_report.unavailable.is_none() {
+                c.ineligible(req.margin)
+            } else {
+                None
+            },
         })
         .collect();
     // The variants stay mapped until every call above is done.
@@ -471,9 +485,17 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
 
 /// Without an original: the fastest correct variant (geometric mean of
 /// throughput over the sizes) for the caller to try in the target.
-fn unavailable_decision(rows: &[SizeRow], comparisons: &[Comparison], req: &SelectRequest<'_>, reason: &str) -> Decision {
+fn unavailable_decision(
+    rows: &[SizeRow],
+    comparisons: &[Comparison],
+    req: &SelectRequest<'_>,
+    reason: &str,
+) -> Decision {
     let score = |i: usize| -> f64 {
-        let logs: f64 = rows.iter().map(|r| r.variants[i].figure.bytes_per_sec.max(1.0).ln()).sum();
+        let logs: f64 = rows
+            .iter()
+            .map(|r| r.variants[i].figure.bytes_per_sec.max(1.0).ln())
+            .sum();
         logs / rows.len().max(1) as f64
     };
     let fastest = (0..comparisons.len())

@@ -150,7 +150,10 @@ mod tests {
             params: params
                 .into_iter()
                 .enumerate()
-                .map(|(i, ty)| Param { name: format!("p{i}"), ty })
+                .map(|(i, ty)| Param {
+                    name: format!("p{i}"),
+                    ty,
+                })
                 .collect(),
         }
     }

@@ -50,7 +50,11 @@ impl SizeClass {
     /// The classes of `sizes` (or of [`DEFAULT_SIZES`] when empty), sorted,
     /// without duplicates.
     pub fn classes(sizes: &[usize]) -> Vec<SizeClass> {
-        let sizes: &[usize] = if sizes.is_empty() { &DEFAULT_SIZES } else { sizes };
+        let sizes: &[usize] = if sizes.is_empty() {
+            &DEFAULT_SIZES
+        } else {
+            sizes
+        };
         let mut out: Vec<SizeClass> = sizes.iter().map(|&s| SizeClass::of(s)).collect();
         out.sort();
         out.dedup();
@@ -120,7 +124,10 @@ mod tests {
         assert_eq!(SizeClass::of(1).bytes(), MIN_CLASS);
         assert_eq!(SizeClass::of(usize::MAX).bytes(), MAX_CLASS);
         assert_eq!(
-            SizeClass::classes(&[]).iter().map(|c| c.bytes()).collect::<Vec<_>>(),
+            SizeClass::classes(&[])
+                .iter()
+                .map(|c| c.bytes())
+                .collect::<Vec<_>>(),
             DEFAULT_SIZES
         );
         assert_eq!(SizeClass::classes(&[1000, 1024, 1100]).len(), 1);
@@ -130,7 +137,10 @@ mod tests {
 
     #[test]
     fn sizes_parse_with_units() {
-        assert_eq!(parse_sizes("64,1K,16KiB, 256k,1M").unwrap(), [64, 1024, 16384, 262144, 1 << 20]);
+        assert_eq!(
+            parse_sizes("64,1K,16KiB, 256k,1M").unwrap(),
+            [64, 1024, 16384, 262144, 1 << 20]
+        );
         assert!(parse_size("lots").is_err());
         assert!(parse_size("4T").is_err());
         assert!(parse_size("1").is_err());

@@ -53,14 +53,19 @@ impl Budget {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Figure {
     /// Median batch throughput, bytes per second.
+    #[serde(with = "crate::exact_f64")]
     pub bytes_per_sec: f64,
     /// First quartile of the batch throughputs.
+    #[serde(with = "crate::exact_f64")]
     pub p25: f64,
     /// Third quartile.
+    #[serde(with = "crate::exact_f64")]
     pub p75: f64,
     /// Slowest batch.
+    #[serde(with = "crate::exact_f64")]
     pub min: f64,
     /// Fastest batch.
+    #[serde(with = "crate::exact_f64")]
     pub max: f64,
     /// Batches measured.
     pub rounds: usize,
@@ -201,10 +206,23 @@ mod tests {
     #[test]
     fn paired_ratios_cancel_what_hits_both_candidates() {
         // The machine slows down 4x in the middle rounds: both slow down.
-        let a = Series { samples: vec![200.0, 50.0, 50.0, 200.0, 200.0], calls_per_batch: 1 };
-        let b = Series { samples: vec![100.0, 25.0, 25.0, 100.0, 100.0], calls_per_batch: 1 };
+        let a = Series {
+            samples: vec![200.0, 50.0, 50.0, 200.0, 200.0],
+            calls_per_batch: 1,
+        };
+        let b = Series {
+            samples: vec![100.0, 25.0, 25.0, 100.0, 100.0],
+            calls_per_batch: 1,
+        };
         assert_eq!(paired_ratio(&a, &b), 2.0);
-        assert!(paired_ratio(&a, &Series { samples: vec![], calls_per_batch: 1 }).is_nan());
+        assert!(paired_ratio(
+            &a,
+            &Series {
+                samples: vec![],
+                calls_per_batch: 1
+            }
+        )
+        .is_nan());
     }
 
     #[test]
@@ -216,9 +234,19 @@ mod tests {
                 Box::new(|n| a += std::hint::black_box(n)),
                 Box::new(|n| b += std::hint::black_box(n)),
             ];
-            let series = measure(&mut runners, 1, Budget { batch: Duration::from_micros(100), rounds: 3 });
+            let series = measure(
+                &mut runners,
+                1,
+                Budget {
+                    batch: Duration::from_micros(100),
+                    rounds: 3,
+                },
+            );
             assert_eq!(series.len(), 2);
-            assert!(series.iter().map(Series::figure).all(|f| f.rounds == 3 && f.bytes_per_sec > 0.0));
+            assert!(series
+                .iter()
+                .map(Series::figure)
+                .all(|f| f.rounds == 3 && f.bytes_per_sec > 0.0));
         }
         assert!(a > 0 && b > 0);
     }

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use adapt_segment::Segment;
-use adapt_segments::builder::{build_library, default_sources_dir, target_dir_of_current_exe, BuildOptions};
+use adapt_segments::builder::{
+    build_library, default_sources_dir, target_dir_of_current_exe, BuildOptions,
+};
 use adapt_segments::reference::SystemZlib;
 use adapt_select::{
-    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec, SelectRequest,
-    Selection, DEFAULT_MARGIN,
+    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec,
+    SelectRequest, Selection, DEFAULT_MARGIN,
 };
 
 /// The library, built once per test binary.
@@ -48,11 +50,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn libz_path() -> String {
-    ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("the system libz.so.1 (Debian package zlib1g)")
-        .to_owned()
+    [
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("the system libz.so.1 (Debian package zlib1g)")
+    .to_owned()
 }
 
 fn quick<'a>(seg: &'a Segment, cache: CacheUse) -> SelectRequest<'a> {
@@ -66,15 +71,29 @@ fn quick<'a>(seg: &'a Segment, cache: CacheUse) -> SelectRequest<'a> {
 /// The decision follows from the figures of the same run.
 fn assert_consistent(s: &Selection) {
     let margin = s.decision.margin;
-    let eligible: Vec<_> = s.variants.iter().filter(|v| v.ineligible.is_none() && v.correct).collect();
+    let eligible: Vec<_> = s
+        .variants
+        .iter()
+        .filter(|v| v.ineligible.is_none() && v.correct)
+        .collect();
     match &s.decision.choice {
-        Choice::Variant { variant, speedup, .. } => {
-            let chosen = s.variants.iter().find(|v| v.variant == *variant).expect("chosen variant listed");
+        Choice::Variant {
+            variant, speedup, ..
+        } => {
+            let chosen = s
+                .variants
+                .iter()
+                .find(|v| v.variant == *variant)
+                .expect("chosen variant listed");
             assert!(chosen.correct, "{s}");
             assert!(*speedup >= 1.0 + margin, "{s}");
             assert!(chosen.worst.unwrap() >= 1.0 - margin, "{s}");
             for v in &eligible {
-                assert!(v.speedup.unwrap() <= *speedup, "{} is faster than the chosen one:\n{s}", v.variant);
+                assert!(
+                    v.speedup.unwrap() <= *speedup,
+                    "{} is faster than the chosen one:\n{s}",
+                    v.variant
+                );
             }
             // Every size has the original and a paired ratio.
             for row in &s.sizes {
@@ -139,7 +158,12 @@ fn dlopened_libz_computes_what_zlib_computes() {
         let f: F = unsafe { std::mem::transmute::<usize, F>(o.entry()) };
         let data = b"adapt measures before it injects";
         // SAFETY: valid buffer.
-        let (got, want) = unsafe { (f(0, data.as_ptr(), data.len() as u32), reference(0, data.as_ptr(), data.len() as u32)) };
+        let (got, want) = unsafe {
+            (
+                f(0, data.as_ptr(), data.len() as u32),
+                reference(0, data.as_ptr(), data.len() as u32),
+            )
+        };
         assert_eq!(got, want, "{symbol}");
     }
     let missing = Original::open(&OriginalSpec {
@@ -147,7 +171,10 @@ fn dlopened_libz_computes_what_zlib_computes() {
         symbol: "no_such_function".into(),
     })
     .unwrap_err();
-    assert!(missing.to_string().contains("no_such_function"), "{missing}");
+    assert!(
+        missing.to_string().contains("no_such_function"),
+        "{missing}"
+    );
 }
 
 // A self-contained leaf of this executable with the crc32 signature that
@@ -207,7 +234,12 @@ fn a_leaf_of_an_executable_runs_from_a_mapping_of_its_file() {
     let f: F = unsafe { std::mem::transmute::<usize, F>(o.entry()) };
     let data = [1u8, 2, 3, 250];
     // SAFETY: valid buffer.
-    let (mapped, linked) = unsafe { (f(5, data.as_ptr(), 4), adapt_select_test_sum(5, data.as_ptr(), 4)) };
+    let (mapped, linked) = unsafe {
+        (
+            f(5, data.as_ptr(), 4),
+            adapt_select_test_sum(5, data.as_ptr(), 4),
+        )
+    };
     assert_eq!(mapped, 5 + 0x1000 + 256);
     assert_eq!(mapped, linked);
 }
@@ -222,7 +254,10 @@ fn a_function_that_is_not_a_leaf_cannot_run_outside_the_target() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("calls other code"), "{err}");
-    assert!(err.to_string().contains("measure it in the target"), "{err}");
+    assert!(
+        err.to_string().contains("measure it in the target"),
+        "{err}"
+    );
 
     // The selection says so and names the fastest variant to try in the
     // target instead.
@@ -241,7 +276,11 @@ fn a_function_that_is_not_a_leaf_cannot_run_outside_the_target() {
     assert!(reason.contains("calls other code"), "{reason}");
     assert!(fastest.is_some());
     assert_eq!(s.decision.variant_to_inject(), fastest.as_deref());
-    assert!(s.verdict().contains("measure in the target"), "{}", s.verdict());
+    assert!(
+        s.verdict().contains("measure in the target"),
+        "{}",
+        s.verdict()
+    );
 }
 
 #[test]
@@ -259,7 +298,10 @@ fn an_original_that_computes_something_else_is_never_replaced() {
     println!("{s}");
     assert_eq!(s.original.method, Some(LoadMethod::MappedExecutable));
     assert!(s.variants.iter().all(|v| !v.correct), "{s}");
-    assert!(matches!(&s.decision.choice, Choice::Nothing { reason } if reason.contains("differs")), "{s}");
+    assert!(
+        matches!(&s.decision.choice, Choice::Nothing { reason } if reason.contains("differs")),
+        "{s}"
+    );
     // Not even when forced.
     assert_eq!(s.decision.variant_to_inject(), None, "{s}");
     assert!(s.to_string().contains("WRONG"));
@@ -293,14 +335,21 @@ fn an_override_is_injected_and_reported_against_the_rule() {
     assert_eq!(f.speedup, summary.speedup);
     assert_eq!(f.measured_slower, summary.speedup.unwrap() < 1.0);
     assert_eq!(f.rule_says, summary.ineligible);
-    assert!(s.verdict().starts_with("override: portable"), "{}", s.verdict());
+    assert!(
+        s.verdict().starts_with("override: portable"),
+        "{}",
+        s.verdict()
+    );
     if f.measured_slower {
         assert!(s.verdict().contains("SLOWER"));
         assert!(s.verdict().contains("would not inject it"));
     }
     // An unknown variant is an error, not a silent fallback.
     req.forced = Some("no-such-variant".into());
-    assert!(select(&req).unwrap_err().to_string().contains("no variant no-such-variant"));
+    assert!(select(&req)
+        .unwrap_err()
+        .to_string()
+        .contains("no variant no-such-variant"));
 }
 
 #[test]
@@ -317,10 +366,14 @@ fn the_cache_is_reused_and_invalidated_by_cpu_and_library_changes() {
 
     let again = select(&req).expect("again");
     assert_eq!((again.cache.hits, again.cache.measured), (2, 0), "{again}");
-    assert!(again.sizes.iter().all(|r| r.variants.iter().all(|v| v.cached)));
+    assert!(again
+        .sizes
+        .iter()
+        .all(|r| r.variants.iter().all(|v| v.cached)));
     assert_eq!(again.sizes, {
         let mut s = first.sizes.clone();
-        s.iter_mut().for_each(|r| r.variants.iter_mut().for_each(|v| v.cached = true));
+        s.iter_mut()
+            .for_each(|r| r.variants.iter_mut().for_each(|v| v.cached = true));
         s
     });
     assert_eq!(again.decision, first.decision);
@@ -339,7 +392,10 @@ fn the_cache_is_reused_and_invalidated_by_cpu_and_library_changes() {
     let mut other_features = req.clone();
     other_features.cpu.features = "x86-64 baseline".into();
     assert_eq!(select(&other_features).expect("features").cache.measured, 2);
-    assert_eq!(select(&other_features).expect("features again").cache.hits, 2);
+    assert_eq!(
+        select(&other_features).expect("features again").cache.hits,
+        2
+    );
 
     // A rebuilt library (another variant hash): measured again.
     let mut rebuilt = seg.clone();

@@ -120,7 +120,8 @@ impl ElfObject {
     /// The function symbols named `name`, globals first, without two at the
     /// same address.
     pub fn functions_named(&self, name: &str) -> Vec<&FunctionSymbol> {
-        let mut found: Vec<&FunctionSymbol> = self.functions.iter().filter(|f| f.is_named(name)).collect();
+        let mut found: Vec<&FunctionSymbol> =
+            self.functions.iter().filter(|f| f.is_named(name)).collect();
         found.sort_by_key(|f| (!f.global, f.vaddr));
         let mut seen = Vec::new();
         found.retain(|f| {
@@ -189,8 +190,16 @@ impl Parsed {
         // Only the default version of a versioned dynamic symbol is what
         // the dynamic loader binds new references to (`memcpy@@GLIBC_2.14`,
         // not the compatibility `memcpy@GLIBC_2.2.5`).
-        let versions = file.elf_section_table().versions(endian, data).ok().flatten();
-        let hidden = |index| versions.as_ref().is_some_and(|v| v.version_index(endian, index).is_hidden());
+        let versions = file
+            .elf_section_table()
+            .versions(endian, data)
+            .ok()
+            .flatten();
+        let hidden = |index| {
+            versions
+                .as_ref()
+                .is_some_and(|v| v.version_index(endian, index).is_hidden())
+        };
         let dynamic = file.dynamic_symbols().filter(|s| !hidden(s.index()));
         let mut functions = Vec::new();
         for symbol in file.symbols().chain(dynamic) {
@@ -213,7 +222,10 @@ impl Parsed {
                 demangled: (demangled != name).then_some(demangled),
                 vaddr: symbol.address(),
                 size: raw.st_size(endian),
-                global: matches!(raw.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE),
+                global: matches!(
+                    raw.st_bind(),
+                    elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE
+                ),
                 ifunc: st_type == elf::STT_GNU_IFUNC,
             };
             functions.push(entry);
@@ -237,7 +249,9 @@ fn soname(file: &ElfFile64<'_, Endianness>, data: &[u8]) -> Option<String> {
     let sections = file.elf_section_table();
     let (entries, link) = sections.dynamic(endian, data).ok()??;
     let strings = sections.strings(endian, data, link).ok()?;
-    let entry = entries.iter().find(|e| e.d_tag(endian) == u64::from(elf::DT_SONAME))?;
+    let entry = entries
+        .iter()
+        .find(|e| e.d_tag(endian) == u64::from(elf::DT_SONAME))?;
     let name = strings.get(u32::try_from(entry.d_val(endian)).ok()?).ok()?;
     Some(String::from_utf8_lossy(name).into_owned())
 }
@@ -247,11 +261,14 @@ mod tests {
     use super::*;
 
     pub(crate) fn libz_path() -> PathBuf {
-        ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .expect("the system libz.so.1 (Debian package zlib1g)")
+        [
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+            "/lib/x86_64-linux-gnu/libz.so.1",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("the system libz.so.1 (Debian package zlib1g)")
     }
 
     #[test]
@@ -268,16 +285,22 @@ mod tests {
         assert!(load.executable);
         let bytes = libz.bytes(crc32.vaddr, crc32.size).unwrap();
         assert_eq!(bytes.len() as u64, crc32.size);
-        assert_eq!(libz.offset_of(crc32.vaddr).map(|o| o - load.offset), Some(crc32.vaddr - load.vaddr));
+        assert_eq!(
+            libz.offset_of(crc32.vaddr).map(|o| o - load.offset),
+            Some(crc32.vaddr - load.vaddr)
+        );
     }
 
     #[test]
     fn glibc_memcpy_is_an_ifunc() {
-        let libc = ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .expect("glibc");
+        let libc = [
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("glibc");
         let libc = ElfObject::open(&libc).unwrap();
         let memcpy = libc.functions_named("memcpy");
         assert!(!memcpy.is_empty());
@@ -290,7 +313,10 @@ mod tests {
         let libz = ElfObject::open(&libz_path()).unwrap();
         assert!(libz.bytes(0xffff_ffff_0000, 4).is_none());
         let last = libz.loads.last().unwrap();
-        assert!(libz.bytes(last.vaddr + last.filesz - 1, 2).is_none(), "crosses the end of the file part");
+        assert!(
+            libz.bytes(last.vaddr + last.filesz - 1, 2).is_none(),
+            "crosses the end of the file part"
+        );
         assert!(libz.functions_named("no_such_function_anywhere").is_empty());
     }
 

@@ -24,7 +24,9 @@ pub mod resolve;
 pub use elf::{ElfError, ElfObject, FunctionSymbol};
 pub use memory::{read_memory, MemoryError};
 pub use prologue::{check_branches, plan_patch, CheckOptions, PatchPlan, PrologueError};
-pub use resolve::{resolve_symbol, ObjectKind, ObjectRef, ResolveError, Resolution, ResolvedSymbol};
+pub use resolve::{
+    resolve_symbol, ObjectKind, ObjectRef, Resolution, ResolveError, ResolvedSymbol,
+};
 
 use adapt_abi::ADAPT_PATCH_MAX;
 use serde::Serialize;
@@ -56,7 +58,11 @@ pub enum TargetError {
     )]
     UnknownSize { name: String, object: String },
     #[error("{name} in {object}: its {size} bytes are not all in the file (corrupt object?)")]
-    BodyNotInFile { name: String, object: String, size: u64 },
+    BodyNotInFile {
+        name: String,
+        object: String,
+        size: u64,
+    },
     #[error(
         "{name} at {address:#x} in pid {pid} is not the code of {object}: memory has {live}, the \
          file has {file}; {why}"
@@ -82,8 +88,17 @@ pub enum TargetError {
 /// Resolves `name` in `pid` (see [`resolve_symbol`] for the rules and
 /// `object`), and checks its entry can be patched (see the crate
 /// documentation).
-pub fn inspect(pid: u32, name: &str, object: Option<&str>, options: CheckOptions) -> Result<Target, TargetError> {
-    let Resolution { symbol, elf, function } = resolve_symbol(pid, name, object)?;
+pub fn inspect(
+    pid: u32,
+    name: &str,
+    object: Option<&str>,
+    options: CheckOptions,
+) -> Result<Target, TargetError> {
+    let Resolution {
+        symbol,
+        elf,
+        function,
+    } = resolve_symbol(pid, name, object)?;
     let object_path = symbol.object.path.clone();
     if function.size == 0 {
         return Err(TargetError::UnknownSize {
@@ -91,11 +106,13 @@ pub fn inspect(pid: u32, name: &str, object: Option<&str>, options: CheckOptions
             object: object_path,
         });
     }
-    let body = elf.bytes(function.vaddr, function.size).ok_or_else(|| TargetError::BodyNotInFile {
-        name: symbol.name.clone(),
-        object: object_path.clone(),
-        size: function.size,
-    })?;
+    let body =
+        elf.bytes(function.vaddr, function.size)
+            .ok_or_else(|| TargetError::BodyNotInFile {
+                name: symbol.name.clone(),
+                object: object_path.clone(),
+                size: function.size,
+            })?;
     let compared = function.size.min(LIVE_BYTES);
     // `compared` is at most LIVE_BYTES (32): it fits a usize.
     let live = read_memory(pid, symbol.address, compared as usize)?;
@@ -121,12 +138,24 @@ pub fn inspect(pid: u32, name: &str, object: Option<&str>, options: CheckOptions
     // Parts the compiler split off the function branch back into it.
     let bias = symbol.address.wrapping_sub(function.vaddr);
     let mut parts_checked = Vec::new();
-    for part in elf.functions.iter().filter(|f| is_split_part(&f.name, &function.name)) {
-        let Some(code) = elf.bytes(part.vaddr, part.size) else { continue };
-        check_branches(part.vaddr.wrapping_add(bias), code, symbol.address, patch.patch_len, CheckOptions {
-            // A part's own indirect jumps were the function's: judged above.
-            allow_indirect_jumps: true,
-        })
+    for part in elf
+        .functions
+        .iter()
+        .filter(|f| is_split_part(&f.name, &function.name))
+    {
+        let Some(code) = elf.bytes(part.vaddr, part.size) else {
+            continue;
+        };
+        check_branches(
+            part.vaddr.wrapping_add(bias),
+            code,
+            symbol.address,
+            patch.patch_len,
+            CheckOptions {
+                // A part's own indirect jumps were the function's: judged above.
+                allow_indirect_jumps: true,
+            },
+        )
         .map_err(prologue_error)?;
         parts_checked.push(part.name.clone());
     }
@@ -181,13 +210,29 @@ mod tests {
 
     #[test]
     fn inspects_a_function_of_this_executable() {
-        let t = inspect(std::process::id(), "adapt_target_inspect_me", None, CheckOptions::default()).unwrap();
-        assert_eq!(t.symbol.address, adapt_target_inspect_me as *const () as u64);
+        let t = inspect(
+            std::process::id(),
+            "adapt_target_inspect_me",
+            None,
+            CheckOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.symbol.address,
+            adapt_target_inspect_me as *const () as u64
+        );
         assert!((5..=16).contains(&t.patch.patch_len));
         // The expected bytes are the live bytes at the entry.
-        let live = read_memory(std::process::id(), t.symbol.address, t.patch.patch_len as usize).unwrap();
+        let live = read_memory(
+            std::process::id(),
+            t.symbol.address,
+            t.patch.patch_len as usize,
+        )
+        .unwrap();
         assert_eq!(t.patch.bytes(), &live[..]);
-        assert!(t.patch.expected[t.patch.patch_len as usize..].iter().all(|&b| b == 0));
+        assert!(t.patch.expected[t.patch.patch_len as usize..]
+            .iter()
+            .all(|&b| b == 0));
         assert!(!t.patch.replaced.is_empty());
         assert_eq!(adapt_target_inspect_me(3, 4), adapt_target_inspect_me(3, 4));
     }
@@ -206,7 +251,13 @@ mod tests {
         let crc32 = unsafe { libc::dlsym(handle, sym.as_ptr()) };
         assert!(!crc32.is_null());
 
-        let t = inspect(std::process::id(), "crc32", Some("libz.so.1"), CheckOptions::default()).unwrap();
+        let t = inspect(
+            std::process::id(),
+            "crc32",
+            Some("libz.so.1"),
+            CheckOptions::default(),
+        )
+        .unwrap();
         assert_eq!(t.symbol.address, crc32 as u64);
         assert_eq!(t.symbol.object.kind, ObjectKind::SharedLibrary);
         assert!(t.symbol.object.is_library("libz.so.1"));
@@ -273,15 +324,30 @@ mod tests {
     #[test]
     fn unsafe_entries_in_this_process_are_refused_with_the_reason() {
         // SAFETY: both fixtures follow the C ABI and touch no memory.
-        assert_eq!(unsafe { (adapt_target_tiny(), adapt_target_loop(3)) }, (0, 6));
+        assert_eq!(
+            unsafe { (adapt_target_tiny(), adapt_target_loop(3)) },
+            (0, 6)
+        );
         let err = refusal("adapt_target_tiny");
         assert!(
-            matches!(err, TargetError::Prologue { source: PrologueError::TooShort { size: 3, needed: 5 }, .. }),
+            matches!(
+                err,
+                TargetError::Prologue {
+                    source: PrologueError::TooShort { size: 3, needed: 5 },
+                    ..
+                }
+            ),
             "{err}"
         );
         let err = refusal("adapt_target_loop");
         assert!(
-            matches!(err, TargetError::Prologue { source: PrologueError::BranchIntoPatch { patch_len: 6, .. }, .. }),
+            matches!(
+                err,
+                TargetError::Prologue {
+                    source: PrologueError::BranchIntoPatch { patch_len: 6, .. },
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().contains("adapt_target_loop"), "{err}");
@@ -289,10 +355,18 @@ mod tests {
         assert!(matches!(err, TargetError::UnknownSize { .. }), "{err}");
         let err = refusal("adapt_target_switch");
         assert!(
-            matches!(err, TargetError::Prologue { source: PrologueError::IndirectJump { .. }, .. }),
+            matches!(
+                err,
+                TargetError::Prologue {
+                    source: PrologueError::IndirectJump { .. },
+                    ..
+                }
+            ),
             "{err}"
         );
-        let allowed = CheckOptions { allow_indirect_jumps: true };
+        let allowed = CheckOptions {
+            allow_indirect_jumps: true,
+        };
         let t = inspect(std::process::id(), "adapt_target_switch", None, allowed).unwrap();
         // mov eax,edi (2) + lea rdx,[rip+x] (7) = 9.
         assert_eq!(t.patch.patch_len, 9);

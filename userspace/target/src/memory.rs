@@ -49,7 +49,9 @@ pub fn read_memory(pid: u32, addr: u64, len: usize) -> Result<Vec<u8>, MemoryErr
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
                 return Err(match err.raw_os_error() {
-                    Some(libc::EIO) | Some(libc::EFAULT) => MemoryError::Unmapped { pid, addr, len },
+                    Some(libc::EIO) | Some(libc::EFAULT) => {
+                        MemoryError::Unmapped { pid, addr, len }
+                    }
                     Some(libc::ESRCH) => MemoryError::NoSuchProcess { pid },
                     Some(libc::EACCES) | Some(libc::EPERM) => MemoryError::NotPermitted { pid },
                     _ => MemoryError::Io {
@@ -79,7 +81,10 @@ mod tests {
     #[test]
     fn unmapped_addresses_and_missing_processes_are_told_apart() {
         let err = read_memory(std::process::id(), 8, 4).unwrap_err();
-        assert!(matches!(err, MemoryError::Unmapped { addr: 8, .. }), "{err}");
+        assert!(
+            matches!(err, MemoryError::Unmapped { addr: 8, .. }),
+            "{err}"
+        );
         let err = read_memory(u32::MAX / 2, 0x1000, 4).unwrap_err();
         assert!(matches!(err, MemoryError::NoSuchProcess { .. }), "{err}");
     }

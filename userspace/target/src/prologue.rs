@@ -25,7 +25,9 @@
 //! branch check over those.
 
 use adapt_abi::{ADAPT_JMP_LEN, ADAPT_PATCH_MAX};
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, OpKind, Register};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, OpKind, Register,
+};
 use serde::Serialize;
 
 /// What the patch replaces.
@@ -76,7 +78,11 @@ pub enum PrologueError {
         "its first instructions ({replaced}) end {len} bytes after the entry, more than the {max} \
          bytes a patch may replace"
     )]
-    PatchTooLong { len: u64, max: usize, replaced: String },
+    PatchTooLong {
+        len: u64,
+        max: usize,
+        replaced: String,
+    },
     #[error(
         "the instruction at {from:#x} (`{instruction}`) branches to {to:#x}, inside the {patch_len} \
          bytes the jmp replaces: a thread taking that branch would run half an instruction"
@@ -103,7 +109,12 @@ pub enum PrologueError {
 /// (at least [`ADAPT_PATCH_MAX`] bytes when the function is that long) and
 /// whose whole body, as stored in its ELF file, is `body` (`st_size` bytes),
 /// the function starting at `address`.
-pub fn plan_patch(address: u64, live: &[u8], body: &[u8], options: CheckOptions) -> Result<PatchPlan, PrologueError> {
+pub fn plan_patch(
+    address: u64,
+    live: &[u8],
+    body: &[u8],
+    options: CheckOptions,
+) -> Result<PatchPlan, PrologueError> {
     let size = body.len() as u64;
     if size < u64::from(ADAPT_JMP_LEN) {
         return Err(PrologueError::TooShort {
@@ -166,7 +177,13 @@ fn patch_length(address: u64, live: &[u8]) -> Result<(u32, Vec<String>), Prologu
 /// Refuses `code` (starting at `ip`) when a branch in it may land strictly
 /// inside the `patch_len` bytes at `entry`. Used for the function itself and
 /// for the parts split off it.
-pub fn check_branches(ip: u64, code: &[u8], entry: u64, patch_len: u32, options: CheckOptions) -> Result<(), PrologueError> {
+pub fn check_branches(
+    ip: u64,
+    code: &[u8],
+    entry: u64,
+    patch_len: u32,
+    options: CheckOptions,
+) -> Result<(), PrologueError> {
     let inside = |target: u64| target > entry && target < entry + u64::from(patch_len);
     let mut decoder = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
     let mut instruction = Instruction::default();
@@ -231,7 +248,11 @@ fn format_instruction(instruction: &Instruction) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -288,16 +309,24 @@ mod tests {
         // A 13-byte instruction starting at 4 ends at 17.
         let mut long = vec![0x90; 4];
         // lock add dword ptr fs:[rax+rbx*1+0x12345678], 0x12345678 with prefixes
-        long.extend([0x64, 0x66, 0x67, 0xf0, 0x81, 0x84, 0x18, 0x78, 0x56, 0x34, 0x12, 0x78, 0x56]);
+        long.extend([
+            0x64, 0x66, 0x67, 0xf0, 0x81, 0x84, 0x18, 0x78, 0x56, 0x34, 0x12, 0x78, 0x56,
+        ]);
         long.extend([0xc3; 8]);
         let err = plan(&long).unwrap_err();
-        assert!(matches!(err, PrologueError::PatchTooLong { len, .. } if len > 16), "{err:?}");
+        assert!(
+            matches!(err, PrologueError::PatchTooLong { len, .. } if len > 16),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn undecodable_entries_are_refused() {
         let err = plan(&[0x0f, 0x0b, 0x06, 0x06, 0x06, 0x06]).unwrap_err();
-        assert!(matches!(err, PrologueError::Undecodable { offset: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, PrologueError::Undecodable { offset: 2, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -331,19 +360,27 @@ mod tests {
         // 0: mov eax,edi (2) 2: nop5 (5) 7: jmp rax (2) 9: ret
         let body = [0x89, 0xf8, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xff, 0xe0, 0xc3];
         let err = plan(&body).unwrap_err();
-        assert!(matches!(err, PrologueError::IndirectJump { at, .. } if at == AT + 7), "{err:?}");
+        assert!(
+            matches!(err, PrologueError::IndirectJump { at, .. } if at == AT + 7),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("--allow-indirect-jumps"));
         let allowed = CheckOptions {
             allow_indirect_jumps: true,
         };
         assert_eq!(plan_patch(AT, &body, &body, allowed).unwrap().patch_len, 7);
         // jmp qword ptr [rip+0x100]: a tail call through the GOT.
-        let got = [0x89, 0xf8, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xff, 0x25, 0x00, 0x01, 0x00, 0x00];
+        let got = [
+            0x89, 0xf8, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xff, 0x25, 0x00, 0x01, 0x00, 0x00,
+        ];
         assert_eq!(plan(&got).unwrap().patch_len, 7);
         // jmp qword ptr [rip+rax*8...] cannot be encoded; a table through a
         // base and an index can: jmp qword ptr [rdx+rax*8].
         let table = [0x89, 0xf8, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0xff, 0x24, 0xc2];
-        assert!(matches!(plan(&table), Err(PrologueError::IndirectJump { .. })));
+        assert!(matches!(
+            plan(&table),
+            Err(PrologueError::IndirectJump { .. })
+        ));
     }
 
     #[test]
@@ -355,7 +392,13 @@ mod tests {
         let mut cold = vec![0xe9];
         cold.extend(rel.to_le_bytes());
         let err = check_branches(cold_at, &cold, AT, 7, NONE).unwrap_err();
-        assert!(matches!(err, PrologueError::BranchIntoPatch { to, .. } if to == AT + 2), "{err:?}");
-        assert!(check_branches(cold_at, &cold, AT, 2, NONE).is_ok(), "AT+2 is the end of a 2-byte patch");
+        assert!(
+            matches!(err, PrologueError::BranchIntoPatch { to, .. } if to == AT + 2),
+            "{err:?}"
+        );
+        assert!(
+            check_branches(cold_at, &cold, AT, 2, NONE).is_ok(),
+            "AT+2 is the end of a 2-byte patch"
+        );
     }
 }

@@ -72,10 +72,13 @@ impl ObjectRef {
         }
         let file = self.file_name();
         let version_suffix = |rest: &str| {
-            rest.strip_prefix('.')
-                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            rest.strip_prefix('.').is_some_and(|v| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            })
         };
-        self.soname.as_deref() == Some(name) || file == name || file.strip_prefix(name).is_some_and(version_suffix)
+        self.soname.as_deref() == Some(name)
+            || file == name
+            || file.strip_prefix(name).is_some_and(version_suffix)
     }
 
     /// Whether `--object FILTER` selects this object: the full path, or
@@ -153,9 +156,7 @@ pub enum ResolveError {
         object: String,
         link_address: u64,
     },
-    #[error(
-        "{name} in {object} (file offset {offset:#x}) is not mapped executable in pid {pid}"
-    )]
+    #[error("{name} in {object} (file offset {offset:#x}) is not mapped executable in pid {pid}")]
     NotMapped {
         name: String,
         object: String,
@@ -196,16 +197,26 @@ struct Candidate<'m> {
 
 /// Resolves `name` in process `pid`, optionally only in the objects
 /// `object` selects. See the module documentation for the rules.
-pub fn resolve_symbol(pid: u32, name: &str, object: Option<&str>) -> Result<Resolution, ResolveError> {
+pub fn resolve_symbol(
+    pid: u32,
+    name: &str,
+    object: Option<&str>,
+) -> Result<Resolution, ResolveError> {
     let maps = read_maps(pid)?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
-    if maps.mappings.is_empty() && exe.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+    if maps.mappings.is_empty()
+        && exe
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
         // Kernel threads have neither an executable nor a user mapping.
         return Err(ResolveError::KernelThread { pid });
     }
-    let exe = exe
-        .ok()
-        .map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_owned());
+    let exe = exe.ok().map(|p| {
+        p.to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_owned()
+    });
     let candidates = candidates(&maps, exe.as_deref());
 
     let mut found: Vec<(ObjectRef, ElfObject, FunctionSymbol)> = Vec::new();
@@ -307,7 +318,11 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
     let mut out = Vec::new();
     // Only objects with code mapped: not data files, nor the separate debug
     // files a symbolizer may have mapped.
-    let has_code = |m: &Mapping| maps.mappings.iter().any(|x| x.executable && x.name == m.name && x.inode == m.inode);
+    let has_code = |m: &Mapping| {
+        maps.mappings
+            .iter()
+            .any(|x| x.executable && x.name == m.name && x.inode == m.inode)
+    };
     for mapping in maps.mappings.iter().filter(|m| m.is_file() && has_code(m)) {
         let key = (mapping.name.as_str(), mapping.inode);
         if seen.contains(&key) {
@@ -319,7 +334,10 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
         } else {
             ObjectKind::SharedLibrary
         };
-        out.push(Candidate { first: mapping, kind });
+        out.push(Candidate {
+            first: mapping,
+            kind,
+        });
     }
     // Stable: the executable moves to the front, the rest keep map order.
     out.sort_by_key(|c| c.kind != ObjectKind::Executable);
@@ -328,7 +346,10 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
 
 /// Opens the ELF file behind `mapping` (see the module documentation).
 fn open_object(maps: &ProcessMaps, mapping: &Mapping) -> Result<ElfObject, ResolveError> {
-    let map_file = PathBuf::from(format!("/proc/{}/map_files/{:x}-{:x}", maps.pid, mapping.start, mapping.end));
+    let map_file = PathBuf::from(format!(
+        "/proc/{}/map_files/{:x}-{:x}",
+        maps.pid, mapping.start, mapping.end
+    ));
     if let Ok(elf) = ElfObject::open(&map_file) {
         return Ok(elf);
     }
@@ -401,7 +422,10 @@ mod tests {
     #[inline(never)]
     #[no_mangle]
     pub extern "C" fn adapt_target_test_function(x: u64) -> u64 {
-        std::hint::black_box(x).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(13) ^ 0x55
+        std::hint::black_box(x)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(13)
+            ^ 0x55
     }
 
     fn me() -> u32 {
@@ -411,7 +435,10 @@ mod tests {
     #[test]
     fn a_function_of_this_pie_test_binary_resolves_to_its_real_address() {
         let r = resolve_symbol(me(), "adapt_target_test_function", None).unwrap();
-        assert_eq!(r.symbol.address, adapt_target_test_function as *const () as u64);
+        assert_eq!(
+            r.symbol.address,
+            adapt_target_test_function as *const () as u64
+        );
         assert_eq!(r.symbol.object.kind, ObjectKind::Executable);
         assert_eq!(
             r.symbol.object.path,
@@ -419,7 +446,10 @@ mod tests {
         );
         assert!(r.symbol.size > 0 && !r.symbol.local);
         assert!(r.elf.position_independent, "cargo builds PIE test binaries");
-        assert_ne!(r.symbol.address, r.symbol.link_address, "PIE: loaded at a bias");
+        assert_ne!(
+            r.symbol.address, r.symbol.link_address,
+            "PIE: loaded at a bias"
+        );
     }
 
     #[test]
@@ -453,7 +483,10 @@ mod tests {
     fn unknown_names_objects_and_processes_are_errors() {
         let err = resolve_symbol(me(), "no_such_function_at_all_42", None).unwrap_err();
         assert!(matches!(err, ResolveError::NotFound { .. }), "{err}");
-        assert!(err.to_string().contains("libc.so.6"), "searched objects are named: {err}");
+        assert!(
+            err.to_string().contains("libc.so.6"),
+            "searched objects are named: {err}"
+        );
         let err = resolve_symbol(me(), "getpid", Some("libnothing.so.9")).unwrap_err();
         assert!(matches!(err, ResolveError::NoSuchObject { .. }), "{err}");
         // getpid is not in the executable.
@@ -465,7 +498,10 @@ mod tests {
         // kthreadd is pid 2 on every Linux system (in the initial pid
         // namespace, where these tests run).
         let err = resolve_symbol(2, "getpid", None).unwrap_err();
-        assert!(matches!(err, ResolveError::KernelThread { pid: 2 }), "{err}");
+        assert!(
+            matches!(err, ResolveError::KernelThread { pid: 2 }),
+            "{err}"
+        );
     }
 
     /// A name glibc also defines (and that nothing here calls).
@@ -480,10 +516,19 @@ mod tests {
     fn the_executable_wins_over_libraries_and_the_rest_are_reported() {
         assert!(memfrob(std::ptr::null_mut(), 0).is_null());
         let r = resolve_symbol(me(), "memfrob", None).unwrap();
-        assert_eq!(r.symbol.object.kind, ObjectKind::Executable, "{:?}", r.symbol);
+        assert_eq!(
+            r.symbol.object.kind,
+            ObjectKind::Executable,
+            "{:?}",
+            r.symbol
+        );
         assert_eq!(r.symbol.address, memfrob as *const () as u64);
         assert_eq!(r.symbol.also_defined_in.len(), 1, "{:?}", r.symbol);
-        assert!(r.symbol.also_defined_in[0].contains("libc.so"), "{:?}", r.symbol);
+        assert!(
+            r.symbol.also_defined_in[0].contains("libc.so"),
+            "{:?}",
+            r.symbol
+        );
         let in_libc = resolve_symbol(me(), "memfrob", Some("libc.so.6")).unwrap();
         assert_eq!(in_libc.symbol.object.soname.as_deref(), Some("libc.so.6"));
         assert_ne!(in_libc.symbol.address, r.symbol.address);

@@ -121,14 +121,25 @@ fn target_fn(name: &str) -> Result<Crc32Fn, String> {
 }
 
 /// One checked call; returns whether it was right.
-fn checked_call(f: Crc32Fn, rng: &mut Rng, buf: &[u8], max_len: usize, fixed_len: Option<usize>, report: &mut dyn FnMut(String)) -> (bool, u64) {
+fn checked_call(
+    f: Crc32Fn,
+    rng: &mut Rng,
+    buf: &[u8],
+    max_len: usize,
+    fixed_len: Option<usize>,
+    report: &mut dyn FnMut(String),
+) -> (bool, u64) {
     let crc = if rng.below(4) == 0 { 0 } else { rng.next_u64() };
     let null = fixed_len.is_none() && rng.below(256) == 0;
     let len = fixed_len.unwrap_or_else(|| match rng.below(8) {
         0 => rng.below(16) as usize,
         _ => rng.below(max_len as u64 + 1) as usize,
     });
-    let start = if fixed_len.is_some() { 0 } else { rng.below(64) as usize };
+    let start = if fixed_len.is_some() {
+        0
+    } else {
+        rng.below(64) as usize
+    };
     let data = &buf[start..start + len];
     let (ptr, expect) = if null {
         (std::ptr::null(), zcrc::reference(crc, None))
@@ -143,14 +154,25 @@ fn checked_call(f: Crc32Fn, rng: &mut Rng, buf: &[u8], max_len: usize, fixed_len
     if got != expect {
         report(format!(
             "WRONG crc32(crc={crc:#x}, buf={}, len={len}) = {got:#x}, want {expect:#x}",
-            if null { "NULL".to_owned() } else { format!("+{start}") }
+            if null {
+                "NULL".to_owned()
+            } else {
+                format!("+{start}")
+            }
         ));
         return (false, len as u64);
     }
     (true, len as u64)
 }
 
-fn worker(f: Crc32Fn, seed: u64, o: Options, counters: Arc<Vec<Counters>>, index: usize, stop: Arc<AtomicBool>) {
+fn worker(
+    f: Crc32Fn,
+    seed: u64,
+    o: Options,
+    counters: Arc<Vec<Counters>>,
+    index: usize,
+    stop: Arc<AtomicBool>,
+) {
     let mut rng = Rng::new(seed);
     let len = o.fixed_len.unwrap_or(o.max_len);
     let mut buf = vec![0u8; len + 64];
@@ -204,15 +226,23 @@ fn main() {
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGTERM, on_stop_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_stop_signal as *const () as libc::sighandler_t);
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
     }
-    let counters: Arc<Vec<Counters>> = Arc::new((0..o.threads).map(|_| Counters::default()).collect());
+    let counters: Arc<Vec<Counters>> =
+        Arc::new((0..o.threads).map(|_| Counters::default()).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..o.threads)
         .map(|i| {
             let (o, counters, stop) = (o.clone(), counters.clone(), stop.clone());
-            let seed = u64::from(std::process::id()) << 20 ^ i as u64 ^ u64::from(o.generation) << 40;
+            let seed =
+                u64::from(std::process::id()) << 20 ^ i as u64 ^ u64::from(o.generation) << 40;
             std::thread::spawn(move || worker(f, seed, o, counters, i, stop))
         })
         .collect();
@@ -247,7 +277,14 @@ fn main() {
 }
 
 /// Reads commands from the FIFO until `stop`, a signal or the deadline.
-fn control_loop(path: &str, o: &Options, f: Crc32Fn, counters: &[Counters], start: Instant, deadline: Option<Instant>) {
+fn control_loop(
+    path: &str,
+    o: &Options,
+    f: Crc32Fn,
+    counters: &[Counters],
+    start: Instant,
+    deadline: Option<Instant>,
+) {
     let c_path = match CString::new(path) {
         Ok(p) => p,
         Err(_) => return,
@@ -256,7 +293,11 @@ fn control_loop(path: &str, o: &Options, f: Crc32Fn, counters: &[Counters], star
     unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
     // O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF
     // between two `echo cmd > fifo`.
-    let fifo = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+    let fifo = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("adapt-crc-stress: cannot open control FIFO {path}: {e}");
@@ -270,7 +311,11 @@ fn control_loop(path: &str, o: &Options, f: Crc32Fn, counters: &[Counters], star
         if STOP.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut pfd, 1, 50) };
         if ready <= 0 {
@@ -283,7 +328,10 @@ fn control_loop(path: &str, o: &Options, f: Crc32Fn, counters: &[Counters], star
         match line.trim() {
             "stats" => {
                 let (calls, bytes, wrong) = totals(counters);
-                println!("stats calls={calls} bytes={bytes} wrong={wrong} elapsed_ns={}", start.elapsed().as_nanos());
+                println!(
+                    "stats calls={calls} bytes={bytes} wrong={wrong} elapsed_ns={}",
+                    start.elapsed().as_nanos()
+                );
             }
             "wx" => wx_probe(),
             "fork" => fork_child(f, o),
@@ -300,18 +348,30 @@ fn control_loop(path: &str, o: &Options, f: Crc32Fn, counters: &[Counters], star
 /// documentation).
 fn wx_probe() {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mem = std::fs::OpenOptions::new().read(true).write(true).open("/proc/self/mem");
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem");
     let (mut mappings, mut violations) = (0, 0);
     for line in maps.lines().filter(|l| l.contains("[adapt:")) {
         mappings += 1;
         let mut fields = line.split_whitespace();
         let (range, perms) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
         let name = line.rsplit(' ').next().unwrap_or("");
-        let Some((start, end)) = range.split_once('-').and_then(|(a, b)| Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))) else {
+        let Some((start, end)) = range.split_once('-').and_then(|(a, b)| {
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        }) else {
             continue;
         };
         let len = (end - start) as usize;
-        let original = if perms.contains('x') { libc::PROT_READ | libc::PROT_EXEC } else { libc::PROT_READ };
+        let original = if perms.contains('x') {
+            libc::PROT_READ | libc::PROT_EXEC
+        } else {
+            libc::PROT_READ
+        };
         let mut try_prot = |prot: i32| -> String {
             // SAFETY: mprotect on a mapping of this process; if it is
             // (wrongly) allowed, the original protection is put back at once
@@ -379,7 +439,12 @@ fn fork_child(f: Crc32Fn, o: &Options) {
         return;
     }
     // SAFETY: async-signal-safe handler (an atomic store).
-    unsafe { libc::signal(libc::SIGTERM, on_child_stop as *const () as libc::sighandler_t) };
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_child_stop as *const () as libc::sighandler_t,
+        )
+    };
     let (mut calls, mut wrong) = (0u64, 0u64);
     let mut nothing = |_line: String| {};
     while !CHILD_STOP.load(Ordering::Relaxed) {
@@ -424,8 +489,13 @@ fn reexec(o: &Options) {
     }
     println!("exec generation={}", o.generation + 1);
     let _ = std::io::stdout().flush();
-    let Ok(path) = CString::new(exe.as_os_str().as_bytes()) else { return };
-    let c_args: Vec<CString> = args.iter().filter_map(|a| CString::new(a.as_str()).ok()).collect();
+    let Ok(path) = CString::new(exe.as_os_str().as_bytes()) else {
+        return;
+    };
+    let c_args: Vec<CString> = args
+        .iter()
+        .filter_map(|a| CString::new(a.as_str()).ok())
+        .collect();
     let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     // SAFETY: `path` and every argv entry are valid C strings that outlive

@@ -65,7 +65,9 @@ fn main() -> ExitCode {
         "all" => pause(option("--injections", 200))
             .and_then(|()| call_cost(option("--calls", 20_000_000)))
             .and_then(|()| throughput(option("--seconds", 5))),
-        other => Err(format!("unknown benchmark {other} (pause, call-cost, throughput, all)")),
+        other => Err(format!(
+            "unknown benchmark {other} (pause, call-cost, throughput, all)"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,9 +101,13 @@ fn adaptctl(args: &[&str]) -> Result<Value, String> {
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run adaptctl: {e}"))?;
-    let doc: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("adaptctl {args:?}: no JSON ({e})"))?;
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("adaptctl {args:?}: no JSON ({e})"))?;
     if !out.status.success() {
-        return Err(format!("adaptctl {args:?} failed: {}", doc["error"]["message"]));
+        return Err(format!(
+            "adaptctl {args:?} failed: {}",
+            doc["error"]["message"]
+        ));
     }
     Ok(doc)
 }
@@ -141,7 +147,9 @@ impl Stress {
         if let Some(c) = &control {
             command.arg("--control").arg(c);
         }
-        let mut child = command.spawn().map_err(|e| format!("cannot run adapt-crc-stress: {e}"))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run adapt-crc-stress: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, lines) = channel();
         std::thread::spawn(move || {
@@ -151,9 +159,18 @@ impl Stress {
                 }
             }
         });
-        let mut stress = Stress { child, pid: 0, lines, control };
+        let mut stress = Stress {
+            child,
+            pid: 0,
+            lines,
+            control,
+        };
         let ready = stress.expect("ready ")?;
-        stress.pid = ready[6..].split_whitespace().next().and_then(|p| p.parse().ok()).ok_or("bad ready line")?;
+        stress.pid = ready[6..]
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("bad ready line")?;
         Ok(stress)
     }
 
@@ -162,7 +179,10 @@ impl Stress {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).map_err(|_| format!("adapt-crc-stress: no `{prefix}` line"))?;
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .map_err(|_| format!("adapt-crc-stress: no `{prefix}` line"))?;
             if line.starts_with("WRONG") {
                 return Err(format!("adapt-crc-stress: {line}"));
             }
@@ -174,7 +194,10 @@ impl Stress {
 
     fn command(&mut self, cmd: &str) -> Result<(), String> {
         let path = self.control.as_ref().ok_or("no control FIFO")?;
-        let mut fifo = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| e.to_string())?;
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| e.to_string())?;
         writeln!(fifo, "{cmd}").map_err(|e| e.to_string())
     }
 
@@ -192,7 +215,9 @@ impl Stress {
         let summary = self.expect("calls=")?;
         let status = self.child.wait().map_err(|e| e.to_string())?;
         if !status.success() || field(&summary, "wrong")? != 0 {
-            return Err(format!("the workload saw wrong results or failed ({status}): {summary}"));
+            return Err(format!(
+                "the workload saw wrong results or failed ({status}): {summary}"
+            ));
         }
         Ok(summary)
     }
@@ -207,7 +232,9 @@ fn field(line: &str, name: &str) -> Result<u64, String> {
 
 fn percentile(v: &mut [u64], num: usize, den: usize) -> u64 {
     v.sort_unstable();
-    v.get((v.len().saturating_sub(1)) * num / den).copied().unwrap_or(0)
+    v.get((v.len().saturating_sub(1)) * num / den)
+        .copied()
+        .unwrap_or(0)
 }
 
 fn us(ns: u64) -> String {
@@ -219,9 +246,20 @@ fn pause(injections: u64) -> Result<(), String> {
     println!("# pause: time target threads are held (module's measurement), {injections} inject+revert cycles per row");
     println!("threads  inject_median_us  inject_max_us  revert_median_us  revert_max_us  attempts_max  cycle_ms");
     for threads in [1usize, 8, 64] {
-        let stress = Stress::start(&["--threads", &threads.to_string(), "--max-len", "256"], None)?;
+        let stress = Stress::start(
+            &["--threads", &threads.to_string(), "--max-len", "256"],
+            None,
+        )?;
         let pid = stress.pid.to_string();
-        let doc = adaptctl(&["inject", "--pid", &pid, "--symbol", "crc32", "--object", "libz.so.1"])?;
+        let doc = adaptctl(&[
+            "inject",
+            "--pid",
+            &pid,
+            "--symbol",
+            "crc32",
+            "--object",
+            "libz.so.1",
+        ])?;
         let request = request_of(&doc)?;
         let first = doc["injection"]["id"].as_u64().ok_or("no injection id")?;
         inject::revert(&device, first).map_err(|e| e.to_string())?;
@@ -268,8 +306,17 @@ fn call_cost(calls: u64) -> Result<(), String> {
     let pid = std::process::id().to_string();
     let direct = time_calls(f, calls);
     let doc = adaptctl(&[
-        "inject", "--pid", &pid, "--symbol", "adapt_bench_crc32", "--segment", "crc32", "--function", "crc32",
-        "--assume-contract", CONTRACT,
+        "inject",
+        "--pid",
+        &pid,
+        "--symbol",
+        "adapt_bench_crc32",
+        "--segment",
+        "crc32",
+        "--function",
+        "crc32",
+        "--assume-contract",
+        CONTRACT,
     ])?;
     let id = doc["injection"]["id"].as_u64().ok_or("no injection id")?;
     let variant = doc["variant"].as_str().unwrap_or("?").to_owned();
@@ -281,9 +328,13 @@ fn call_cost(calls: u64) -> Result<(), String> {
     adaptctl(&["revert", "--id", &id.to_string()])?;
     let after = time_calls(f, calls);
     if check != 0xcbf4_3926 {
-        return Err(format!("the redirected crc32 returned {check:#x} for \"123456789\""));
+        return Err(format!(
+            "the redirected crc32 returned {check:#x} for \"123456789\""
+        ));
     }
-    println!("# call cost: crc32(i, buf, 0) through a function pointer, {calls} calls each, one process");
+    println!(
+        "# call cost: crc32(i, buf, 0) through a function pointer, {calls} calls each, one process"
+    );
     println!("direct_ns  redirected_ns  direct_after_revert_ns  redirected/direct  variant");
     println!(
         "{direct:>9.2}  {redirected:>13.2}  {after:>22.2}  {:>17.3}  crc32/{variant}",
@@ -293,8 +344,12 @@ fn call_cost(calls: u64) -> Result<(), String> {
 }
 
 fn throughput(seconds: u64) -> Result<(), String> {
-    let control = std::env::temp_dir().join(format!("adapt-inject-bench-{}.fifo", std::process::id()));
-    let mut stress = Stress::start(&["--threads", "8", "--fixed-len", "65536"], Some(control.clone()))?;
+    let control =
+        std::env::temp_dir().join(format!("adapt-inject-bench-{}.fifo", std::process::id()));
+    let mut stress = Stress::start(
+        &["--threads", "8", "--fixed-len", "65536"],
+        Some(control.clone()),
+    )?;
     let pid = stress.pid.to_string();
     let window = |stress: &mut Stress| -> Result<f64, String> {
         let (b0, t0) = stress.stats()?;
@@ -304,7 +359,15 @@ fn throughput(seconds: u64) -> Result<(), String> {
     };
     std::thread::sleep(Duration::from_secs(1));
     let before = window(&mut stress)?;
-    let doc = adaptctl(&["inject", "--pid", &pid, "--symbol", "crc32", "--object", "libz.so.1"])?;
+    let doc = adaptctl(&[
+        "inject",
+        "--pid",
+        &pid,
+        "--symbol",
+        "crc32",
+        "--object",
+        "libz.so.1",
+    ])?;
     let id = doc["injection"]["id"].as_u64().ok_or("no injection id")?;
     let variant = doc["variant"].as_str().unwrap_or("?").to_owned();
     let after = window(&mut stress)?;
@@ -313,7 +376,9 @@ fn throughput(seconds: u64) -> Result<(), String> {
     let summary = stress.finish()?;
     let _ = std::fs::remove_file(&control);
     println!("# throughput: 8 threads, crc32 of 64 KiB buffers, {seconds} s windows, MB/s");
-    println!("libz_before  injected  libz_after_revert  injected/before  after_revert/before  variant");
+    println!(
+        "libz_before  injected  libz_after_revert  injected/before  after_revert/before  variant"
+    );
     println!(
         "{before:>11.1}  {after:>8.1}  {reverted:>17.1}  {:>15.3}  {:>19.3}  crc32/{variant}",
         after / before,

@@ -65,7 +65,13 @@ fn load_variant(fd: i32, name: &str, code: &[u8], hash: u8) -> Result<u64, i32> 
         ..Default::default()
     };
     // SAFETY: `load` and everything it points to are valid for the call.
-    match unsafe { ioctl_raw(fd, abi::ADAPT_IOC_LIBRARY_LOAD, &mut load as *mut _ as usize) } {
+    match unsafe {
+        ioctl_raw(
+            fd,
+            abi::ADAPT_IOC_LIBRARY_LOAD,
+            &mut load as *mut _ as usize,
+        )
+    } {
         Ok(_) | Err(libc::EEXIST) => Ok(load.id),
         Err(e) => Err(e),
     }
@@ -126,8 +132,18 @@ fn fault_mode(fd: i32) -> ExitCode {
         ..Default::default()
     };
     // SAFETY: `list` points at room for 64 entries.
-    let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_LIBRARY_LIST, &mut list as *mut _ as usize) };
-    let info = infos.iter().take(list.count as usize).find(|i| i.id == variant).copied();
+    let got = unsafe {
+        ioctl_raw(
+            fd,
+            abi::ADAPT_IOC_LIBRARY_LIST,
+            &mut list as *mut _ as usize,
+        )
+    };
+    let info = infos
+        .iter()
+        .take(list.count as usize)
+        .find(|i| i.id == variant)
+        .copied();
     checks.that(
         "the variant is quarantined",
         got == Ok(0) && info.is_some_and(|i| i.flags & abi::ADAPT_LIBRARY_F_QUARANTINED != 0),
@@ -136,7 +152,11 @@ fn fault_mode(fd: i32) -> ExitCode {
     let mut auto = inject_request(std::process::id(), variant, abi::ADAPT_INJECT_F_AUTO);
     // SAFETY: `auto` is valid for the call.
     let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_INJECT, &mut auto as *mut _ as usize) };
-    checks.eq("automatic injection of it is refused", got, Err(libc::EACCES));
+    checks.eq(
+        "automatic injection of it is refused",
+        got,
+        Err(libc::EACCES),
+    );
     checks.finish()
 }
 
@@ -174,8 +194,18 @@ fn main() -> ExitCode {
         ..Default::default()
     };
     // SAFETY: `load` and everything it points to are valid for the call.
-    let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_LIBRARY_LOAD, &mut load as *mut _ as usize) };
-    checks.that("load the variant", matches!(got, Ok(0) | Err(libc::EEXIST)), format!("{got:?}"));
+    let got = unsafe {
+        ioctl_raw(
+            fd,
+            abi::ADAPT_IOC_LIBRARY_LOAD,
+            &mut load as *mut _ as usize,
+        )
+    };
+    checks.that(
+        "load the variant",
+        matches!(got, Ok(0) | Err(libc::EEXIST)),
+        format!("{got:?}"),
+    );
     let variant_id = load.id;
 
     let site = adapt_smoke_target as *const () as u64;
@@ -223,10 +253,18 @@ fn main() -> ExitCode {
         max_pause = max_pause.max(inject.pause_ns);
         let now = call_target();
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        let line = maps.lines().find(|l| l.contains("[adapt:smoke-const42]")).unwrap_or("").to_owned();
+        let line = maps
+            .lines()
+            .find(|l| l.contains("[adapt:smoke-const42]"))
+            .unwrap_or("")
+            .to_owned();
         if round == 0 {
             checks.eq("injected function returns 42", now, 42);
-            checks.that("segment is mapped r-x, not writable", line.contains(" r-xs "), &line);
+            checks.that(
+                "segment is mapped r-x, not writable",
+                line.contains(" r-xs "),
+                &line,
+            );
             // SAFETY: mprotect on our own segment mapping; it must fail.
             let seg = inject.segment_addr as *mut libc::c_void;
             let rc = unsafe { libc::mprotect(seg, 4096, libc::PROT_READ | libc::PROT_WRITE) };
@@ -238,23 +276,49 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             // SAFETY: `list` is valid; capacity 0 writes no entries.
-            let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_INJECTION_LIST, &mut list as *mut _ as usize) };
-            checks.that("the injection is listed", got == Ok(0) && list.total == 1, format!("{got:?} {list:?}"));
+            let got = unsafe {
+                ioctl_raw(
+                    fd,
+                    abi::ADAPT_IOC_INJECTION_LIST,
+                    &mut list as *mut _ as usize,
+                )
+            };
+            checks.that(
+                "the injection is listed",
+                got == Ok(0) && list.total == 1,
+                format!("{got:?} {list:?}"),
+            );
         } else if now != 42 {
             checks.eq(&format!("round {round}: injected result"), now, 42);
             break;
         }
-        let mut revert = abi::AdaptRevert { id: inject.id, ..Default::default() };
+        let mut revert = abi::AdaptRevert {
+            id: inject.id,
+            ..Default::default()
+        };
         // SAFETY: `revert` is valid for the call.
         let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_REVERT, &mut revert as *mut _ as usize) };
         if got != Ok(0) || call_target() != 7 {
-            checks.eq(&format!("round {round}: revert"), (got, call_target()), (Ok(0), 7));
+            checks.eq(
+                &format!("round {round}: revert"),
+                (got, call_target()),
+                (Ok(0), 7),
+            );
             break;
         }
         max_pause = max_pause.max(revert.pause_ns);
         if round == 0 {
             // SAFETY: `revert` is valid; the id was just reverted.
-            let again = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_REVERT, &mut abi::AdaptRevert { id: inject.id, ..Default::default() } as *mut _ as usize) };
+            let again = unsafe {
+                ioctl_raw(
+                    fd,
+                    abi::ADAPT_IOC_REVERT,
+                    &mut abi::AdaptRevert {
+                        id: inject.id,
+                        ..Default::default()
+                    } as *mut _ as usize,
+                )
+            };
             checks.eq("double revert is ENOENT", again, Err(libc::ENOENT));
         }
     }
@@ -264,11 +328,23 @@ fn main() -> ExitCode {
     let mut now = [0u8; 6];
     // SAFETY: the function's first 6 bytes are readable text.
     unsafe { std::ptr::copy_nonoverlapping(site as *const u8, now.as_mut_ptr(), 6) };
-    checks.eq("original bytes are back", now, original[..6].try_into().unwrap());
+    checks.eq(
+        "original bytes are back",
+        now,
+        original[..6].try_into().unwrap(),
+    );
     checks.eq("reverted function returns 7", call_target(), 7);
-    checks.eq("the calling thread never saw another value", odd.load(Ordering::Relaxed), 0);
+    checks.eq(
+        "the calling thread never saw another value",
+        odd.load(Ordering::Relaxed),
+        0,
+    );
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    checks.that("the segment is unmapped", !maps.contains("[adapt:"), "still mapped");
+    checks.that(
+        "the segment is unmapped",
+        !maps.contains("[adapt:"),
+        "still mapped",
+    );
     println!(
         "rounds={rounds} concurrent_calls={} max_pause_us={:.1}",
         calls.load(Ordering::Relaxed),

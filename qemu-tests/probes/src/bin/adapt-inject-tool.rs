@@ -45,13 +45,18 @@ fn number(text: &str) -> Result<u64, String> {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let arg = |i: usize| args.get(i).map(String::as_str).ok_or("missing argument (see the source's usage)".to_owned());
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or("missing argument (see the source's usage)".to_owned())
+    };
     match arg(0)? {
         "peek" => {
             let (pid, addr, len) = (number(arg(1)?)?, number(arg(2)?)?, number(arg(3)?)?);
             let mem = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(|e| e.to_string())?;
             let mut buf = vec![0u8; len as usize];
-            mem.read_exact_at(&mut buf, addr).map_err(|e| format!("read {addr:#x}: {e}"))?;
+            mem.read_exact_at(&mut buf, addr)
+                .map_err(|e| format!("read {addr:#x}: {e}"))?;
             println!("{}", hex(&buf));
             Ok(ExitCode::SUCCESS)
         }
@@ -63,7 +68,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                 .open(format!("/proc/{pid}/mem"))
                 .map_err(|e| e.to_string())?;
             let mut byte = [0u8];
-            mem.read_exact_at(&mut byte, addr).map_err(|e| format!("read {addr:#x}: {e}"))?;
+            mem.read_exact_at(&mut byte, addr)
+                .map_err(|e| format!("read {addr:#x}: {e}"))?;
             match mem.write_at(&byte, addr) {
                 Ok(1) => println!("poke=written"),
                 Ok(n) => println!("poke=refused wrote={n}"),
@@ -78,14 +84,21 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             while let Some(flag) = rest.next() {
                 match flag.as_str() {
                     "--auto" => request.automatic = true,
-                    "--pid" => request.pid = number(rest.next().ok_or("--pid needs a value")?)? as u32,
-                    "--target" => request.target = number(rest.next().ok_or("--target needs a value")?)?,
+                    "--pid" => {
+                        request.pid = number(rest.next().ok_or("--pid needs a value")?)? as u32
+                    }
+                    "--target" => {
+                        request.target = number(rest.next().ok_or("--target needs a value")?)?
+                    }
                     other => return Err(format!("unknown option {other}")),
                 }
             }
             let device = open()?;
             match inject::inject(&device, &request) {
-                Ok(i) => println!("inject=ok id={} threads={} pause_ns={}", i.id, i.threads, i.pause_ns),
+                Ok(i) => println!(
+                    "inject=ok id={} threads={} pause_ns={}",
+                    i.id, i.threads, i.pause_ns
+                ),
                 Err(e) => println!("inject=error kind={} message={e}", e.kind()),
             }
             Ok(ExitCode::SUCCESS)
@@ -102,7 +115,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         "json" => {
             let path = arg(1)?;
             let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            let mut value: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+            let mut value: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
             for key in arg(2)?.split('.') {
                 value = match (&value, key.parse::<usize>()) {
                     (Value::Array(a), _) if key == "len" => json!(a.len()),
@@ -116,7 +130,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(format!("unknown command {other} (peek, poke, cycle, inject, revert, json)")),
+        other => Err(format!(
+            "unknown command {other} (peek, poke, cycle, inject, revert, json)"
+        )),
     }
 }
 
@@ -129,8 +145,14 @@ fn request_from(path: &str) -> Result<InjectRequest, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let doc: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
     let r = &doc["request"];
-    let field = |name: &str| r[name].as_u64().ok_or(format!("{path}: request.{name} missing"));
-    let expected = r["expected"].as_str().ok_or(format!("{path}: request.expected missing"))?;
+    let field = |name: &str| {
+        r[name]
+            .as_u64()
+            .ok_or(format!("{path}: request.{name} missing"))
+    };
+    let expected = r["expected"]
+        .as_str()
+        .ok_or(format!("{path}: request.expected missing"))?;
     let expected = (0..expected.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&expected[i..i + 2], 16).map_err(|e| e.to_string()))
@@ -186,7 +208,11 @@ fn cycle(request: &InjectRequest, cycles: u64) -> Result<ExitCode, String> {
         "error": failure.as_ref().map(|(i, what, e)| json!({"cycle": i, "during": what, "kind": e.kind(), "message": e.to_string()})),
     });
     println!("{doc}");
-    Ok(if failure.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failure.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Median, max, min and count of `values` (sorted in place).
@@ -194,7 +220,9 @@ pub fn stats(values: &mut [u64]) -> Value {
     values.sort_unstable();
     match values {
         [] => json!({"count": 0}),
-        v => json!({"count": v.len(), "median": v[v.len() / 2], "max": v[v.len() - 1], "min": v[0]}),
+        v => {
+            json!({"count": v.len(), "median": v[v.len() / 2], "max": v[v.len() - 1], "min": v[0]})
+        }
     }
 }
 

@@ -9,8 +9,8 @@
 
 use adapt_abi as abi;
 use adapt_guest_probes::check::Checks;
-use adapt_guest_probes::scratch_pages::ScratchPages;
 use adapt_guest_probes::raw_ioctl::{errno_name, ioctl_raw, Outcome};
+use adapt_guest_probes::scratch_pages::ScratchPages;
 use std::fs::OpenOptions;
 use std::mem::size_of;
 use std::os::fd::AsRawFd;
@@ -19,7 +19,9 @@ use std::process::ExitCode;
 const VERSION_SIZE: usize = size_of::<abi::AdaptVersion>();
 
 fn main() -> ExitCode {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "/dev/adapt".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "/dev/adapt".into());
     let file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(file) => file,
         Err(err) => {
@@ -36,7 +38,11 @@ fn main() -> ExitCode {
     // SAFETY: `version` is a writable AdaptVersion, the size the command encodes.
     let got = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_VERSION, &mut version as *mut _ as usize) };
     checks.eq("valid VERSION succeeds", got, Ok(0));
-    checks.eq("VERSION reports this ABI", version.abi_version, abi::ADAPT_ABI_VERSION);
+    checks.eq(
+        "VERSION reports this ABI",
+        version.abi_version,
+        abi::ADAPT_ABI_VERSION,
+    );
     checks.eq("VERSION leaves reserved zero", version.reserved, [0; 4]);
     checks.that(
         "VERSION reports a module version",
@@ -50,12 +56,45 @@ fn main() -> ExitCode {
     );
 
     // Unknown commands.
-    let unknown_nr = abi::ioc(abi::IOC_READ | abi::IOC_WRITE, abi::ADAPT_IOC_MAGIC, 0x7f, VERSION_SIZE);
-    expect_errno(&mut checks, "unknown command number", fd, unknown_nr, page.rw(), libc::ENOTTY);
+    let unknown_nr = abi::ioc(
+        abi::IOC_READ | abi::IOC_WRITE,
+        abi::ADAPT_IOC_MAGIC,
+        0x7f,
+        VERSION_SIZE,
+    );
+    expect_errno(
+        &mut checks,
+        "unknown command number",
+        fd,
+        unknown_nr,
+        page.rw(),
+        libc::ENOTTY,
+    );
     let foreign = abi::ioc(abi::IOC_READ | abi::IOC_WRITE, b'f' as u32, 0, VERSION_SIZE);
-    expect_errno(&mut checks, "foreign ioctl type", fd, foreign, page.rw(), libc::ENOTTY);
-    expect_errno(&mut checks, "ioctl number 0", fd, 0, page.rw(), libc::ENOTTY);
-    expect_errno(&mut checks, "ioctl number ~0", fd, u32::MAX, page.rw(), libc::ENOTTY);
+    expect_errno(
+        &mut checks,
+        "foreign ioctl type",
+        fd,
+        foreign,
+        page.rw(),
+        libc::ENOTTY,
+    );
+    expect_errno(
+        &mut checks,
+        "ioctl number 0",
+        fd,
+        0,
+        page.rw(),
+        libc::ENOTTY,
+    );
+    expect_errno(
+        &mut checks,
+        "ioctl number ~0",
+        fd,
+        u32::MAX,
+        page.rw(),
+        libc::ENOTTY,
+    );
 
     // The VERSION number with the wrong size or direction.
     let rw = abi::IOC_READ | abi::IOC_WRITE;
@@ -77,9 +116,30 @@ fn main() -> ExitCode {
     let cmd = abi::ADAPT_IOC_VERSION;
     expect_errno(&mut checks, "null pointer", fd, cmd, 0, libc::EFAULT);
     expect_errno(&mut checks, "pointer 0x1", fd, cmd, 1, libc::EFAULT);
-    expect_errno(&mut checks, "kernel pointer", fd, cmd, 0xffff_8880_0000_0000, libc::EFAULT);
-    expect_errno(&mut checks, "non-canonical pointer", fd, cmd, 0x0000_8000_0000_0000, libc::EFAULT);
-    expect_errno(&mut checks, "unmapped page", fd, cmd, page.unmapped(), libc::EFAULT);
+    expect_errno(
+        &mut checks,
+        "kernel pointer",
+        fd,
+        cmd,
+        0xffff_8880_0000_0000,
+        libc::EFAULT,
+    );
+    expect_errno(
+        &mut checks,
+        "non-canonical pointer",
+        fd,
+        cmd,
+        0x0000_8000_0000_0000,
+        libc::EFAULT,
+    );
+    expect_errno(
+        &mut checks,
+        "unmapped page",
+        fd,
+        cmd,
+        page.unmapped(),
+        libc::EFAULT,
+    );
     expect_errno(
         &mut checks,
         "struct running into an unmapped page",
@@ -88,10 +148,20 @@ fn main() -> ExitCode {
         page.unmapped() - VERSION_SIZE / 2,
         libc::EFAULT,
     );
-    expect_errno(&mut checks, "read-only buffer", fd, cmd, page.read_only(), libc::EFAULT);
+    expect_errno(
+        &mut checks,
+        "read-only buffer",
+        fd,
+        cmd,
+        page.read_only(),
+        libc::EFAULT,
+    );
 
     // Reserved input fields must be zero.
-    let mut bad = abi::AdaptVersion { flags: 1, ..Default::default() };
+    let mut bad = abi::AdaptVersion {
+        flags: 1,
+        ..Default::default()
+    };
     // SAFETY: `bad` is a writable AdaptVersion.
     let got = unsafe { ioctl_raw(fd, cmd, &mut bad as *mut _ as usize) };
     checks.eq("non-zero flags", got.map_err(errno_name), Err("EINVAL"));
@@ -101,7 +171,11 @@ fn main() -> ExitCode {
         bad.reserved[word] = 1 << 63;
         // SAFETY: `bad` is a writable AdaptVersion.
         let got = unsafe { ioctl_raw(fd, cmd, &mut bad as *mut _ as usize) };
-        checks.eq(&format!("non-zero reserved[{word}]"), got.map_err(errno_name), Err("EINVAL"));
+        checks.eq(
+            &format!("non-zero reserved[{word}]"),
+            got.map_err(errno_name),
+            Err("EINVAL"),
+        );
     }
 
     // A misaligned but otherwise valid buffer works like an aligned one.
@@ -137,7 +211,10 @@ fn main() -> ExitCode {
         // SAFETY: `arg` is null, unmapped, or inside our writable page; the
         // kernel writes at most the commands' struct sizes (< 1 page).
         let got = unsafe { ioctl_raw(fd, cmd, arg) };
-        if !matches!(got, Ok(0) | Err(libc::ENOTTY) | Err(libc::EINVAL) | Err(libc::EFAULT)) {
+        if !matches!(
+            got,
+            Ok(0) | Err(libc::ENOTTY) | Err(libc::EINVAL) | Err(libc::EFAULT)
+        ) {
             unexpected.push((cmd, arg, got));
         }
     }
@@ -163,4 +240,3 @@ fn xorshift(mut x: u64) -> u64 {
     x ^= x << 17;
     x
 }
-

@@ -12,8 +12,8 @@
 
 use adapt_abi as abi;
 use adapt_guest_probes::check::Checks;
-use adapt_guest_probes::scratch_pages::ScratchPages;
 use adapt_guest_probes::raw_ioctl::{ioctl_raw, Outcome};
+use adapt_guest_probes::scratch_pages::ScratchPages;
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitCode;
@@ -1201,7 +1201,6 @@ impl Rng {
         self.0
     }
 }
-
 
 /// A page holding one value, made read-only.
 struct ReadOnlyPage {

@@ -62,7 +62,9 @@ struct Options {
 
 fn parse() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
-    let mode = args.next().ok_or("usage: adapt-workload split|spin [options]")?;
+    let mode = args
+        .next()
+        .ok_or("usage: adapt-workload split|spin [options]")?;
     let mut o = Options {
         mode,
         seconds: 5.0,

@@ -139,10 +139,25 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|p| p.pid == pid)
                 .map(|p| p.function.clone())
-                .chain(rejected.iter().filter(|(p, _)| *p == pid).map(|(_, f)| f.clone()))
+                .chain(
+                    rejected
+                        .iter()
+                        .filter(|(p, _)| *p == pid)
+                        .map(|(_, f)| f.clone()),
+                )
                 .collect();
             let judged_before = log.decisions.len();
-            let outcome = round(&device, device_path, args, &policy, &library, pid, &already, &mut log, &stop);
+            let outcome = round(
+                &device,
+                device_path,
+                args,
+                &policy,
+                &library,
+                pid,
+                &already,
+                &mut log,
+                &stop,
+            );
             for d in &log.decisions[judged_before..] {
                 if d.kind == DecisionKind::Reverted {
                     rejected.insert((d.pid, d.function.clone()));
@@ -177,7 +192,16 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 Ok(_) => "auto stopped: reverted".to_owned(),
                 Err(err) => format!("auto stopped; revert failed: {err}"),
             };
-            log.record(DecisionKind::Reverted, p.pid, &p.command, &p.function, &p.segment, &p.variant, reason, json!({"id": p.id}));
+            log.record(
+                DecisionKind::Reverted,
+                p.pid,
+                &p.command,
+                &p.function,
+                &p.segment,
+                &p.variant,
+                reason,
+                json!({"id": p.id}),
+            );
         }
     }
     if !args.json {
@@ -230,7 +254,16 @@ fn round(
             json!({"share": f.share, "samples": f.samples, "total": profile.total_samples, "object": f.object}),
         );
         if !allowed_segments.is_empty() && !allowed_segments.contains(&segment.as_str()) {
-            log.record(DecisionKind::Skipped, pid, &command, &f.function, segment, "", "segment not allowed by the policy", serde_json::Value::Null);
+            log.record(
+                DecisionKind::Skipped,
+                pid,
+                &command,
+                &f.function,
+                segment,
+                "",
+                "segment not allowed by the policy",
+                serde_json::Value::Null,
+            );
             continue;
         }
         let request = Request {
@@ -247,7 +280,16 @@ fn round(
         let mut plan = match inject_plan::plan(&request) {
             Ok(plan) => plan,
             Err(err) => {
-                log.record(DecisionKind::Skipped, pid, &command, &f.function, segment, "", format!("{err:#}"), serde_json::Value::Null);
+                log.record(
+                    DecisionKind::Skipped,
+                    pid,
+                    &command,
+                    &f.function,
+                    segment,
+                    "",
+                    format!("{err:#}"),
+                    serde_json::Value::Null,
+                );
                 continue;
             }
         };
@@ -276,7 +318,16 @@ fn round(
                     adapt_select::Choice::OriginalUnavailable { .. } => None,
                 },
                 Err(err) => {
-                    log.record(DecisionKind::Skipped, pid, &command, &f.function, segment, "", format!("measurement failed: {err:#}"), serde_json::Value::Null);
+                    log.record(
+                        DecisionKind::Skipped,
+                        pid,
+                        &command,
+                        &f.function,
+                        segment,
+                        "",
+                        format!("measurement failed: {err:#}"),
+                        serde_json::Value::Null,
+                    );
                     continue;
                 }
             }
@@ -301,7 +352,10 @@ fn round(
         min_samples: 20,
         min_speedup: 1.0 + margin,
     };
-    let ranked = rank(candidates.iter().map(|(c, _)| c.clone()).collect(), thresholds);
+    let ranked = rank(
+        candidates.iter().map(|(c, _)| c.clone()).collect(),
+        thresholds,
+    );
     let mut pending = Vec::new();
     for opportunity in ranked {
         let c = &opportunity.candidate;
@@ -317,7 +371,10 @@ fn round(
                 &c.function,
                 &c.segment,
                 &c.variant,
-                format!("expected to save {:.1}% of its CPU time", opportunity.expected_gain * 100.0),
+                format!(
+                    "expected to save {:.1}% of its CPU time",
+                    opportunity.expected_gain * 100.0
+                ),
                 details,
             );
             continue;
@@ -326,7 +383,16 @@ fn round(
         let variant_id = match ensure_loaded(device_path, dir, &plan.segment, &plan.variant) {
             Ok(id) => id,
             Err(err) => {
-                log.record(DecisionKind::Skipped, pid, &command, &c.function, &c.segment, &c.variant, err.to_string(), serde_json::Value::Null);
+                log.record(
+                    DecisionKind::Skipped,
+                    pid,
+                    &command,
+                    &c.function,
+                    &c.segment,
+                    &c.variant,
+                    err.to_string(),
+                    serde_json::Value::Null,
+                );
                 continue;
             }
         };
@@ -371,7 +437,16 @@ fn round(
                     windows: 0,
                 });
             }
-            Err(err) => log.record(DecisionKind::Skipped, pid, &command, &c.function, &c.segment, &c.variant, err.to_string(), serde_json::Value::Null),
+            Err(err) => log.record(
+                DecisionKind::Skipped,
+                pid,
+                &command,
+                &c.function,
+                &c.segment,
+                &c.variant,
+                err.to_string(),
+                serde_json::Value::Null,
+            ),
         }
     }
 
@@ -386,7 +461,16 @@ fn round(
             Ok(p) => p,
             Err(err) => {
                 for p in pending.drain(..) {
-                    log.record(DecisionKind::Gone, pid, &p.command, &p.function, &p.segment, &p.variant, format!("{err:#}"), json!({"id": p.id}));
+                    log.record(
+                        DecisionKind::Gone,
+                        pid,
+                        &p.command,
+                        &p.function,
+                        &p.segment,
+                        &p.variant,
+                        format!("{err:#}"),
+                        json!({"id": p.id}),
+                    );
                 }
                 break;
             }
@@ -405,16 +489,30 @@ fn round(
                 in_code: in_segment,
             };
             let verdict = judge(p.before, after, None, criterion);
-            let details = json!({"id": p.id, "before": p.before, "after": after, "verdict": verdict});
+            let details =
+                json!({"id": p.id, "before": p.before, "after": after, "verdict": verdict});
             match verdict.keep() {
                 Some(true) => {
-                    log.record(DecisionKind::Kept, p.pid, &p.command, &p.function, &p.segment, &p.variant, verdict.reason(), details);
+                    log.record(
+                        DecisionKind::Kept,
+                        p.pid,
+                        &p.command,
+                        &p.function,
+                        &p.segment,
+                        &p.variant,
+                        verdict.reason(),
+                        details,
+                    );
                     kept.push(p);
                 }
                 Some(false) => revert_with(device, log, &p, &verdict, details),
                 None if p.windows >= 3 || stop.load(Ordering::Relaxed) => {
                     let verdict = Verdict::Undecided {
-                        reason: format!("{} (gave up after {} windows)", verdict.reason(), p.windows),
+                        reason: format!(
+                            "{} (gave up after {} windows)",
+                            verdict.reason(),
+                            p.windows
+                        ),
                     };
                     revert_with(device, log, &p, &verdict, details);
                 }
@@ -426,12 +524,27 @@ fn round(
     Ok(kept)
 }
 
-fn revert_with(device: &Device, log: &mut DecisionLog<std::io::Stdout>, p: &Pending, verdict: &Verdict, details: serde_json::Value) {
+fn revert_with(
+    device: &Device,
+    log: &mut DecisionLog<std::io::Stdout>,
+    p: &Pending,
+    verdict: &Verdict,
+    details: serde_json::Value,
+) {
     let reason = match inject::revert(device, p.id) {
         Ok(_) => verdict.reason(),
         Err(err) => format!("{}; revert failed: {err}", verdict.reason()),
     };
-    log.record(DecisionKind::Reverted, p.pid, &p.command, &p.function, &p.segment, &p.variant, reason, details);
+    log.record(
+        DecisionKind::Reverted,
+        p.pid,
+        &p.command,
+        &p.function,
+        &p.segment,
+        &p.variant,
+        reason,
+        details,
+    );
 }
 
 /// Profiles `pid` for `window`.
@@ -491,7 +604,11 @@ fn allowed_processes(policy: &abi::AdaptPolicy, me: u32) -> Vec<u32> {
     };
     let mut out = Vec::new();
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == me || pid == 1 {
@@ -520,14 +637,30 @@ fn policy_allows(policy: &abi::AdaptPolicy, pid: u32) -> bool {
         return false;
     }
     let comm = command_of(pid);
-    if policy.ncomms > 0 && !policy.comms.iter().take(policy.ncomms as usize).any(|c| abi::name_str(c) == Some(comm.as_str())) {
+    if policy.ncomms > 0
+        && !policy
+            .comms
+            .iter()
+            .take(policy.ncomms as usize)
+            .any(|c| abi::name_str(c) == Some(comm.as_str()))
+    {
         return false;
     }
     if policy.nuids > 0 {
         let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok()));
-        if !uid.is_some_and(|u| policy.uids.iter().take(policy.nuids as usize).any(|&a| a == u)) {
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok())
+            });
+        if !uid.is_some_and(|u| {
+            policy
+                .uids
+                .iter()
+                .take(policy.nuids as usize)
+                .any(|&a| a == u)
+        }) {
             return false;
         }
     }
@@ -545,7 +678,12 @@ fn busy(pid: u32) -> bool {
         return false;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat: 12 and 13 here.
     ticks(11) + ticks(12) >= 10
 }

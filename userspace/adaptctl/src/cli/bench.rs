@@ -129,7 +129,9 @@ fn open_library(dir: Option<&Path>) -> anyhow::Result<Library> {
 }
 
 fn cache_use(no_cache: bool, refresh: bool, dir: Option<&Path>) -> CacheUse {
-    let dir = dir.map(Path::to_path_buf).or_else(adapt_select::default_cache_dir);
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(adapt_select::default_cache_dir);
     match (no_cache, dir) {
         (true, _) | (false, None) => CacheUse::Off,
         (false, Some(d)) if refresh => CacheUse::Refresh(d),
@@ -141,11 +143,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let library = open_library(args.dir.as_deref())?;
     let (_, segment) = library.find(&args.segment)?;
     if !(0.0..100.0).contains(&args.margin) {
-        anyhow::bail!("--margin {} is not a percentage between 0 and 100", args.margin);
+        anyhow::bail!(
+            "--margin {} is not a percentage between 0 and 100",
+            args.margin
+        );
     }
     let mut req = SelectRequest::new(&segment);
     req.function = args.function.clone();
-    req.original = original_spec(&segment, args.object.as_deref(), args.symbol.as_deref(), args.function.as_deref());
+    req.original = original_spec(
+        &segment,
+        args.object.as_deref(),
+        args.symbol.as_deref(),
+        args.function.as_deref(),
+    );
     req.sizes = args.sizes.clone();
     req.only = args.only.clone();
     req.forced = args.variant.clone();
@@ -181,9 +191,11 @@ fn original_spec(
         .map(str::to_owned)
         .or_else(|| function.map(str::to_owned))
         .or_else(|| declared.map(|f| f.symbol.clone()))?;
-    let object = object
-        .map(str::to_owned)
-        .or_else(|| declared.map(|f| f.library.clone()).filter(|l| !l.is_empty()))?;
+    let object = object.map(str::to_owned).or_else(|| {
+        declared
+            .map(|f| f.library.clone())
+            .filter(|l| !l.is_empty())
+    })?;
     Some(OriginalSpec { object, symbol })
 }
 
@@ -218,7 +230,6 @@ pub(crate) fn measure_for_inject(
     Ok(InjectMeasurement { selection, variant })
 }
 
-
 /// Exit status of `adaptctl inject` when the measurement found no variant
 /// faster than the original: nothing was injected.
 pub(crate) const EXIT_NO_GAIN: u8 = 18;
@@ -241,7 +252,12 @@ pub(crate) fn measure_before_inject(
         &plan.target.symbol.name,
         forced,
     )?;
-    if let Some(v) = m.variant.as_deref().and_then(|name| segment.variant(name)).map(|(_, v)| v) {
+    if let Some(v) = m
+        .variant
+        .as_deref()
+        .and_then(|name| segment.variant(name))
+        .map(|(_, v)| v)
+    {
         plan.variant = v.name.clone();
         plan.variant_features = v.features.iter().map(|f| f.name().to_owned()).collect();
     }
@@ -250,7 +266,10 @@ pub(crate) fn measure_before_inject(
 
 /// Prints what `adaptctl inject` measured (text mode).
 pub(crate) fn print_measurement(selection: &Selection) {
-    println!("measured here before injecting (the same as `adaptctl bench {}`):", selection.segment);
+    println!(
+        "measured here before injecting (the same as `adaptctl bench {}`):",
+        selection.segment
+    );
     for line in selection.to_string().lines() {
         println!("  {line}");
     }
@@ -289,22 +308,34 @@ mod tests {
         let spec = |o, s, f| original_spec(&zlib, o, s, f);
         assert_eq!(
             spec(None, None, None),
-            Some(OriginalSpec { object: "libz.so.1".into(), symbol: "crc32".into() })
+            Some(OriginalSpec {
+                object: "libz.so.1".into(),
+                symbol: "crc32".into()
+            })
         );
         assert_eq!(
             spec(None, None, Some("crc32_z")),
-            Some(OriginalSpec { object: "libz.so.1".into(), symbol: "crc32_z".into() })
+            Some(OriginalSpec {
+                object: "libz.so.1".into(),
+                symbol: "crc32_z".into()
+            })
         );
         assert_eq!(
             spec(Some("/opt/app"), Some("my_crc"), Some("crc32")),
-            Some(OriginalSpec { object: "/opt/app".into(), symbol: "my_crc".into() })
+            Some(OriginalSpec {
+                object: "/opt/app".into(),
+                symbol: "my_crc".into()
+            })
         );
         // A function declaring no library has no default original.
         let dot = segment(&[("dot_f32", "")]);
         assert_eq!(original_spec(&dot, None, None, None), None);
         assert_eq!(
             original_spec(&dot, Some("./app"), None, None),
-            Some(OriginalSpec { object: "./app".into(), symbol: "dot_f32".into() })
+            Some(OriginalSpec {
+                object: "./app".into(),
+                symbol: "dot_f32".into()
+            })
         );
     }
 
@@ -312,16 +343,32 @@ mod tests {
     fn cache_flags_choose_the_cache_use() {
         let d = Path::new("/tmp/c");
         assert_eq!(cache_use(true, false, Some(d)), CacheUse::Off);
-        assert_eq!(cache_use(false, true, Some(d)), CacheUse::Refresh(d.to_path_buf()));
-        assert_eq!(cache_use(false, false, Some(d)), CacheUse::Use(d.to_path_buf()));
+        assert_eq!(
+            cache_use(false, true, Some(d)),
+            CacheUse::Refresh(d.to_path_buf())
+        );
+        assert_eq!(
+            cache_use(false, false, Some(d)),
+            CacheUse::Use(d.to_path_buf())
+        );
         assert_eq!(parse_size_arg("4K"), Ok(4096));
         assert!(parse_size_arg("4T").is_err());
     }
 
     #[test]
     fn selection_errors_have_documented_exit_codes() {
-        let e = SelectError::NoSuchVariant { segment: "s".into(), variant: "v".into(), available: "p".into() };
+        let e = SelectError::NoSuchVariant {
+            segment: "s".into(),
+            variant: "v".into(),
+            available: "p".into(),
+        };
         assert_eq!(select_kind(&e), ("no-such-variant", 12));
-        assert_eq!(select_kind(&SelectError::NoVariant { segment: "s".into() }).1, 15);
+        assert_eq!(
+            select_kind(&SelectError::NoVariant {
+                segment: "s".into()
+            })
+            .1,
+            15
+        );
     }
 }

@@ -126,7 +126,10 @@ pub(crate) fn target_contract(
     let why = if function.library.is_empty() {
         Some("the segment names no library for it".to_owned())
     } else if symbol != function.symbol {
-        Some(format!("the target is named {symbol}, not {}", function.symbol))
+        Some(format!(
+            "the target is named {symbol}, not {}",
+            function.symbol
+        ))
     } else if !object.is_library(&function.library) {
         Some(format!("{} is not {}", object.path, function.library))
     } else {
@@ -166,7 +169,9 @@ pub(crate) fn hash(signature: &str) -> u64 {
     u64::from_le_bytes(first)
 }
 
-const SCALARS: [&str; 9] = ["void", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64"];
+const SCALARS: [&str; 9] = [
+    "void", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64",
+];
 
 /// `given` (a signature as a user writes it) in canonical form.
 pub(crate) fn canonical(given: &str) -> Result<String, ContractError> {
@@ -184,11 +189,15 @@ pub(crate) fn canonical(given: &str) -> Result<String, ContractError> {
     if inner.contains('(') || inner.contains(')') {
         return Err(fail("nested parentheses"));
     }
-    let ret = canonical_type(&body[..open]).ok_or_else(|| fail("the return type is not a known type"))?;
+    let ret =
+        canonical_type(&body[..open]).ok_or_else(|| fail("the return type is not a known type"))?;
     let mut params: Vec<String> = Vec::new();
     if !inner.trim().is_empty() {
         for (i, p) in inner.split(',').enumerate() {
-            params.push(canonical_type(p).ok_or_else(|| fail(&format!("parameter {} is not a known type", i + 1)))?);
+            params.push(
+                canonical_type(p)
+                    .ok_or_else(|| fail(&format!("parameter {} is not a known type", i + 1)))?,
+            );
         }
     }
     if params.len() == 1 && params[0] == "void" {
@@ -234,9 +243,18 @@ mod tests {
             contract: Contract {
                 returns: CType::value(Scalar::U64, "uLong"),
                 params: vec![
-                    Param { name: "crc".into(), ty: CType::value(Scalar::U64, "uLong") },
-                    Param { name: "buf".into(), ty: CType::const_ptr(Scalar::U8, "const Bytef *") },
-                    Param { name: "len".into(), ty: CType::value(Scalar::U32, "uInt") },
+                    Param {
+                        name: "crc".into(),
+                        ty: CType::value(Scalar::U64, "uLong"),
+                    },
+                    Param {
+                        name: "buf".into(),
+                        ty: CType::const_ptr(Scalar::U8, "const Bytef *"),
+                    },
+                    Param {
+                        name: "len".into(),
+                        ty: CType::value(Scalar::U32, "uInt"),
+                    },
                 ],
             },
             reference: String::new(),
@@ -259,9 +277,15 @@ mod tests {
         // compares this hash with the one stored at upload.
         let digest = Sha256::digest(b"adapt-contract-v1:u64(u64,const u8*,u32)");
         let pinned = u64::from_le_bytes(digest[..8].try_into().unwrap());
-        assert_eq!(signature(&crc32().contract), "adapt-contract-v1:u64(u64,const u8*,u32)");
+        assert_eq!(
+            signature(&crc32().contract),
+            "adapt-contract-v1:u64(u64,const u8*,u32)"
+        );
         assert_eq!(hash(&signature(&crc32().contract)), pinned);
-        let none = Contract { returns: CType::value(Scalar::Void, "void"), params: vec![] };
+        let none = Contract {
+            returns: CType::value(Scalar::Void, "void"),
+            params: vec![],
+        };
         assert_eq!(signature(&none), "adapt-contract-v1:void()");
     }
 
@@ -280,13 +304,26 @@ mod tests {
         let err = target_contract("crc32", &crc32(), "crc32", &exe, None).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/usr/bin/prog is not libz.so.1"), "{msg}");
-        assert!(msg.contains("--assume-contract 'u64(u64,const u8*,u32)'"), "{msg}");
+        assert!(
+            msg.contains("--assume-contract 'u64(u64,const u8*,u32)'"),
+            "{msg}"
+        );
         // Another library that happens to export crc32.
-        let other = object("/opt/lib/libminiz.so.2", ObjectKind::SharedLibrary, Some("libminiz.so.2"));
-        assert!(matches!(target_contract("crc32", &crc32(), "crc32", &other, None), Err(ContractError::Unknown { .. })));
+        let other = object(
+            "/opt/lib/libminiz.so.2",
+            ObjectKind::SharedLibrary,
+            Some("libminiz.so.2"),
+        );
+        assert!(matches!(
+            target_contract("crc32", &crc32(), "crc32", &other, None),
+            Err(ContractError::Unknown { .. })
+        ));
         // Another name in the right library.
         let err = target_contract("crc32", &crc32(), "crc32_combine", &libz, None).unwrap_err();
-        assert!(err.to_string().contains("named crc32_combine, not crc32"), "{err}");
+        assert!(
+            err.to_string().contains("named crc32_combine, not crc32"),
+            "{err}"
+        );
         // A function without a declared library.
         let mut free = crc32();
         free.library.clear();
@@ -297,17 +334,43 @@ mod tests {
     #[test]
     fn an_assumed_contract_must_be_the_segments() {
         let exe = object("/usr/bin/prog", ObjectKind::Executable, None);
-        let c = target_contract("crc32", &crc32(), "my_crc", &exe, Some(" u64 ( u64 , const u8 * , u32 ) ")).unwrap();
+        let c = target_contract(
+            "crc32",
+            &crc32(),
+            "my_crc",
+            &exe,
+            Some(" u64 ( u64 , const u8 * , u32 ) "),
+        )
+        .unwrap();
         assert_eq!(c.source, ContractSource::Assumed);
         assert_eq!(c.signature, "adapt-contract-v1:u64(u64,const u8*,u32)");
         assert_eq!(c.hash, hash(&c.signature));
-        let err = target_contract("crc32", &crc32(), "my_crc", &exe, Some("u32(u32,const u8*,u64)")).unwrap_err();
+        let err = target_contract(
+            "crc32",
+            &crc32(),
+            "my_crc",
+            &exe,
+            Some("u32(u32,const u8*,u64)"),
+        )
+        .unwrap_err();
         assert!(matches!(err, ContractError::Mismatch { .. }), "{err}");
-        assert!(err.to_string().contains("`adapt-contract-v1:u32(u32,const u8*,u64)`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`adapt-contract-v1:u32(u32,const u8*,u64)`"),
+            "{err}"
+        );
         // Assuming also works where the declared contract would apply.
         let libz = object(LIBZ, ObjectKind::SharedLibrary, None);
         assert_eq!(
-            target_contract("crc32", &crc32(), "crc32", &libz, Some("adapt-contract-v1:u64(u64,const u8*,u32)")).unwrap().source,
+            target_contract(
+                "crc32",
+                &crc32(),
+                "crc32",
+                &libz,
+                Some("adapt-contract-v1:u64(u64,const u8*,u32)")
+            )
+            .unwrap()
+            .source,
             ContractSource::Assumed
         );
     }
@@ -316,11 +379,31 @@ mod tests {
     fn signature_syntax() {
         assert_eq!(canonical("void(void)").unwrap(), "adapt-contract-v1:void()");
         assert_eq!(canonical("void()").unwrap(), "adapt-contract-v1:void()");
-        assert_eq!(canonical("f32(const f32*,const f32 *,u64)").unwrap(), "adapt-contract-v1:f32(const f32*,const f32*,u64)");
-        assert_eq!(canonical("void(f32*, u64)").unwrap(), "adapt-contract-v1:void(f32*,u64)");
-        for bad in ["", "u64", "u64(", "u64(u64", "int(u64)", "u64(const u64)", "u64(void,u64)", "u64((u64))", "u64(constu8*)", "u64(u64,)"] {
+        assert_eq!(
+            canonical("f32(const f32*,const f32 *,u64)").unwrap(),
+            "adapt-contract-v1:f32(const f32*,const f32*,u64)"
+        );
+        assert_eq!(
+            canonical("void(f32*, u64)").unwrap(),
+            "adapt-contract-v1:void(f32*,u64)"
+        );
+        for bad in [
+            "",
+            "u64",
+            "u64(",
+            "u64(u64",
+            "int(u64)",
+            "u64(const u64)",
+            "u64(void,u64)",
+            "u64((u64))",
+            "u64(constu8*)",
+            "u64(u64,)",
+        ] {
             let err = canonical(bad).unwrap_err();
-            assert!(err.to_string().contains("--assume-contract"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("--assume-contract"),
+                "{bad}: {err}"
+            );
         }
     }
 }

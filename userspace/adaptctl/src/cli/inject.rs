@@ -9,8 +9,8 @@
 
 use super::contract::ContractSource;
 use super::inject_plan::{self, Plan};
-use super::variant_load::ensure_loaded;
 use super::module_open::open_checked;
+use super::variant_load::ensure_loaded;
 use adapt_client::inject::{self, InjectRequest, Injected};
 use adapt_client::library::hex;
 use adapt_client::Device;
@@ -141,7 +141,11 @@ pub(crate) enum InjectCommandError {
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     // Open the module first: without root, that is the error to show.
-    let device = if args.dry_run { None } else { Some(open_checked(device_path)?) };
+    let device = if args.dry_run {
+        None
+    } else {
+        Some(open_checked(device_path)?)
+    };
     let request = inject_plan::Request {
         pid: args.pid,
         symbol: &args.symbol,
@@ -160,9 +164,14 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     // The in-situ measurement (bench.rs) picks the variant, or none.
     let measurement = match args.no_measure {
         true => None,
-        false => Some(super::bench::measure_before_inject(&mut plan, args.variant.as_deref())?),
+        false => Some(super::bench::measure_before_inject(
+            &mut plan,
+            args.variant.as_deref(),
+        )?),
     };
-    let no_gain = measurement.as_ref().is_some_and(|m| m.decision.variant_to_inject().is_none());
+    let no_gain = measurement
+        .as_ref()
+        .is_some_and(|m| m.decision.variant_to_inject().is_none());
     let (Some(device), false) = (device, no_gain) else {
         let report = Report {
             dry_run: args.dry_run,
@@ -173,10 +182,19 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             request: None,
         };
         let code = print(&report, args.json)?;
-        return Ok(if no_gain { ExitCode::from(super::bench::EXIT_NO_GAIN) } else { code });
+        return Ok(if no_gain {
+            ExitCode::from(super::bench::EXIT_NO_GAIN)
+        } else {
+            code
+        });
     };
 
-    let variant_id = ensure_loaded(device_path, args.dir.as_deref(), &plan.segment, &plan.variant)?;
+    let variant_id = ensure_loaded(
+        device_path,
+        args.dir.as_deref(),
+        &plan.segment,
+        &plan.variant,
+    )?;
     let request = InjectRequest {
         pid: plan.pid,
         target: plan.target.symbol.address,
@@ -216,7 +234,9 @@ fn execute(device: &Device, request: &InjectRequest) -> anyhow::Result<Injected>
 /// A target whose entry already starts with a `jmp` may be one of ours:
 /// name the injection.
 fn explain_modified(device: Option<&Device>, pid: u32, err: anyhow::Error) -> anyhow::Error {
-    let (Some(device), Some(TargetError::Modified { name, address, .. })) = (device, err.downcast_ref::<TargetError>()) else {
+    let (Some(device), Some(TargetError::Modified { name, address, .. })) =
+        (device, err.downcast_ref::<TargetError>())
+    else {
         return err;
     };
     match inject::list(device, Some(pid)) {
@@ -250,7 +270,10 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let symbol = &plan.target.symbol;
-    let where_ = format!("{} at {:#x} in {} (pid {})", symbol.name, symbol.address, symbol.object.path, plan.pid);
+    let where_ = format!(
+        "{} at {:#x} in {} (pid {})",
+        symbol.name, symbol.address, symbol.object.path, plan.pid
+    );
     match (&report.injection, report.variant_id) {
         (Some(i), Some(id)) => {
             println!(
@@ -264,7 +287,10 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
                 i.attempts
             );
         }
-        _ => println!("dry run: would redirect {where_} → {}/{} ({})", plan.segment, plan.variant, plan.function),
+        _ => println!(
+            "dry run: would redirect {where_} → {}/{} ({})",
+            plan.segment, plan.variant, plan.function
+        ),
     }
     println!(
         "  replaces {} bytes: {}",
@@ -277,11 +303,17 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
     };
     println!(
         "  contract: {} ({source}, hash {:016x})",
-        plan.contract.signature.trim_start_matches(super::contract::SIGNATURE_PREFIX),
+        plan.contract
+            .signature
+            .trim_start_matches(super::contract::SIGNATURE_PREFIX),
         plan.contract.hash
     );
     if !symbol.also_defined_in.is_empty() {
-        println!("  note: {} is also defined in {} (pick one with --object)", symbol.name, symbol.also_defined_in.join(", "));
+        println!(
+            "  note: {} is also defined in {} (pick one with --object)",
+            symbol.name,
+            symbol.also_defined_in.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -91,7 +91,9 @@ impl PlanError {
             PlanError::NoSegment { .. } => ("no-such-segment", 12),
             PlanError::NoSuchFunction { .. } => ("no-such-function", 12),
             PlanError::NoSuchVariant { .. } => ("no-such-variant", 12),
-            PlanError::Unsupported { .. } | PlanError::NoSupportedVariant { .. } => ("unsupported-variant", 15),
+            PlanError::Unsupported { .. } | PlanError::NoSupportedVariant { .. } => {
+                ("unsupported-variant", 15)
+            }
             PlanError::Refused { .. } => ("refused", 10),
         }
     }
@@ -137,7 +139,11 @@ pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
         // At most limits::MAX_FUNCTIONS (16) functions: fits a u32.
         entry: entry as u32,
         variant: variant.name.clone(),
-        variant_features: variant.features.iter().map(|f| f.name().to_owned()).collect(),
+        variant_features: variant
+            .features
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect(),
         contract,
         target,
     })
@@ -177,7 +183,12 @@ fn pick_function<'s>(
     Err(PlanError::NoSuchFunction {
         segment: segment.name.clone(),
         function: wanted.to_owned(),
-        available: segment.functions.iter().map(|f| f.symbol.as_str()).collect::<Vec<_>>().join(", "),
+        available: segment
+            .functions
+            .iter()
+            .map(|f| f.symbol.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -188,15 +199,24 @@ fn pick_variant<'s>(
     cpu: &CpuFeatures,
 ) -> Result<(usize, &'s adapt_segment::Variant), PlanError> {
     let Some(name) = name else {
-        return segment.best_variant(cpu).ok_or_else(|| PlanError::NoSupportedVariant {
-            segment: segment.name.clone(),
-        });
+        return segment
+            .best_variant(cpu)
+            .ok_or_else(|| PlanError::NoSupportedVariant {
+                segment: segment.name.clone(),
+            });
     };
-    let (index, variant) = segment.variant(name).ok_or_else(|| PlanError::NoSuchVariant {
-        segment: segment.name.clone(),
-        variant: name.to_owned(),
-        available: segment.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
+    let (index, variant) = segment
+        .variant(name)
+        .ok_or_else(|| PlanError::NoSuchVariant {
+            segment: segment.name.clone(),
+            variant: name.to_owned(),
+            available: segment
+                .variants
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     if !cpu.is_superset(&variant.features) {
         return Err(PlanError::Unsupported {
             segment: segment.name.clone(),

@@ -47,7 +47,10 @@ struct Report {
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let device = open_checked(device_path)?;
     let injections = inject::list(&device, args.pid)?;
-    let quarantined: Vec<LoadedVariant> = library::list(&device)?.into_iter().filter(|v| v.quarantined).collect();
+    let quarantined: Vec<LoadedVariant> = library::list(&device)?
+        .into_iter()
+        .filter(|v| v.quarantined)
+        .collect();
     let now = monotonic_ns();
     let mut symbolizers: HashMap<u32, Option<Symbolizer>> = HashMap::new();
     let entries = injections
@@ -56,7 +59,9 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             let symbolizer = symbolizers
                 .entry(injection.pid)
                 .or_insert_with(|| Symbolizer::new(injection.pid).ok());
-            let location = symbolizer.as_mut().map(|s| s.locate(injection.target, false));
+            let location = symbolizer
+                .as_mut()
+                .map(|s| s.locate(injection.target, false));
             // A name in brackets is the symbolizer's "no symbol here".
             let (symbol, object) = match location {
                 Some(l) if !l.function.starts_with('[') => (Some(l.function), Some(l.object)),
@@ -119,7 +124,10 @@ fn print_text(report: &Report, pid: Option<u32>) {
 
 /// `CLOCK_MONOTONIC` now, in ns (the clock the module stamps injections with).
 fn monotonic_ns() -> Option<u64> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec for the call.
     let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ret == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)

@@ -73,7 +73,9 @@ pub(crate) struct Change {
 impl Args {
     pub(crate) fn json(&self) -> bool {
         match &self.command {
-            Command::Show { json } | Command::Set { json, .. } | Command::Load { json, .. } => *json,
+            Command::Show { json } | Command::Set { json, .. } | Command::Load { json, .. } => {
+                *json
+            }
         }
     }
 }
@@ -103,10 +105,15 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             inject::get_policy(&device)?
         }
         Command::Load { file, .. } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| anyhow::anyhow!("cannot read the policy file {}: {e}", file.display()))?;
-            let wanted = adapt_auto::policy_file::parse(&text)
-                .map_err(|e| anyhow::anyhow!("policy file {}: {e}; the policy in force is unchanged", file.display()))?;
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                anyhow::anyhow!("cannot read the policy file {}: {e}", file.display())
+            })?;
+            let wanted = adapt_auto::policy_file::parse(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "policy file {}: {e}; the policy in force is unchanged",
+                    file.display()
+                )
+            })?;
             inject::set_policy_raw(&device, &wanted)?;
             inject::get_policy(&device)?
         }
@@ -115,15 +122,41 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     if args.json() {
         println!("{}", serde_json::to_string_pretty(&full)?);
     } else {
-        let list = |v: &[String]| if v.is_empty() { "any".to_owned() } else { v.join(", ") };
-        println!("injection:       {}", if policy.enabled { "enabled" } else { "disabled" });
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "any".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        println!(
+            "injection:       {}",
+            if policy.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        );
         println!("max per process: {}", policy.max_per_process);
         println!("max total:       {}", policy.max_total);
-        println!("target uids:     {}", list(&full.uids.iter().map(u32::to_string).collect::<Vec<_>>()));
+        println!(
+            "target uids:     {}",
+            list(&full.uids.iter().map(u32::to_string).collect::<Vec<_>>())
+        );
         println!("target commands: {}", list(&full.commands));
         println!("target programs: {}", list(&full.executables));
-        println!("segments:        {}", if full.segments.is_empty() { "all".to_owned() } else { full.segments.join(", ") });
-        println!("sampling:        {}..={} Hz", full.sampling_min_hz, full.sampling_max_hz);
+        println!(
+            "segments:        {}",
+            if full.segments.is_empty() {
+                "all".to_owned()
+            } else {
+                full.segments.join(", ")
+            }
+        );
+        println!(
+            "sampling:        {}..={} Hz",
+            full.sampling_min_hz, full.sampling_max_hz
+        );
         println!("regression margin: {:.1} %", full.regression_margin * 100.0);
     }
     Ok(ExitCode::SUCCESS)
@@ -146,11 +179,29 @@ struct FullPolicy {
 impl FullPolicy {
     fn from_raw(basics: Policy, p: &adapt_abi::AdaptPolicy) -> Self {
         let names = |fields: &[&[u8]]| -> Vec<String> {
-            fields.iter().map(|f| adapt_abi::name_str(f).unwrap_or("?").to_owned()).collect()
+            fields
+                .iter()
+                .map(|f| adapt_abi::name_str(f).unwrap_or("?").to_owned())
+                .collect()
         };
-        let comms: Vec<&[u8]> = p.comms.iter().take(p.ncomms as usize).map(|c| &c[..]).collect();
-        let exes: Vec<&[u8]> = p.exes.iter().take(p.nexes as usize).map(|c| &c[..]).collect();
-        let segs: Vec<&[u8]> = p.segments.iter().take(p.nsegments as usize).map(|c| &c[..]).collect();
+        let comms: Vec<&[u8]> = p
+            .comms
+            .iter()
+            .take(p.ncomms as usize)
+            .map(|c| &c[..])
+            .collect();
+        let exes: Vec<&[u8]> = p
+            .exes
+            .iter()
+            .take(p.nexes as usize)
+            .map(|c| &c[..])
+            .collect();
+        let segs: Vec<&[u8]> = p
+            .segments
+            .iter()
+            .take(p.nsegments as usize)
+            .map(|c| &c[..])
+            .collect();
         Self {
             basics,
             uids: p.uids.iter().take(p.nuids as usize).copied().collect(),
@@ -176,12 +227,44 @@ mod tests {
 
     #[test]
     fn unnamed_settings_keep_their_value() {
-        let off = Change { disable: true, ..Change::default() };
-        assert_eq!(apply(NOW, &off), Policy { enabled: false, ..NOW });
-        let on = Change { enable: true, max_total: Some(20), ..Change::default() };
-        let off_now = Policy { enabled: false, ..NOW };
-        assert_eq!(apply(off_now, &on), Policy { enabled: true, max_total: 20, ..NOW });
-        let limits = Change { max_per_process: Some(2), ..Change::default() };
-        assert_eq!(apply(NOW, &limits), Policy { max_per_process: 2, ..NOW });
+        let off = Change {
+            disable: true,
+            ..Change::default()
+        };
+        assert_eq!(
+            apply(NOW, &off),
+            Policy {
+                enabled: false,
+                ..NOW
+            }
+        );
+        let on = Change {
+            enable: true,
+            max_total: Some(20),
+            ..Change::default()
+        };
+        let off_now = Policy {
+            enabled: false,
+            ..NOW
+        };
+        assert_eq!(
+            apply(off_now, &on),
+            Policy {
+                enabled: true,
+                max_total: 20,
+                ..NOW
+            }
+        );
+        let limits = Change {
+            max_per_process: Some(2),
+            ..Change::default()
+        };
+        assert_eq!(
+            apply(NOW, &limits),
+            Policy {
+                max_per_process: 2,
+                ..NOW
+            }
+        );
     }
 }

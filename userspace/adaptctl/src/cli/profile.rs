@@ -79,8 +79,12 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     // Start first: the module's checks give the precise error for a bad pid.
     let session = ProfileSession::start(&device, args.pid, args.freq, args.software)?;
-    let mut symbolizer = Symbolizer::new(args.pid)
-        .with_context(|| format!("cannot read the mappings of pid {} (/proc/{}/maps)", args.pid, args.pid))?;
+    let mut symbolizer = Symbolizer::new(args.pid).with_context(|| {
+        format!(
+            "cannot read the mappings of pid {} (/proc/{}/maps)",
+            args.pid, args.pid
+        )
+    })?;
     let started = Instant::now();
     let mut builder = ProfileBuilder::default();
     let (mut recorded, mut dropped): (u64, u64);
@@ -99,7 +103,11 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                     // A library loaded or a segment mapped since the last look.
                     symbolizer.refresh();
                 }
-                builder.add(symbolizer.locate(sample.ip, in_kernel), sample.tid, in_kernel);
+                builder.add(
+                    symbolizer.locate(sample.ip, in_kernel),
+                    sample.tid,
+                    in_kernel,
+                );
             }
             if batch.samples.is_empty() || exited {
                 break;
@@ -122,7 +130,11 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         event,
         freq_hz,
         duration_s: elapsed,
-        effective_rate_hz: if elapsed > 0.0 { profile.total_samples as f64 / elapsed } else { 0.0 },
+        effective_rate_hz: if elapsed > 0.0 {
+            profile.total_samples as f64 / elapsed
+        } else {
+            0.0
+        },
         recorded_samples: recorded,
         dropped_samples: dropped,
         target_exited: exited,
@@ -131,10 +143,12 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     };
 
     if let Some(path) = &args.flamegraph {
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         let title = format!("adapt profile of pid {} ({})", report.pid, report.command);
-        flamegraph::write_svg(&report.profile, &title, std::io::BufWriter::new(file))
-            .map_err(|err| anyhow::anyhow!("cannot write the flame graph {}: {err}", path.display()))?;
+        flamegraph::write_svg(&report.profile, &title, std::io::BufWriter::new(file)).map_err(
+            |err| anyhow::anyhow!("cannot write the flame graph {}: {err}", path.display()),
+        )?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -190,7 +204,10 @@ fn render(r: &Report, top: usize) -> String {
         ));
     }
     if r.profile.functions.len() > top {
-        out.push_str(&format!("({} more; --top N or --json to see them)\n", r.profile.functions.len() - top));
+        out.push_str(&format!(
+            "({} more; --top N or --json to see them)\n",
+            r.profile.functions.len() - top
+        ));
     }
     out
 }

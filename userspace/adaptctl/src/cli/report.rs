@@ -78,7 +78,9 @@ fn target_kind(err: &adapt_target::TargetError) -> (&'static str, u8) {
         E::Memory(MemoryError::NoSuchProcess { .. }) => ("no-such-process", 8),
         E::Memory(MemoryError::NotPermitted { .. }) => ("not-permitted", 9),
         E::Memory(_) => ("error", 1),
-        E::UnknownSize { .. } | E::BodyNotInFile { .. } | E::Prologue { .. } => ("unsafe-entry", 15),
+        E::UnknownSize { .. } | E::BodyNotInFile { .. } | E::Prologue { .. } => {
+            ("unsafe-entry", 15)
+        }
         E::Modified { .. } => ("bytes-changed", 15),
     }
 }
@@ -108,10 +110,25 @@ fn contract_kind(err: &super::contract::ContractError) -> (&'static str, u8) {
 /// prints (a subprocess's string cannot be kept otherwise).
 fn library_load_kind(kind: &str) -> &'static str {
     const KINDS: &[&str] = &[
-        "module-not-loaded", "no-device-node", "permission-denied", "not-an-adapt-device",
-        "abi-mismatch", "refused", "no-such-segment", "no-such-variant", "unsupported-variant",
-        "no-library", "library-full", "variant-too-large", "malformed-variant", "name-too-long",
+        "module-not-loaded",
+        "no-device-node",
+        "permission-denied",
+        "not-an-adapt-device",
+        "abi-mismatch",
+        "refused",
+        "no-such-segment",
+        "no-such-variant",
+        "unsupported-variant",
+        "no-library",
+        "library-full",
+        "variant-too-large",
+        "malformed-variant",
+        "name-too-long",
         "io",
     ];
-    KINDS.iter().find(|k| **k == kind).copied().unwrap_or("error")
+    KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("error")
 }

@@ -52,7 +52,11 @@ pub(crate) enum RevertCommandError {
     #[error(
         "no live injection at {symbol} ({address:#x}) in pid {pid}: see `adaptctl list --pid {pid}`"
     )]
-    NotInjected { symbol: String, address: u64, pid: u32 },
+    NotInjected {
+        symbol: String,
+        address: u64,
+        pid: u32,
+    },
 }
 
 impl RevertCommandError {
@@ -87,7 +91,11 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             let resolved = adapt_target::resolve_symbol(pid, symbol, args.object.as_deref())?;
             let address = resolved.symbol.address;
             let live = inject::list(&device, Some(pid))?;
-            let ids: Vec<u64> = live.iter().filter(|i| i.target == address).map(|i| i.id).collect();
+            let ids: Vec<u64> = live
+                .iter()
+                .filter(|i| i.target == address)
+                .map(|i| i.id)
+                .collect();
             if ids.is_empty() {
                 return Err(RevertCommandError::NotInjected {
                     symbol: symbol.clone(),
@@ -100,7 +108,10 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         }
         (None, None) => {
             let pid = args.pid.unwrap_or_default();
-            inject::list(&device, Some(pid))?.iter().map(|i: &Injection| i.id).collect()
+            inject::list(&device, Some(pid))?
+                .iter()
+                .map(|i: &Injection| i.id)
+                .collect()
         }
     };
 

@@ -23,7 +23,13 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             #[serde(flatten)]
             activity: &'a Activity,
         }
-        println!("{}", serde_json::to_string_pretty(&Doc { status: &status, activity: &activity })?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Doc {
+                status: &status,
+                activity: &activity
+            })?
+        );
     } else {
         print!("{}", render(&status));
         print!("{}", activity.render());
@@ -51,7 +57,9 @@ impl Activity {
                     .map(|v| format!("{}/{}", v.segment, v.variant))
                     .collect()
             }),
-            live_injections: adapt_client::inject::list(device, None).ok().map(|l| l.len()),
+            live_injections: adapt_client::inject::list(device, None)
+                .ok()
+                .map(|l| l.len()),
         }
     }
 
@@ -62,7 +70,10 @@ impl Activity {
         }
         if let Some(q) = &self.quarantined_variants {
             if !q.is_empty() {
-                out.push_str(&format!("quarantine {} (a target faulted inside; never injected automatically)\n", q.join(", ")));
+                out.push_str(&format!(
+                    "quarantine {} (a target faulted inside; never injected automatically)\n",
+                    q.join(", ")
+                ));
             }
         }
         if let Some(n) = self.live_injections {

@@ -52,7 +52,12 @@ struct ErrorBody {
 
 /// The library id of `segment`/`variant`, uploading it first if the module
 /// does not have it.
-pub(crate) fn ensure_loaded(device: &Path, dir: Option<&Path>, segment: &str, variant: &str) -> Result<u64, LoadError> {
+pub(crate) fn ensure_loaded(
+    device: &Path,
+    dir: Option<&Path>,
+    segment: &str,
+    variant: &str,
+) -> Result<u64, LoadError> {
     let fail = |kind: &str, exit_code: u8, message: String| LoadError {
         segment: segment.to_owned(),
         variant: variant.to_owned(),
@@ -60,12 +65,22 @@ pub(crate) fn ensure_loaded(device: &Path, dir: Option<&Path>, segment: &str, va
         kind: kind.to_owned(),
         exit_code,
     };
-    let exe = std::env::current_exe().map_err(|e| fail("error", 1, format!("cannot find adaptctl's own executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        fail(
+            "error",
+            1,
+            format!("cannot find adaptctl's own executable: {e}"),
+        )
+    })?;
     let mut command = Command::new(exe);
-    command
-        .arg("--device")
-        .arg(device)
-        .args(["library", "load", segment, "--variant", variant, "--json"]);
+    command.arg("--device").arg(device).args([
+        "library",
+        "load",
+        segment,
+        "--variant",
+        variant,
+        "--json",
+    ]);
     if let Some(dir) = dir {
         command.arg("--dir").arg(dir);
     }
@@ -73,23 +88,43 @@ pub(crate) fn ensure_loaded(device: &Path, dir: Option<&Path>, segment: &str, va
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .map_err(|e| fail("error", 1, format!("cannot run `adaptctl library load`: {e}")))?;
+        .map_err(|e| {
+            fail(
+                "error",
+                1,
+                format!("cannot run `adaptctl library load`: {e}"),
+            )
+        })?;
     if !out.status.success() {
         return Err(match serde_json::from_slice::<ErrorDoc>(&out.stdout) {
             Ok(doc) => fail(&doc.error.kind, doc.error.exit_code, doc.error.message),
             Err(_) => fail(
                 "error",
                 1,
-                format!("`adaptctl library load` failed ({}) without a report", out.status),
+                format!(
+                    "`adaptctl library load` failed ({}) without a report",
+                    out.status
+                ),
             ),
         });
     }
-    let report: Report = serde_json::from_slice(&out.stdout)
-        .map_err(|e| fail("error", 1, format!("`adaptctl library load --json` printed no report: {e}")))?;
+    let report: Report = serde_json::from_slice(&out.stdout).map_err(|e| {
+        fail(
+            "error",
+            1,
+            format!("`adaptctl library load --json` printed no report: {e}"),
+        )
+    })?;
     report
         .loaded
         .iter()
         .find(|l| l.segment == segment && l.variant == variant)
         .map(|l| l.id)
-        .ok_or_else(|| fail("error", 1, "`adaptctl library load` did not load it".to_owned()))
+        .ok_or_else(|| {
+            fail(
+                "error",
+                1,
+                "`adaptctl library load` did not load it".to_owned(),
+            )
+        })
 }
