@@ -47,6 +47,7 @@ pub mod exec_map;
 pub mod leaf_check;
 pub mod original;
 pub mod report;
+pub mod sandbox;
 pub mod select;
 pub mod shape;
 pub mod sizes;
