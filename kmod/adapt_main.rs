@@ -95,8 +95,11 @@ impl Drop for AdaptModule {
         // else touches the injector now. Put every target back first.
         self.device.data().shared().injector.revert_all();
         fault_watch::stop();
-        // Task works still queued on target threads run module code.
-        while rendezvous::pending_works() != 0 {
+        // Works the unload's own reverts queued (each holds a module
+        // reference) must have run: their code is in the module. Works of
+        // earlier requests cannot be pending: they held references, and
+        // `rmmod` would have failed with EBUSY.
+        while rendezvous::works_pending_at_exit() {
             // SAFETY: Sleeping is allowed here (module exit, process context).
             unsafe { bindings::msleep(1) };
         }

@@ -3,29 +3,43 @@
 //! The code injector: live injections, and how they are made and undone.
 //!
 //! Inject: check who and what (policy, target, variant, CPU features,
-//! contract, the bytes at the site), map the variant near the site from a
-//! target thread, then with every thread parked and none inside the bytes to
-//! replace, write one `jmp rel32` (plus `int3` filler) by copy-on-write.
-//! Revert: with every thread parked and none inside the replaced bytes,
-//! restore them; then, with every thread parked again and none inside the
-//! segment, let one target thread unmap it.
+//! contract, the site: a private executable file mapping whose live bytes
+//! are the file's and the ones userspace saw), map the variant near the
+//! site from a target thread (or reuse a retired mapping of it within
+//! reach), park every thread, check it all again while they are parked, and
+//! only if no thread resumes inside the bytes to replace write one
+//! `jmp rel32` (plus `int3` filler) by copy-on-write.
 //!
-//! An injection whose process exited or exec'd is forgotten the next time
-//! the table is looked at (its mappings went with the old address space).
+//! Revert: park every thread, verify that the site is still the same file at
+//! the same offset and holds exactly the `jmp` adapt wrote, and put the
+//! original bytes back. If anything else is there now (the library was
+//! unloaded and something else mapped, a debugger or uprobe changed the
+//! bytes), nothing is written: the injection is kept as *stale* and
+//! reported. The segment is never unmapped while the process lives: it is
+//! *retired* (inert, still mapped), because a signal frame or a restarted
+//! system call may still return into it; a later injection of the same
+//! variant reuses it.
+//!
+//! Every record names its process by `struct pid` and address space by
+//! `mm`; the process counts as alive while any thread of it uses that `mm`
+//! (its leader may have called `pthread_exit`), and memory is accessed
+//! through such a thread. An injection whose process exited or exec'd is
+//! forgotten the next time the table is looked at.
 //!
 //! Lock order: `Injector::operation` (held across a whole inject or revert,
-//! including the rendezvous), then `Injector::live` and `Injector::policy`
-//! (short). The rendezvous and the segment `mmap` handler take none of them.
+//! including the rendezvous), then `Injector::live`, `Injector::retired` and
+//! `Injector::policy` (short, never two at once). The rendezvous and the
+//! segment `mmap` handler take none of them.
 
 use crate::abi;
 use crate::bindings;
 use crate::fault_watch;
-use crate::library::{Library, Variant};
-use crate::rendezvous::{self, Duty, ThreadPoint};
+use crate::kvec_ext::swap_remove;
+use crate::library::{Library, Variant, VariantUse};
+use crate::rendezvous::{self, Duty, Gathered};
 use crate::segment_map::{self, Placement, SegmentFile};
 use crate::task::{self, MmRef, PidRef, TaskRef};
-use crate::text_patch;
-use crate::kvec_ext::swap_remove;
+use crate::text_patch::{self, SiteIdentity};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     new_mutex,
@@ -38,13 +52,13 @@ use kernel::{
 /// Rendezvous attempts before giving up on a thread that stays inside the
 /// bytes being replaced.
 const ATTEMPTS: u32 = 8;
-/// Rendezvous attempts before leaving a reverted segment mapped (harmless:
-/// nothing jumps to it any more; it goes away with the address space).
-const UNMAP_ATTEMPTS: u32 = 64;
 /// Pause between attempts, so that threads parked inside get CPU time to
 /// move on (on a busy machine a runnable thread may wait several
 /// milliseconds for a CPU).
 const RETRY_PAUSE_MS: u32 = 10;
+/// Most retired mappings kept per process; beyond it an inject that would
+/// need a new mapping is refused with `ENOSPC`.
+const MAX_RETIRED_PER_PROCESS: usize = 64;
 
 fn pause_before_retry() {
     // SAFETY: Sleeping in process context (an ioctl), no lock held by the
@@ -52,56 +66,102 @@ fn pause_before_retry() {
     unsafe { bindings::msleep(RETRY_PAUSE_MS) };
 }
 
-/// One live injection.
-struct Injection {
-    id: u64,
-    pid_nr: u32,
-    pid: PidRef,
-    mm: MmRef,
-    site: u64,
-    patch_len: usize,
-    original: [u8; abi::ADAPT_PATCH_MAX],
-    variant: Arc<Variant>,
-    entry: u32,
-    file: Arc<SegmentFile>,
-    placement: Placement,
-    injected_ns: u64,
-    pause_ns: u64,
-    /// The segment's range, watched for faults.
+/// A variant's segment mapped into a target by adapt, watched for faults.
+/// Never unmapped while the process lives.
+struct Mapping {
+    /// Declared first: the watched range is withdrawn before anything
+    /// else (the `mm` it names included) goes.
     _watched: fault_watch::Published,
+    _file: Arc<SegmentFile>,
+    placement: Placement,
+    variant: Arc<Variant>,
 }
 
-impl Drop for Injection {
-    fn drop(&mut self) {
-        self.variant.users.fetch_sub(1, Ordering::AcqRel);
+impl Mapping {
+    fn new(mm: &MmRef, file: Arc<SegmentFile>, placement: Placement, variant: Arc<Variant>) -> Self {
+        let end = placement.start + placement.len;
+        Mapping {
+            _watched: fault_watch::publish(mm.as_ptr(), placement.start, end, variant.id),
+            _file: file,
+            placement,
+            variant,
+        }
     }
 }
 
+/// A mapping that no jump leads to any more (reverted, or never patched
+/// in). Kept until the process exits or execs.
+struct Retired {
+    pid: PidRef,
+    /// Before `mm`: withdraws its fault watch first.
+    mapping: Mapping,
+    mm: MmRef,
+}
+
+/// Whether an injection's patch is in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Live,
+    /// A revert found something else at the site and wrote nothing.
+    Stale,
+}
+
+/// One injection.
+struct Injection {
+    id: u64,
+    pid: PidRef,
+    /// Before `mm`: withdraws its fault watch first.
+    mapping: Mapping,
+    mm: MmRef,
+    /// Counted in the variant's users while the patch is live.
+    use_: Option<VariantUse>,
+    site: u64,
+    site_id: SiteIdentity,
+    patch_len: usize,
+    original: [u8; abi::ADAPT_PATCH_MAX],
+    patch: [u8; abi::ADAPT_PATCH_MAX],
+    entry: u32,
+    injected_ns: u64,
+    pause_ns: u64,
+    state: State,
+}
+
 impl Injection {
-    fn info(&self) -> abi::AdaptInjectionInfo {
+    fn info(&self, pid_vnr: u32) -> abi::AdaptInjectionInfo {
+        let variant = &self.mapping.variant;
         abi::AdaptInjectionInfo {
             id: self.id,
-            pid: self.pid_nr,
-            state: abi::ADAPT_INJECTION_LIVE,
+            pid: pid_vnr,
+            state: match self.state {
+                State::Live => abi::ADAPT_INJECTION_LIVE,
+                State::Stale => abi::ADAPT_INJECTION_STALE,
+            },
             target: self.site,
-            variant_id: self.variant.id,
-            segment_addr: self.placement.start,
-            segment_len: self.placement.len,
+            variant_id: variant.id,
+            segment_addr: self.mapping.placement.start,
+            segment_len: self.mapping.placement.len,
             entry: self.entry,
             // At most ADAPT_PATCH_MAX.
             patch_len: self.patch_len as u32,
             original: self.original,
             injected_ns: self.injected_ns,
             pause_ns: self.pause_ns,
-            segment: self.variant.segment,
-            variant: self.variant.variant,
+            segment: variant.segment,
+            variant: variant.variant,
         }
     }
 
-    /// The process still runs the address space this injection patched.
-    fn is_current(&self) -> Option<TaskRef> {
-        let task = self.pid.process()?;
-        task.uses_mm(&self.mm).then_some(task)
+    fn site_end(&self) -> u64 {
+        self.site + self.patch_len as u64
+    }
+
+    /// Retires the segment: nothing jumps to it any more.
+    fn retire(self) -> Retired {
+        Retired {
+            pid: self.pid,
+            mapping: self.mapping,
+            mm: self.mm,
+        }
     }
 }
 
@@ -159,13 +219,16 @@ pub(crate) fn validate_policy(p: &Policy) -> Result {
     }
 }
 
-/// Whether `policy` allows `process` as a target.
-fn target_allowed(policy: &Policy, process: &TaskRef) -> Result<bool> {
-    if policy.nuids > 0 && !policy.uids.iter().take(policy.nuids as usize).any(|&u| u == process.uid()) {
+/// Whether `policy` allows the process of `thread` as a target.
+fn target_allowed(policy: &Policy, thread: &TaskRef) -> Result<bool> {
+    if policy.flags & abi::ADAPT_POLICY_F_ENABLED == 0 {
+        return Ok(false);
+    }
+    if policy.nuids > 0 && !policy.uids.iter().take(policy.nuids as usize).any(|&u| u == thread.uid()) {
         return Ok(false);
     }
     if policy.ncomms > 0 {
-        let comm = process.comm();
+        let comm = thread.comm();
         if !policy.comms.iter().take(policy.ncomms as usize).any(|c| *c == comm) {
             return Ok(false);
         }
@@ -173,7 +236,7 @@ fn target_allowed(policy: &Policy, process: &TaskRef) -> Result<bool> {
     if policy.nexes > 0 {
         let mut any = false;
         for exe in policy.exes.iter().take(policy.nexes as usize) {
-            if process.exe_is(exe)? {
+            if thread.exe_is(exe)? {
                 any = true;
                 break;
             }
@@ -185,13 +248,15 @@ fn target_allowed(policy: &Policy, process: &TaskRef) -> Result<bool> {
     Ok(true)
 }
 
-/// Every live injection.
+/// Every injection and retired mapping.
 #[pin_data]
 pub(crate) struct Injector {
     #[pin]
     operation: Mutex<()>,
     #[pin]
     live: Mutex<KVec<KBox<Injection>>>,
+    #[pin]
+    retired: Mutex<KVec<KBox<Retired>>>,
     #[pin]
     policy: Mutex<KBox<Policy>>,
     next_id: AtomicU64,
@@ -206,48 +271,52 @@ pub(crate) struct Injected {
     pub(crate) attempts: u32,
 }
 
-/// Work a target thread does for the injector (see `rendezvous`).
-enum TargetDuty {
-    /// Map the variant near `site` (before the rendezvous completes).
-    Map {
-        file: Arc<SegmentFile>,
-        variant: Arc<Variant>,
-        site: u64,
-    },
-    /// Nothing: only designates the thread for a later duty.
-    Designate,
-    /// Unmap a segment (after release).
-    Unmap {
-        file: Arc<SegmentFile>,
-        placement: Placement,
-    },
+/// What a listing reports back.
+pub(crate) struct Listed {
+    pub(crate) entries: KVec<abi::AdaptInjectionInfo>,
+    /// Injections (live or stale) matching the filter.
+    pub(crate) total: usize,
+    /// Retired mappings matching the filter.
+    pub(crate) retired: usize,
 }
 
-impl Duty for TargetDuty {
+/// Maps a variant near the site, in a target thread, into the expected
+/// address space only.
+struct MapDuty {
+    file: Arc<SegmentFile>,
+    variant: Arc<Variant>,
+    site: u64,
+    mm: MmRef,
+}
+
+impl Duty for MapDuty {
     fn run(&mut self) -> Result<u64> {
-        match self {
-            TargetDuty::Map { file, variant, site } => {
-                segment_map::map_near(file, variant, *site).map(|p| p.start)
-            }
-            TargetDuty::Designate => Ok(0),
-            TargetDuty::Unmap { file, placement } => {
-                segment_map::unmap_file(file, *placement);
-                Ok(0)
-            }
+        if !self.mm.is_current() {
+            // The process exec'd since the request was checked.
+            return Err(ESRCH);
         }
+        segment_map::map_near(&self.file, &self.variant, self.site).map(|p| p.start)
     }
-}
 
-fn inside(point: &ThreadPoint, start: u64, end: u64) -> bool {
-    !point.exiting && point.user_ip > start && point.user_ip < end
-}
-
-fn within(point: &ThreadPoint, start: u64, end: u64) -> bool {
-    !point.exiting && point.user_ip >= start && point.user_ip < end
+    fn abandon(&mut self, start: u64) {
+        // Never patched in: nothing can jump there.
+        let len = (self.variant.pages.len() * PAGE_SIZE) as u64;
+        segment_map::unmap_file(&self.file, Placement { start, len });
+    }
 }
 
 fn now_ns() -> u64 {
     u64::try_from(Ktime::ktime_get().to_ns()).unwrap_or(0)
+}
+
+/// What an inject checked before the park, to compare with during it.
+struct Expected<'a> {
+    pid: &'a PidRef,
+    mm: &'a MmRef,
+    site: u64,
+    /// What the file holds at the site (and so the live bytes must too).
+    bytes: &'a [u8],
+    site_id: &'a SiteIdentity,
 }
 
 impl Injector {
@@ -255,6 +324,7 @@ impl Injector {
         pin_init!(Self {
             operation <- new_mutex!(()),
             live <- new_mutex!(KVec::new()),
+            retired <- new_mutex!(KVec::new()),
             policy <- new_mutex!(policy),
             next_id: AtomicU64::new(1),
         })
@@ -271,26 +341,95 @@ impl Injector {
         drop(old);
     }
 
-    /// Forgets injections whose process exited or exec'd.
+    /// Forgets injections and retired mappings whose process exited or
+    /// exec'd (their mappings went with the old address space).
     fn collect_dead(&self) {
-        let mut dead = KVec::new();
+        let mut dead_live = KVec::new();
         {
             let mut live = self.live.lock();
             let mut i = 0;
             while i < live.len() {
-                let gone = live.get(i).is_some_and(|inj| inj.is_current().is_none());
+                let gone = live.get(i).is_some_and(|inj| inj.pid.live_thread(Some(&inj.mm)).is_none());
                 if gone {
                     if let Some(inj) = swap_remove(&mut live, i) {
                         // On allocation failure the record is dropped here,
                         // under the lock, which is correct.
-                        let _ = dead.push(inj, GFP_KERNEL);
+                        let _ = dead_live.push(inj, GFP_KERNEL);
                     }
                 } else {
                     i += 1;
                 }
             }
         }
-        drop(dead);
+        drop(dead_live);
+        let mut dead_retired = KVec::new();
+        {
+            let mut retired = self.retired.lock();
+            let mut i = 0;
+            while i < retired.len() {
+                let gone = retired.get(i).is_some_and(|r| r.pid.live_thread(Some(&r.mm)).is_none());
+                if gone {
+                    if let Some(r) = swap_remove(&mut retired, i) {
+                        let _ = dead_retired.push(r, GFP_KERNEL);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        drop(dead_retired);
+    }
+
+    /// Keeps `mapping` of `pid`/`mm` as retired. If the list cannot grow,
+    /// the record is dropped: the mapping itself stays in the process (it
+    /// holds its own references) and is only no longer reusable.
+    fn keep_retired(&self, retired: KBox<Retired>) {
+        let _ = self.retired.lock().push(retired, GFP_KERNEL);
+    }
+
+    /// Takes a retired mapping of `variant` in `mm` that a jump at `site`
+    /// reaches.
+    fn take_retired(&self, mm: &MmRef, variant: &Arc<Variant>, site: u64) -> Option<KBox<Retired>> {
+        let mut retired = self.retired.lock();
+        let index = retired.iter().position(|r| {
+            r.mm.as_ptr() == mm.as_ptr()
+                && Arc::ptr_eq(&r.mapping.variant, variant)
+                && r.mapping.placement.reachable_from(site)
+        })?;
+        swap_remove(&mut retired, index)
+    }
+
+    fn retired_in(&self, mm: &MmRef) -> usize {
+        self.retired.lock().iter().filter(|r| r.mm.as_ptr() == mm.as_ptr()).count()
+    }
+
+    /// The checks of an inject, made again with every thread parked: the
+    /// process still runs the same address space, is still dumpable and
+    /// allowed, and the site is the same file at the same offset, holding
+    /// the same bytes as the file and as userspace saw. Returns the thread
+    /// to write through.
+    fn recheck_inject(&self, want: &Expected<'_>) -> Result<TaskRef> {
+        let thread = want.pid.live_thread(Some(want.mm)).ok_or(ESRCH)?;
+        if !thread.is_dumpable() {
+            return Err(EPERM);
+        }
+        if !target_allowed(&self.policy.lock(), &thread)? {
+            return Err(EACCES);
+        }
+        let len = want.bytes.len();
+        let mut file_now = [0u8; abi::ADAPT_PATCH_MAX];
+        let file_now = file_now.get_mut(..len).ok_or(EINVAL)?;
+        let id_now = SiteIdentity::of(want.mm, want.site, len, Some(file_now))?;
+        if !id_now.same_as(want.site_id) || &*file_now != want.bytes {
+            return Err(crate::errno::estale());
+        }
+        let mut live = [0u8; abi::ADAPT_PATCH_MAX];
+        let live = live.get_mut(..len).ok_or(EINVAL)?;
+        text_patch::read(&thread, want.site, live)?;
+        if &*live != want.bytes {
+            return Err(crate::errno::estale());
+        }
+        Ok(thread)
     }
 
     pub(crate) fn inject(&self, library: &Library, req: &abi::AdaptInject) -> Result<Injected> {
@@ -307,23 +446,28 @@ impl Injector {
         library.apply_quarantines();
         self.collect_dead();
 
-        let pid = task::traceable_process(req.pid)?;
-        let process = pid.process().ok_or(ESRCH)?;
+        let (pid, thread) = task::traceable_thread(req.pid)?;
+        if thread.is_compat() {
+            return Err(crate::errno::eopnotsupp());
+        }
         {
             let policy = self.policy.lock();
-            if policy.flags & abi::ADAPT_POLICY_F_ENABLED == 0 || !target_allowed(&policy, &process)? {
+            if !target_allowed(&policy, &thread)? {
                 return Err(EACCES);
             }
             let live = self.live.lock();
             if live.len() >= policy.max_total as usize
-                || live.iter().filter(|i| i.pid_nr == req.pid).count() >= policy.max_per_process as usize
+                || live.iter().filter(|i| i.pid.as_ptr() == pid.as_ptr()).count() >= policy.max_per_process as usize
             {
                 return Err(crate::errno::edquot());
             }
         }
-        let mm = MmRef::of(&process).ok_or(ESRCH)?;
+        let mm = MmRef::of(&thread).ok_or(ESRCH)?;
 
-        let variant = library.get(req.variant_id).ok_or(ENOENT)?;
+        // Counted as used from here on, so that an unload cannot slip
+        // between this check and the patch.
+        let use_ = library.acquire(req.variant_id).ok_or(ENOENT)?;
+        let variant = use_.variant().clone();
         if req.flags & abi::ADAPT_INJECT_F_AUTO != 0 && variant.quarantined.load(Ordering::Acquire) {
             return Err(EACCES);
         }
@@ -344,88 +488,164 @@ impl Injector {
             let live = self.live.lock();
             if live
                 .iter()
-                .any(|i| i.pid_nr == req.pid && i.site < site_end && site < i.site + i.patch_len as u64)
+                .any(|i| i.mm.as_ptr() == mm.as_ptr() && i.site < site_end && site < i.site_end())
             {
                 return Err(EEXIST);
             }
         }
-        text_patch::check_text(&process, site, req.patch_len)?;
+        rendezvous::check_parkable(&thread, &mm)?;
+
+        // The site: a private executable file mapping, its live bytes the
+        // file's (no uprobe or other patcher there) and what userspace saw.
+        let mut file_bytes = [0u8; abi::ADAPT_PATCH_MAX];
+        let site_id = SiteIdentity::of(&mm, site, patch_len, Some(file_bytes.get_mut(..patch_len).ok_or(EINVAL)?))?;
         let mut original = [0u8; abi::ADAPT_PATCH_MAX];
-        text_patch::read(&process, site, original.get_mut(..patch_len).ok_or(EINVAL)?)?;
+        text_patch::read(&thread, site, original.get_mut(..patch_len).ok_or(EINVAL)?)?;
         if original != req.expected {
             return Err(crate::errno::estale());
         }
-
-        let file = Arc::new(SegmentFile::new(&variant)?, GFP_KERNEL)?;
-        let map = TargetDuty::Map {
-            file: file.clone(),
-            variant: variant.clone(),
+        if original != file_bytes {
+            // A uprobe, a debugger or another patcher changed these bytes.
+            return Err(ETXTBSY);
+        }
+        let want = Expected {
+            pid: &pid,
+            mm: &mm,
             site,
+            bytes: original.get(..patch_len).ok_or(EINVAL)?,
+            site_id: &site_id,
         };
-        let mut gathered = rendezvous::gather(&process, Some(map))?;
-        let start = match gathered.pre_result.take() {
-            Some(Ok(start)) => start,
-            Some(Err(err)) => return Err(err),
-            None => return Err(ESRCH),
+
+        // The segment: a retired mapping of this variant within reach, or
+        // a new one made by the first thread to arrive.
+        let (mapping, mut gathered): (Mapping, Gathered<MapDuty>) =
+            match self.take_retired(&mm, &variant, site) {
+                Some(retired) => match rendezvous::gather(&thread, &mm, None) {
+                    Ok(g) => {
+                        let Retired { mapping, .. } = *KBox::into_inner(retired);
+                        (mapping, g)
+                    }
+                    Err(err) => {
+                        self.keep_retired(retired);
+                        return Err(err);
+                    }
+                },
+                None => {
+                    if self.retired_in(&mm) >= MAX_RETIRED_PER_PROCESS {
+                        return Err(ENOSPC);
+                    }
+                    let file = Arc::new(SegmentFile::new(&variant)?, GFP_KERNEL)?;
+                    let duty = MapDuty {
+                        file: file.clone(),
+                        variant: variant.clone(),
+                        site,
+                        mm: mm.grab(),
+                    };
+                    let mut g = rendezvous::gather(&thread, &mm, Some(duty))?;
+                    let start = match g.pre_result.take() {
+                        Some(Ok(start)) => start,
+                        Some(Err(err)) => return Err(err),
+                        None => return Err(ESRCH),
+                    };
+                    let placement = Placement {
+                        start,
+                        len: (variant.pages.len() * PAGE_SIZE) as u64,
+                    };
+                    (Mapping::new(&mm, file, placement, variant.clone()), g)
+                }
+            };
+        // From here on the mapping is ours: on any failure it is retired
+        // (it was never patched in, so it is inert).
+        let retire_on_failure = |mapping: Mapping, pid: PidRef, mm: MmRef| {
+            if let Ok(r) = KBox::new(Retired { pid, mapping, mm }, GFP_KERNEL) {
+                self.keep_retired(r);
+            }
         };
-        let placement = Placement {
-            start,
-            len: (variant.pages.len() * PAGE_SIZE) as u64,
+        let patch = match text_patch::jump_patch(site, mapping.placement.start + entry_offset, patch_len) {
+            Ok(p) => p,
+            Err(err) => {
+                drop(gathered);
+                retire_on_failure(mapping, pid.clone_ref(), mm.grab());
+                return Err(err);
+            }
         };
-        let patch = text_patch::jump_patch(site, start + entry_offset, patch_len)?;
 
         let mut attempts = 1;
-        loop {
-            if !gathered.points.iter().any(|p| inside(p, site, site_end)) {
-                break;
+        let writer = loop {
+            let checked = self.recheck_inject(&want).and_then(|t| {
+                if gathered.killed() {
+                    Err(EINTR)
+                } else {
+                    Ok(t)
+                }
+            });
+            let writer = match checked {
+                Ok(t) => t,
+                Err(err) => {
+                    drop(gathered);
+                    retire_on_failure(mapping, pid.clone_ref(), mm.grab());
+                    return Err(err);
+                }
+            };
+            if !gathered.points.iter().any(|p| p.resumes_inside(site, site_end)) {
+                break writer;
             }
+            drop(gathered);
             if attempts >= ATTEMPTS {
-                let _ = gathered.release(None);
-                self.unmap_unpatched(&process, &file, placement);
+                retire_on_failure(mapping, pid.clone_ref(), mm.grab());
                 return Err(EBUSY);
             }
-            let _ = gathered.release(None);
             attempts += 1;
             pause_before_retry();
-            gathered = rendezvous::gather::<TargetDuty>(&process, None)?;
-        }
+            gathered = match rendezvous::gather(&thread, &mm, None) {
+                Ok(g) => g,
+                Err(err) => {
+                    retire_on_failure(mapping, pid.clone_ref(), mm.grab());
+                    return Err(err);
+                }
+            };
+        };
 
         // Everything that can fail without undoing the patch happens first.
-        let slot = KBox::<Injection>::new_uninit(GFP_KERNEL)?;
-        self.live.lock().reserve(1, GFP_KERNEL)?;
-
-        if let Err(err) = text_patch::write(&process, site, patch.get(..patch_len).ok_or(EINVAL)?) {
-            // Nothing jumps to the segment: unmap it after release.
-            let _ = gathered.release(Some(TargetDuty::Unmap {
-                file: file.clone(),
-                placement,
-            }));
+        let slot = match KBox::<Injection>::new_uninit(GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|slot| self.live.lock().reserve(1, GFP_KERNEL).map(|_| slot).map_err(Error::from))
+        {
+            Ok(slot) => slot,
+            Err(err) => {
+                drop(gathered);
+                retire_on_failure(mapping, pid.clone_ref(), mm.grab());
+                return Err(err);
+            }
+        };
+        let patch_bytes = patch.get(..patch_len).ok_or(EINVAL)?;
+        if let Err(err) = text_patch::write(&writer, site, patch_bytes, want.bytes) {
+            drop(gathered);
+            retire_on_failure(mapping, pid.clone_ref(), mm.grab());
             return Err(err);
         }
         let threads = gathered.threads;
-        let (pause_ns, _) = gathered.release(None);
+        let pause_ns = gathered.release();
 
-        variant.users.fetch_add(1, Ordering::AcqRel);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mm_ptr = mm.as_ptr();
-        let variant_id = variant.id;
+        let segment_addr = mapping.placement.start;
         let record = KBox::write(
             slot,
             Injection {
                 id,
-                pid_nr: req.pid,
                 pid,
+                mapping,
                 mm,
+                use_: Some(use_),
                 site,
+                site_id,
                 patch_len,
                 original,
-                variant,
+                patch,
                 entry: req.entry,
-                file,
-                placement,
                 injected_ns: now_ns(),
                 pause_ns,
-                _watched: fault_watch::publish(mm_ptr, start, start + placement.len, variant_id),
+                state: State::Live,
             },
         );
         // Capacity was reserved above and only this (serialized) path adds.
@@ -435,25 +655,15 @@ impl Injector {
         }
         Ok(Injected {
             id,
-            segment_addr: start,
+            segment_addr,
             pause_ns,
             threads,
             attempts,
         })
     }
 
-    /// Unmaps a segment that was never patched in (the first arriving
-    /// thread does it while the others are parked).
-    fn unmap_unpatched(&self, process: &TaskRef, file: &Arc<SegmentFile>, placement: Placement) {
-        if let Ok(gathered) = rendezvous::gather(process, Some(TargetDuty::Designate)) {
-            let _ = gathered.release(Some(TargetDuty::Unmap {
-                file: file.clone(),
-                placement,
-            }));
-        }
-    }
-
-    /// Reverts injection `id`. Returns (pause ns, attempts).
+    /// Reverts injection `id`. Returns (pause ns, attempts). A stale
+    /// injection is forgotten (there is nothing adapt may write back).
     pub(crate) fn revert(&self, id: u64) -> Result<(u64, u32)> {
         let _operation = self.operation.lock();
         self.collect_dead();
@@ -462,107 +672,185 @@ impl Injector {
             let index = live.iter().position(|i| i.id == id).ok_or(ENOENT)?;
             swap_remove(&mut live, index).ok_or(ENOENT)?
         };
-        match self.undo(&injection) {
-            Ok(result) => Ok(result),
-            Err(err) => {
-                // Still live: keep tracking it.
-                let _ = self.live.lock().push(injection, GFP_KERNEL);
-                Err(err)
-            }
-        }
+        self.undo(injection)
     }
 
-    /// Restores the bytes and unmaps the segment of `inj`.
-    fn undo(&self, inj: &Injection) -> Result<(u64, u32)> {
-        let Some(process) = inj.is_current() else {
+    /// Puts back the bytes of `inj` and retires its segment; on failure
+    /// the record goes back to the table (live, or stale when the site
+    /// changed).
+    fn undo(&self, mut inj: KBox<Injection>) -> Result<(u64, u32)> {
+        if inj.state == State::Stale {
+            let retired = KBox::new(KBox::into_inner(inj).retire(), GFP_KERNEL)?;
+            self.keep_retired(retired);
+            return Ok((0, 0));
+        }
+        let Some(thread) = inj.pid.live_thread(Some(&inj.mm)) else {
             // Exited or exec'd: nothing left to undo.
             return Ok((0, 0));
         };
-        let site_end = inj.site + inj.patch_len as u64;
-        let original = inj.original.get(..inj.patch_len).ok_or(EINVAL)?;
-
+        if let Err(err) = rendezvous::check_parkable(&thread, &inj.mm) {
+            self.put_back(inj);
+            return Err(err);
+        }
         let mut attempts = 0;
-        let mut pause = 0;
         loop {
             attempts += 1;
-            let gathered = rendezvous::gather::<TargetDuty>(&process, None)?;
-            if gathered.points.iter().any(|p| inside(p, inj.site, site_end)) {
-                let _ = gathered.release(None);
+            let gathered = match rendezvous::gather::<MapDuty>(&thread, &inj.mm, None) {
+                Ok(g) => g,
+                Err(err) => {
+                    self.put_back(inj);
+                    return Err(err);
+                }
+            };
+            // Under the park: the same file at the same offset, holding
+            // exactly the jmp adapt wrote - else write nothing.
+            let Some(writer) = inj.pid.live_thread(Some(&inj.mm)) else {
+                return Ok((0, attempts));
+            };
+            match self.site_still_ours(&inj, &writer) {
+                Ok(true) => {}
+                Ok(false) => {
+                    drop(gathered);
+                    pr_warn!(
+                        "adapt: injection {}: the site changed since it was patched; not restored\n",
+                        inj.id
+                    );
+                    inj.state = State::Stale;
+                    inj.use_ = None;
+                    self.put_back(inj);
+                    return Err(crate::errno::estale());
+                }
+                Err(err) => {
+                    drop(gathered);
+                    self.put_back(inj);
+                    return Err(err);
+                }
+            }
+            if gathered.killed() {
+                drop(gathered);
+                self.put_back(inj);
+                return Err(EINTR);
+            }
+            if gathered.points.iter().any(|p| p.resumes_inside(inj.site, inj.site_end())) {
+                drop(gathered);
                 if attempts >= ATTEMPTS {
+                    self.put_back(inj);
                     return Err(EBUSY);
                 }
                 pause_before_retry();
                 continue;
             }
-            let written = text_patch::write(&process, inj.site, original);
-            let (held, _) = gathered.release(None);
-            pause = pause.max(held);
-            written?;
-            break;
-        }
-
-        // The entry jumps to the segment no more; unmap it once no thread
-        // is inside it. Segments are leaf code, so no frame below points
-        // into it.
-        let seg_end = inj.placement.start + inj.placement.len;
-        let mut unmap_attempts = 0;
-        loop {
-            attempts += 1;
-            unmap_attempts += 1;
-            let gathered = rendezvous::gather(&process, Some(TargetDuty::Designate))?;
-            if gathered.points.iter().any(|p| within(p, inj.placement.start, seg_end)) {
-                let _ = gathered.release(None);
-                if unmap_attempts >= UNMAP_ATTEMPTS {
-                    // Restored but still mapped: harmless, freed at exit.
-                    pr_info!(
-                        "adapt: injection {} reverted; a thread stayed inside its segment, left mapped\n",
-                        inj.id
-                    );
-                    return Ok((pause, attempts));
-                }
-                pause_before_retry();
-                continue;
+            let (patch, original) = match (inj.patch.get(..inj.patch_len), inj.original.get(..inj.patch_len)) {
+                (Some(p), Some(o)) => (p, o),
+                _ => return Err(EINVAL),
+            };
+            if let Err(err) = text_patch::write(&writer, inj.site, original, patch) {
+                drop(gathered);
+                self.put_back(inj);
+                return Err(err);
             }
-            let (held, _) = gathered.release(Some(TargetDuty::Unmap {
-                file: inj.file.clone(),
-                placement: inj.placement,
-            }));
-            pause = pause.max(held);
+            let pause = gathered.release();
+            // The entry jumps to the segment no more; it stays mapped,
+            // inert, for any frame that still returns into it.
+            let retired = KBox::new(KBox::into_inner(inj).retire(), GFP_KERNEL)?;
+            self.keep_retired(retired);
             return Ok((pause, attempts));
         }
     }
 
-    /// Reverts every injection (module unload). Failures are logged; the
-    /// targets keep their patched text, which still points at mapped pages
-    /// (mappings hold their own page references).
+    /// Whether the site of `inj` is still the file and offset it patched
+    /// and holds exactly the bytes it wrote.
+    fn site_still_ours(&self, inj: &Injection, writer: &TaskRef) -> Result<bool> {
+        let id_now = match SiteIdentity::of(&inj.mm, inj.site, inj.patch_len, None) {
+            Ok(id) => id,
+            // No private executable file mapping there any more.
+            Err(e) if e == EFAULT || e == ENOEXEC => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !id_now.same_as(&inj.site_id) {
+            return Ok(false);
+        }
+        let mut live = [0u8; abi::ADAPT_PATCH_MAX];
+        let live = live.get_mut(..inj.patch_len).ok_or(EINVAL)?;
+        text_patch::read(writer, inj.site, live)?;
+        Ok(Some(&*live) == inj.patch.get(..inj.patch_len))
+    }
+
+    fn put_back(&self, inj: KBox<Injection>) {
+        if self.live.lock().push(inj, GFP_KERNEL).is_err() {
+            pr_err!("adapt: an injection record was lost (out of memory)\n");
+        }
+    }
+
+    /// Reverts every injection (module unload). A target that cannot be
+    /// parked (stopped, traced, frozen, sharing its address space) or whose
+    /// site changed keeps its patch: the segment stays mapped with its own
+    /// page references, so the program goes on running correct code.
     pub(crate) fn revert_all(&self) {
         let _operation = self.operation.lock();
         let all = core::mem::take(&mut *self.live.lock());
-        for inj in all.iter() {
+        for inj in all {
+            let (id, pid) = (inj.id, inj.pid.vnr());
             if let Err(err) = self.undo(inj) {
                 pr_warn!(
-                    "adapt: could not revert injection {} in pid {}: error {}\n",
-                    inj.id,
-                    inj.pid_nr,
+                    "adapt: could not revert injection {} in pid {}: error {}; left in place\n",
+                    id,
+                    pid,
                     err.to_errno()
                 );
             }
         }
+        drop(core::mem::take(&mut *self.live.lock()));
+        drop(core::mem::take(&mut *self.retired.lock()));
     }
 
-    /// Descriptions of up to `max` injections (of process `pid`, or all
-    /// when 0), and how many match.
-    pub(crate) fn list(&self, pid: u32, max: usize) -> Result<(KVec<abi::AdaptInjectionInfo>, usize)> {
+    /// Descriptions of up to `max` injections (of process `pid` in the
+    /// caller's pid namespace, or all when 0), with retired mappings too
+    /// when `with_retired`.
+    pub(crate) fn list(&self, pid: u32, max: usize, with_retired: bool) -> Result<Listed> {
         self.collect_dead();
-        let live = self.live.lock();
-        let mut out = KVec::new();
-        let mut total = 0;
-        for inj in live.iter().filter(|i| pid == 0 || i.pid_nr == pid) {
-            total += 1;
-            if out.len() < max {
-                out.push(inj.info(), GFP_KERNEL)?;
+        let mut out = Listed {
+            entries: KVec::new(),
+            total: 0,
+            retired: 0,
+        };
+        {
+            let live = self.live.lock();
+            for inj in live.iter() {
+                let vnr = inj.pid.vnr();
+                if vnr == 0 || (pid != 0 && vnr != pid) {
+                    continue;
+                }
+                out.total += 1;
+                if out.entries.len() < max {
+                    out.entries.push(inj.info(vnr), GFP_KERNEL)?;
+                }
             }
         }
-        Ok((out, total))
+        let retired = self.retired.lock();
+        for r in retired.iter() {
+            let vnr = r.pid.vnr();
+            if vnr == 0 || (pid != 0 && vnr != pid) {
+                continue;
+            }
+            out.retired += 1;
+            if with_retired && out.entries.len() < max {
+                let variant = &r.mapping.variant;
+                out.entries.push(
+                    abi::AdaptInjectionInfo {
+                        pid: vnr,
+                        state: abi::ADAPT_INJECTION_RETIRED,
+                        variant_id: variant.id,
+                        segment_addr: r.mapping.placement.start,
+                        segment_len: r.mapping.placement.len,
+                        segment: variant.segment,
+                        variant: variant.variant,
+                        ..Default::default()
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+        }
+        Ok(out)
     }
 }

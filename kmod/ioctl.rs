@@ -52,9 +52,18 @@ plain_abi_struct!(
 ///
 /// A foreign type or an unknown command number is `ENOTTY`; a known number
 /// with another argument size or direction is `EINVAL`.
+///
+/// Authority is checked per call, not only at `open`: the file may have
+/// been passed (`SCM_RIGHTS`, inheritance) to a process without it. Every
+/// command but `VERSION` needs `CAP_SYS_ADMIN` in the caller as well as in
+/// the opener (checked at open; the file's credentials do not change), and
+/// commands on a target also `CAP_SYS_PTRACE` ([`task::traceable_process`]).
 pub(crate) fn dispatch(client: &Client, cmd: u32, arg: usize) -> Result<isize> {
     if abi::ioc_type(cmd) != abi::ADAPT_IOC_MAGIC {
         return Err(ENOTTY);
+    }
+    if abi::ioc_nr(cmd) != abi::ADAPT_NR_VERSION && !task::capable(crate::bindings::CAP_SYS_ADMIN) {
+        return Err(EPERM);
     }
     match abi::ioc_nr(cmd) {
         abi::ADAPT_NR_VERSION => {
@@ -218,6 +227,12 @@ fn profile_read(client: &Client, arg: usize) -> Result<isize> {
         .shared
         .profiler
         .read(request.session, &mut samples, capacity)?;
+    // Thread ids are recorded in the initial pid namespace (the overflow
+    // handler cannot translate); report them in the caller's.
+    for sample in samples.iter_mut() {
+        // SAFETY: Looks a number up under RCU; no pointer is kept.
+        sample.tid = unsafe { crate::bindings::adapt_tid_to_caller_ns(sample.tid) };
+    }
     write_items(request.samples, &samples)?;
 
     // At most READ_MAX samples were requested, so the count fits.
@@ -248,7 +263,7 @@ fn library_load(client: &Client, arg: usize) -> Result<isize> {
     if let Err(err) = writer.write(&request) {
         if let Loaded::New(id) = outcome {
             // The caller cannot learn the id: do not keep what it cannot name.
-            let _ = client.shared.library.unload(id);
+            let _ = client.shared.library.unload(id, false);
         }
         return Err(err);
     }
@@ -265,7 +280,8 @@ fn library_unload(client: &Client, arg: usize) -> Result<isize> {
     {
         return Err(EINVAL);
     }
-    match client.shared.library.unload(request.id) {
+    let force = request.flags & abi::ADAPT_LIBRARY_UNLOAD_F_FORCE != 0;
+    match client.shared.library.unload(request.id, force) {
         Ok(()) => Ok(0),
         Err((err, users)) => {
             request.users = users;
@@ -329,17 +345,28 @@ fn revert(client: &Client, arg: usize) -> Result<isize> {
 fn injection_list(client: &Client, arg: usize) -> Result<isize> {
     let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptInjectionList>()).reader_writer();
     let mut request: abi::AdaptInjectionList = reader.read()?;
-    if request.count != 0 || request.total != 0 || request.reserved != [0; 2] {
+    if request.count != 0
+        || request.total != 0
+        || request.retired != 0
+        || request.reserved != 0
+        || request.flags & !abi::ADAPT_INJECTION_LIST_F_RETIRED != 0
+    {
         return Err(EINVAL);
     }
     if request.capacity > abi::ADAPT_POLICY_MAX_TOTAL {
         return Err(EINVAL);
     }
-    let (infos, total) = client.shared.injector.list(request.pid, request.capacity as usize)?;
-    write_items(request.entries, &infos)?;
-    // Both are bounded by the injection limits (at most 4096).
-    request.count = infos.len() as u32;
-    request.total = total as u32;
+    let with_retired = request.flags & abi::ADAPT_INJECTION_LIST_F_RETIRED != 0;
+    let listed = client
+        .shared
+        .injector
+        .list(request.pid, request.capacity as usize, with_retired)?;
+    write_items(request.entries, &listed.entries)?;
+    // The count is at most the capacity (at most 4096); the totals are
+    // bounded by the injection limits and the per-process retired limit.
+    request.count = listed.entries.len() as u32;
+    request.total = u32::try_from(listed.total).unwrap_or(u32::MAX);
+    request.retired = u32::try_from(listed.retired).unwrap_or(u32::MAX);
     writer.write(&request)?;
     Ok(0)
 }

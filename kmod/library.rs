@@ -38,6 +38,22 @@ pub(crate) struct Entry {
     pub(crate) contract_hash: u64,
 }
 
+/// A use of a variant by an injection (or one being made): counted in
+/// `Variant::users` while it lives.
+pub(crate) struct VariantUse(Arc<Variant>);
+
+impl VariantUse {
+    pub(crate) fn variant(&self) -> &Arc<Variant> {
+        &self.0
+    }
+}
+
+impl Drop for VariantUse {
+    fn drop(&mut self) {
+        self.0.users.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One loaded variant.
 pub(crate) struct Variant {
     pub(crate) id: u64,
@@ -176,7 +192,11 @@ impl Library {
         if let Some(existing) = variants.iter().find(|v| v.hash == request.hash) {
             return Ok(Loaded::Existing(existing.id));
         }
-        if variants.len() >= abi::ADAPT_LIBRARY_MAX_VARIANTS as usize {
+        // The count and byte limits too: loads run concurrently.
+        let bytes: u64 = variants.iter().map(|v| v.total_bytes()).sum();
+        if variants.len() >= abi::ADAPT_LIBRARY_MAX_VARIANTS as usize
+            || bytes + variant.total_bytes() > abi::ADAPT_LIBRARY_MAX_BYTES
+        {
             return Err(ENOSPC);
         }
         variants.push(variant, GFP_KERNEL)?;
@@ -195,22 +215,29 @@ impl Library {
         });
     }
 
-    /// The variant with library id `id`.
-    pub(crate) fn get(&self, id: u64) -> Option<Arc<Variant>> {
-        self.variants.lock().iter().find(|v| v.id == id).cloned()
+    /// The variant with library id `id`, counted as used (under the
+    /// library's lock, so that an unload sees the use) until the returned
+    /// value is dropped.
+    pub(crate) fn acquire(&self, id: u64) -> Option<VariantUse> {
+        let variants = self.variants.lock();
+        let variant = variants.iter().find(|v| v.id == id)?.clone();
+        variant.users.fetch_add(1, Ordering::AcqRel);
+        Some(VariantUse(variant))
     }
 
     fn find_hash(&self, hash: &[u8; 32]) -> Option<u64> {
         self.variants.lock().iter().find(|v| &v.hash == hash).map(|v| v.id)
     }
 
-    /// Removes variant `id`. While injections use it: `Err((EBUSY, users))`.
-    pub(crate) fn unload(&self, id: u64) -> core::result::Result<(), (Error, u32)> {
+    /// Removes variant `id`. While injections use it: `Err((EBUSY, users))`,
+    /// unless `force`: then it leaves the library at once, and the live
+    /// injections keep its pages until they are reverted.
+    pub(crate) fn unload(&self, id: u64, force: bool) -> core::result::Result<(), (Error, u32)> {
         let removed = {
             let mut variants = self.variants.lock();
             let index = variants.iter().position(|v| v.id == id).ok_or((ENOENT, 0))?;
             let users = variants.get(index).map_or(0, |v| v.users.load(Ordering::Relaxed));
-            if users != 0 {
+            if users != 0 && !force {
                 return Err((EBUSY, users));
             }
             swap_remove(&mut variants, index)

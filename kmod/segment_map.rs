@@ -3,18 +3,26 @@
 //! Segment memory inside a target process: a loaded variant's pages mapped
 //! read+execute (code) and read-only (data), never writable, never both.
 //!
-//! Each injection gets its own anonymous-inode file, shown in
-//! `/proc/PID/maps` as `anon_inode:[adapt:SEGMENT-VARIANT]`. Its `mmap`
+//! Each mapping comes from a file of its own on a pseudo filesystem the
+//! module mounts internally (not anon_inodefs, which later kernels mark
+//! no-exec), shown in `/proc/PID/maps` as `/[adapt:SEGMENT-VARIANT]
+//! (deleted)`. Its `mmap`
 //! handler only serves the mappings adapt itself makes (it is "armed" by the
 //! mapping thread for the duration of the call), clears `VM_MAYWRITE` (and
 //! `VM_MAYEXEC` on the data), forbids growing, and inserts the module-owned
 //! pages. `mprotect(PROT_WRITE)` on such a mapping then fails, and so does a
 //! write through `/proc/PID/mem`.
 //!
-//! Forked children inherit these mappings, possibly beyond the module's
-//! lifetime. The file and VMA operation tables therefore live in their own
-//! allocation, hold no callback other than `mmap` (cleared at unload), and
-//! are deliberately kept at unload if a file may still be in use.
+//! A segment stays mapped, inert, after its injection is reverted, until the
+//! process exits or execs (a signal frame or a restarted system call may
+//! still hold an address in it, as uprobes keeps its XOL area); a new
+//! injection of the same variant within reach reuses it.
+//!
+//! Mappings (retired ones, and those forked children inherit) can outlive
+//! the module. The file and VMA operation tables and the filesystem type
+//! therefore live in their own allocations, hold no callback other than
+//! `mmap` (cleared at unload), and are deliberately kept at unload if a
+//! file may still be in use.
 
 use crate::bindings;
 use crate::library::Variant;
@@ -34,8 +42,14 @@ static OPS: AtomicPtr<OpsTables> = AtomicPtr::new(ptr::null_mut());
 /// or an exiting process still maps it).
 static FILES_MAY_OUTLIVE: AtomicBool = AtomicBool::new(false);
 
-/// Sets up the operation tables; call once at module load.
+/// Mounts the segment filesystem and sets up the operation tables; call
+/// once at module load.
 pub(crate) fn init() -> Result {
+    // SAFETY: Called once, at module load, before any segment file exists.
+    let ret = unsafe { bindings::adapt_segfs_mount() };
+    if ret != 0 {
+        return Err(Error::from_errno(ret));
+    }
     let tables = KBox::new(
         OpsTables {
             fops: bindings::file_operations {
@@ -47,18 +61,30 @@ pub(crate) fn init() -> Result {
             vm_ops: bindings::vm_operations_struct::default(),
         },
         GFP_KERNEL,
-    )?;
+    );
+    let tables = match tables {
+        Ok(tables) => tables,
+        Err(err) => {
+            // SAFETY: Mounted above; no file exists yet.
+            unsafe { bindings::adapt_segfs_unmount(false) };
+            return Err(err.into());
+        }
+    };
     OPS.store(KBox::into_raw(tables), Ordering::Release);
     Ok(())
 }
 
 /// Tears down the operation tables at module unload.
 pub(crate) fn exit() {
+    let outlive = FILES_MAY_OUTLIVE.load(Ordering::Acquire);
+    // SAFETY: Module exit: no new segment file is made any more; with
+    // `outlive` the filesystem type is kept for the files still in use.
+    unsafe { bindings::adapt_segfs_unmount(outlive) };
     let tables = OPS.swap(ptr::null_mut(), Ordering::AcqRel);
     if tables.is_null() {
         return;
     }
-    if FILES_MAY_OUTLIVE.load(Ordering::Acquire) {
+    if outlive {
         // SAFETY: `tables` came from `KBox::into_raw` in `init`; segment
         // files still point at it, so it is kept, but new mmaps of those
         // files (through /proc/PID/map_files) must not call into the module
@@ -232,7 +258,7 @@ impl SegmentFile {
         let title = CString::try_from_fmt(kernel::fmt!("[adapt:{}-{}]", segment, name))?;
         // SAFETY: `title` is a valid C string (copied by the callee); the
         // tables outlive every file (see the module docs).
-        let file = unsafe { bindings::adapt_segment_file(title.as_char_ptr(), &(*tables).fops, 0) };
+        let file = unsafe { bindings::adapt_segment_file(title.as_char_ptr(), &(*tables).fops) };
         let value = file as usize;
         if value >= (bindings::MAX_ERRNO as usize).wrapping_neg() {
             return Err(Error::from_errno(value as isize as i32));
@@ -250,9 +276,10 @@ impl Drop for SegmentFile {
         if refs > 1 {
             FILES_MAY_OUTLIVE.store(true, Ordering::Release);
         }
-        // SAFETY: We own one reference; dropping it synchronously means the
-        // file is gone now if nobody else maps it.
-        unsafe { bindings::__fput_sync(self.file.as_ptr()) };
+        // SAFETY: We own one reference. `fput` defers the final release to
+        // the calling task's return to user mode (or to a kernel worker);
+        // the file has no release callback into the module.
+        unsafe { bindings::adapt_file_put(self.file.as_ptr()) };
     }
 }
 
@@ -263,6 +290,13 @@ pub(crate) struct Placement {
     pub(crate) len: u64,
 }
 
+impl Placement {
+    /// Whether a `jmp rel32` at `site` reaches all of it.
+    pub(crate) fn reachable_from(&self, site: u64) -> bool {
+        self.start.abs_diff(site) <= REL32_REACH && (self.start + self.len).abs_diff(site) <= REL32_REACH
+    }
+}
+
 /// Candidate start addresses tried around the patch site, nearest first.
 const CANDIDATES: u64 = 64;
 const STEP: u64 = 2 << 20;
@@ -270,8 +304,10 @@ const REL32_REACH: u64 = (1 << 31) - (1 << 21);
 
 /// Maps `variant` (code, then read-only data right after it) into the
 /// current process within reach of a `jmp rel32` at `site`. Must run in a
-/// thread of the target.
+/// thread of the target. `ENOSPC` when no free place within reach was
+/// found; any other error is the one the last attempt met.
 pub(crate) fn map_near(file: &SegmentFile, variant: &Arc<Variant>, site: u64) -> Result<Placement> {
+    let mut last_err = ENOSPC;
     let code_len = (variant.code_pages * PAGE_SIZE) as u64;
     let total = (variant.pages.len() * PAGE_SIZE) as u64;
     let base = site & !(STEP - 1);
@@ -288,23 +324,32 @@ pub(crate) fn map_near(file: &SegmentFile, variant: &Arc<Variant>, site: u64) ->
                     None => continue,
                 }
             };
-            if start.abs_diff(site) > REL32_REACH || (start + total).abs_diff(site) > REL32_REACH {
+            if !(Placement { start, len: total }).reachable_from(site) {
                 continue;
             }
-            if map_armed(file, variant, Part::Code, start, code_len as usize, 0).is_err() {
+            if let Err(err) = map_armed(file, variant, Part::Code, start, code_len as usize, 0) {
+                // Occupied: try the next place. Anything else is kept.
+                if err != EEXIST && err != ENOMEM {
+                    last_err = err;
+                }
                 continue;
             }
             let rodata_len = total - code_len;
-            if rodata_len > 0
-                && map_armed(file, variant, Part::Rodata, start + code_len, rodata_len as usize, variant.code_pages).is_err()
-            {
-                unmap_file(file, Placement { start, len: code_len });
-                continue;
+            if rodata_len > 0 {
+                if let Err(err) =
+                    map_armed(file, variant, Part::Rodata, start + code_len, rodata_len as usize, variant.code_pages)
+                {
+                    unmap_file(file, Placement { start, len: code_len });
+                    if err != EEXIST && err != ENOMEM {
+                        last_err = err;
+                    }
+                    continue;
+                }
             }
             return Ok(Placement { start, len: total });
         }
     }
-    Err(ENOSPC)
+    Err(last_err)
 }
 
 /// Unmaps a placement of `file` from the current process, if the range

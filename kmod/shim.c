@@ -4,6 +4,14 @@
  * beyond what the inline functions themselves do.
  */
 #include <linux/anon_inodes.h>
+#include <linux/completion.h>
+#include <linux/freezer.h>
+#include <linux/module.h>
+#include <linux/pid_namespace.h>
+#include <linux/pseudo_fs.h>
+#include <linux/mount.h>
+#include <linux/sched/signal.h>
+#include <asm/syscall.h>
 #include <linux/cpumask.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -43,6 +51,11 @@ bool adapt_pid_has_process(struct pid *pid)
 	alive = pid_task(pid, PIDTYPE_TGID) != NULL;
 	rcu_read_unlock();
 	return alive;
+}
+
+void adapt_task_get(struct task_struct *task)
+{
+	get_task_struct(task);
 }
 
 void adapt_task_put(struct task_struct *task)
@@ -135,16 +148,181 @@ int adapt_process_threads(struct task_struct *leader, struct task_struct **out, 
 	return n;
 }
 
-int adapt_task_work_queue(struct task_struct *task, struct callback_head *work,
-			  void (*func)(struct callback_head *))
+/*
+ * Every queued rendezvous work holds a reference on the module, so that
+ * `rmmod` fails with EBUSY at once while one is queued (a stopped thread may
+ * never run it) instead of waiting for it. The reference is dropped by
+ * module_put() as a sibling call: once the refcount falls, no instruction of
+ * the module runs on this path any more (adapt_work_entry() compiles to a
+ * call of the Rust work followed by `jmp module_put`).
+ */
+static void adapt_work_entry(struct callback_head *work)
 {
-	init_task_work(work, func);
-	return task_work_add(task, work, TWA_SIGNAL);
+	adapt_rust_work_run(work);
+	module_put(THIS_MODULE);
+}
+
+int adapt_task_work_queue(struct task_struct *task, struct callback_head *work)
+{
+	int ret;
+
+	/*
+	 * The caller holds a reference (an open /dev/adapt file), or this is
+	 * the module's own exit path, where try_module_get() would fail:
+	 * __module_get() is right for both.
+	 */
+	__module_get(THIS_MODULE);
+	init_task_work(work, adapt_work_entry);
+	ret = task_work_add(task, work, TWA_SIGNAL);
+	if (ret)
+		module_put(THIS_MODULE);
+	return ret;
+}
+
+/*
+ * References held on the module besides the one the loader holds while it
+ * is live. In the exit path the loader's base reference is already gone
+ * (kernel/module/main.c: try_release_module_ref), so this is -1 there when
+ * no rendezvous work is queued.
+ */
+int adapt_module_refs(void)
+{
+	return module_refcount(THIS_MODULE);
+}
+
+/*
+ * The user instruction pointer of the current task, and where it resumes
+ * if the system call it is in gets restarted (the `syscall` instruction,
+ * two bytes back) - the same as @ip outside a system call.
+ */
+void adapt_current_user_ips(u64 *ip, u64 *restart_ip)
+{
+	struct pt_regs *regs = task_pt_regs(current);
+
+	*ip = instruction_pointer(regs);
+	*restart_ip = *ip;
+	if (syscall_get_nr(current, regs) >= 0)
+		*restart_ip = *ip - 2;
 }
 
 u64 adapt_current_user_ip(void)
 {
 	return instruction_pointer(task_pt_regs(current));
+}
+
+bool adapt_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
+}
+
+/* Parked threads wait on a completion, killably. */
+void adapt_completion_init(struct completion *done)
+{
+	init_completion(done);
+}
+
+/* 0 when released, -ERESTARTSYS on a fatal signal. */
+int adapt_completion_wait_killable(struct completion *done)
+{
+	return wait_for_completion_killable(done);
+}
+
+void adapt_completion_release(struct completion *done)
+{
+	complete_all(done);
+}
+
+/*
+ * Whether @task cannot run task work soon: stopped (SIGSTOP, job control),
+ * stopped by a tracer, or frozen.
+ */
+bool adapt_task_is_held(struct task_struct *task)
+{
+	return task_is_stopped_or_traced(task) || frozen(task) ||
+	       (READ_ONCE(task->jobctl) & JOBCTL_STOP_PENDING);
+}
+
+/* Whether @task runs with a 32-bit address space (ia32 or x32). */
+bool adapt_task_is_compat(struct task_struct *task)
+{
+	return test_tsk_thread_flag(task, TIF_ADDR32);
+}
+
+/*
+ * A counted reference to a thread of @task's group that uses @mm and is not
+ * exiting (NULL if none): the group lives on in it even after its leader
+ * called pthread_exit(). With @mm NULL, any thread that has an mm.
+ */
+struct task_struct *adapt_group_thread_with_mm(struct task_struct *task, struct mm_struct *mm)
+{
+	struct task_struct *t, *found = NULL;
+
+	rcu_read_lock();
+	for_each_thread(task, t) {
+		struct mm_struct *tmm = READ_ONCE(t->mm);
+
+		if (!tmm || (mm && tmm != mm) || (t->flags & PF_EXITING))
+			continue;
+		get_task_struct(t);
+		found = t;
+		break;
+	}
+	rcu_read_unlock();
+	return found;
+}
+
+/*
+ * The id (in the caller's pid namespace, or -1 when it has none there) of a
+ * user task outside @task's thread group that uses @mm, or 0 when only the
+ * group uses it: clone(CLONE_VM) without CLONE_THREAD, or a vfork child
+ * before it execs. Such a task runs the same code and cannot be parked with
+ * the group.
+ */
+int adapt_mm_foreign_user(struct task_struct *task, struct mm_struct *mm)
+{
+	struct task_struct *p, *t;
+	int found = 0;
+
+	rcu_read_lock();
+	for_each_process(p) {
+		if (same_thread_group(p, task) || (p->flags & PF_KTHREAD))
+			continue;
+		for_each_thread(p, t) {
+			if (READ_ONCE(t->mm) == mm) {
+				found = task_pid_vnr(t);
+				if (!found)
+					found = -1;
+				break;
+			}
+		}
+		if (found)
+			break;
+	}
+	rcu_read_unlock();
+	return found;
+}
+
+/* The number of @pid in the caller's pid namespace (0: not visible there). */
+u32 adapt_pid_vnr(struct pid *pid)
+{
+	return pid_vnr(pid);
+}
+
+/*
+ * The id, in the caller's pid namespace, of the thread whose id in the
+ * initial namespace is @tid (0 when it is gone or not visible there).
+ */
+u32 adapt_tid_to_caller_ns(u32 tid)
+{
+	struct pid *pid;
+	u32 nr = 0;
+
+	rcu_read_lock();
+	pid = find_pid_ns(tid, &init_pid_ns);
+	if (pid)
+		nr = pid_vnr(pid);
+	rcu_read_unlock();
+	return nr;
 }
 
 bool adapt_current_exiting(void)
@@ -157,6 +335,11 @@ u32 adapt_task_tid(struct task_struct *task)
 	return task->pid;
 }
 
+bool adapt_current_mm_is(struct mm_struct *mm)
+{
+	return current->mm == mm;
+}
+
 bool adapt_current_in_group_of(struct task_struct *task)
 {
 	return same_thread_group(current, task);
@@ -164,15 +347,87 @@ bool adapt_current_in_group_of(struct task_struct *task)
 
 /* ---- segment_map.rs ---- */
 
-struct file *adapt_segment_file(const char *name, const struct file_operations *fops,
-				unsigned long id)
+/*
+ * Segment files live on a pseudo filesystem of the module's own, mounted
+ * internally (no mount point). Upstream marked anon_inodefs SB_I_NOEXEC
+ * ("anon_inode: raise SB_I_NODEV and SB_I_NOEXEC", also in stable
+ * series), which refuses PROT_EXEC mappings of anon-inode files; this
+ * filesystem does not set it. Its file_system_type is allocated, not
+ * static, and owned by no module: segment mappings inherited by forked
+ * children can keep the superblock alive after the module is gone (see
+ * segment_map.rs), and only kernel code (kill_anon_super, libfs) runs for it
+ * then.
+ */
+#define ADAPT_SEGFS_MAGIC 0x61646170 /* "adap" */
+
+static int adapt_segfs_init_fs_context(struct fs_context *fc)
 {
-	return anon_inode_getfile(name, fops, (void *)id, O_RDONLY);
+	return init_pseudo(fc, ADAPT_SEGFS_MAGIC) ? 0 : -ENOMEM;
 }
 
-unsigned long adapt_file_id(struct file *file)
+static struct file_system_type *adapt_segfs_type;
+static struct vfsmount *adapt_segfs_mnt;
+
+int adapt_segfs_mount(void)
 {
-	return (unsigned long)file->private_data;
+	struct file_system_type *type = kzalloc(sizeof(*type), GFP_KERNEL);
+	struct vfsmount *mnt;
+
+	if (!type)
+		return -ENOMEM;
+	type->name = "adapt-segments";
+	type->init_fs_context = adapt_segfs_init_fs_context;
+	type->kill_sb = kill_anon_super;
+	mnt = kern_mount(type);
+	if (IS_ERR(mnt)) {
+		kfree(type);
+		return PTR_ERR(mnt);
+	}
+	adapt_segfs_type = type;
+	adapt_segfs_mnt = mnt;
+	return 0;
+}
+
+/*
+ * Drops the internal mount. With @files_may_outlive, the type (which the
+ * superblock of inherited segment files still points at) is kept; its
+ * init_fs_context is cleared, as nothing may mount it any more.
+ */
+void adapt_segfs_unmount(bool files_may_outlive)
+{
+	if (!adapt_segfs_mnt)
+		return;
+	kern_unmount(adapt_segfs_mnt);
+	adapt_segfs_mnt = NULL;
+	if (files_may_outlive)
+		adapt_segfs_type->init_fs_context = NULL;
+	else
+		kfree(adapt_segfs_type);
+	adapt_segfs_type = NULL;
+}
+
+/* A new, read-only segment file named @name on the module's filesystem. */
+struct file *adapt_segment_file(const char *name, const struct file_operations *fops)
+{
+	struct inode *inode;
+	struct file *file;
+
+	if (!adapt_segfs_mnt)
+		return ERR_PTR(-ENODEV);
+	inode = alloc_anon_inode(adapt_segfs_mnt->mnt_sb);
+	if (IS_ERR(inode))
+		return ERR_CAST(inode);
+	inode->i_mode = S_IFREG | 0400;
+	inode->i_fop = fops;
+	file = alloc_file_pseudo(inode, adapt_segfs_mnt, name, O_RDONLY, fops);
+	if (IS_ERR(file))
+		iput(inode);
+	return file;
+}
+
+void adapt_file_put(struct file *file)
+{
+	fput(file);
 }
 
 long adapt_file_refs(struct file *file)
@@ -230,23 +485,64 @@ long adapt_vm_mmap_fixed(struct file *file, unsigned long addr, unsigned long le
 
 /* ---- text_patch.rs and injector.rs ---- */
 
-/* 0 when [addr, addr + len) lies in one executable mapping of @task. */
-int adapt_check_text(struct task_struct *task, u64 addr, u32 len)
+/*
+ * Checks that [addr, addr + len) of @mm lies in one private, executable,
+ * never-writable mapping of a file, and reports which file and where in it:
+ * a counted reference to the file's inode (*@inode, put with
+ * adapt_inode_put()) and the file offset of @addr (*@pos). With @file_bytes,
+ * also reads the @len bytes the file holds there (what the mapping showed
+ * before anyone wrote into the private copy).
+ *
+ * Errors: -EFAULT (no such mapping, or it is writable or shared),
+ * -ENOEXEC (anonymous executable memory: nothing to compare with), -EIO
+ * (the file could not be read).
+ */
+int adapt_site_identity(struct mm_struct *mm, u64 addr, u32 len, struct inode **inode,
+			u64 *pos, u8 *file_bytes)
 {
-	struct mm_struct *mm = get_task_mm(task);
 	struct vm_area_struct *vma;
+	struct file *file = NULL;
+	loff_t off = 0;
 	int ret = -EFAULT;
 
-	if (!mm)
+	*inode = NULL;
+	if (!mmget_not_zero(mm))
 		return -ESRCH;
 	mmap_read_lock(mm);
 	vma = vma_lookup(mm, addr);
 	if (vma && addr + len <= vma->vm_end && (vma->vm_flags & VM_EXEC) &&
-	    !(vma->vm_flags & VM_WRITE))
-		ret = 0;
+	    !(vma->vm_flags & (VM_WRITE | VM_MAYSHARE))) {
+		if (!vma->vm_file) {
+			ret = -ENOEXEC;
+		} else {
+			file = get_file(vma->vm_file);
+			off = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
+			ret = 0;
+		}
+	}
 	mmap_read_unlock(mm);
 	mmput(mm);
+	if (ret)
+		return ret;
+	*pos = off;
+	if (file_bytes) {
+		loff_t at = off;
+		ssize_t got = kernel_read(file, file_bytes, len, &at);
+
+		if (got != len)
+			ret = got < 0 ? (int)got : -EIO;
+	}
+	if (!ret) {
+		ihold(file_inode(file));
+		*inode = file_inode(file);
+	}
+	fput(file);
 	return ret;
+}
+
+void adapt_inode_put(struct inode *inode)
+{
+	iput(inode);
 }
 
 /* The address space of @task, pinned (not its mappings) for identity checks. */
@@ -262,14 +558,14 @@ struct mm_struct *adapt_task_mm_grab(struct task_struct *task)
 	return mm;
 }
 
-bool adapt_task_uses_mm(struct task_struct *task, struct mm_struct *mm)
+void adapt_mm_grab(struct mm_struct *mm)
 {
-	bool same;
+	mmgrab(mm);
+}
 
-	task_lock(task);
-	same = task->mm == mm;
-	task_unlock(task);
-	return same;
+void adapt_pid_get(struct pid *pid)
+{
+	get_pid(pid);
 }
 
 void adapt_mm_drop(struct mm_struct *mm)

@@ -17,6 +17,7 @@ struct task_struct;
 /* task.rs */
 struct task_struct *adapt_pid_get_process(struct pid *pid);
 bool adapt_pid_has_process(struct pid *pid);
+void adapt_task_get(struct task_struct *task);
 void adapt_task_put(struct task_struct *task);
 bool adapt_task_is_kthread(struct task_struct *task);
 bool adapt_task_is_dumpable(struct task_struct *task);
@@ -34,10 +35,26 @@ bool adapt_sample_user_ip(struct pt_regs *regs, u64 *ip);
 
 /* rendezvous.rs */
 struct callback_head;
+struct completion;
+struct mm_struct;
 int adapt_process_threads(struct task_struct *leader, struct task_struct **out, int max);
-int adapt_task_work_queue(struct task_struct *task, struct callback_head *work,
-			  void (*func)(struct callback_head *));
+int adapt_task_work_queue(struct task_struct *task, struct callback_head *work);
+/* Implemented in Rust (rendezvous.rs): the body of a queued work. */
+void adapt_rust_work_run(struct callback_head *work);
+int adapt_module_refs(void);
+void adapt_current_user_ips(u64 *ip, u64 *restart_ip);
 u64 adapt_current_user_ip(void);
+bool adapt_fatal_signal_pending(void);
+void adapt_completion_init(struct completion *done);
+int adapt_completion_wait_killable(struct completion *done);
+void adapt_completion_release(struct completion *done);
+bool adapt_task_is_held(struct task_struct *task);
+bool adapt_task_is_compat(struct task_struct *task);
+struct task_struct *adapt_group_thread_with_mm(struct task_struct *task, struct mm_struct *mm);
+int adapt_mm_foreign_user(struct task_struct *task, struct mm_struct *mm);
+bool adapt_current_mm_is(struct mm_struct *mm);
+u32 adapt_pid_vnr(struct pid *pid);
+u32 adapt_tid_to_caller_ns(u32 tid);
 bool adapt_current_exiting(void);
 u32 adapt_task_tid(struct task_struct *task);
 bool adapt_current_in_group_of(struct task_struct *task);
@@ -48,9 +65,10 @@ struct file_operations;
 struct vm_area_struct;
 struct vm_operations_struct;
 struct page;
-struct file *adapt_segment_file(const char *name, const struct file_operations *fops,
-				unsigned long id);
-unsigned long adapt_file_id(struct file *file);
+int adapt_segfs_mount(void);
+void adapt_segfs_unmount(bool files_may_outlive);
+struct file *adapt_segment_file(const char *name, const struct file_operations *fops);
+void adapt_file_put(struct file *file);
 long adapt_file_refs(struct file *file);
 int adapt_vma_prepare(struct vm_area_struct *vma, bool exec,
 		      const struct vm_operations_struct *ops,
@@ -62,10 +80,13 @@ long adapt_vm_mmap_fixed(struct file *file, unsigned long addr, unsigned long le
 			 bool exec, unsigned long pgoff);
 
 /* text_patch.rs and injector.rs */
-struct mm_struct;
-int adapt_check_text(struct task_struct *task, u64 addr, u32 len);
+struct inode;
+int adapt_site_identity(struct mm_struct *mm, u64 addr, u32 len, struct inode **inode,
+			u64 *pos, u8 *file_bytes);
+void adapt_inode_put(struct inode *inode);
 struct mm_struct *adapt_task_mm_grab(struct task_struct *task);
-bool adapt_task_uses_mm(struct task_struct *task, struct mm_struct *mm);
+void adapt_mm_grab(struct mm_struct *mm);
+void adapt_pid_get(struct pid *pid);
 void adapt_mm_drop(struct mm_struct *mm);
 u64 adapt_cpu_features(void);
 u32 adapt_task_uid(struct task_struct *task);

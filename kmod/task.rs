@@ -55,6 +55,28 @@ impl PidRef {
     pub(crate) fn as_ptr(&self) -> *const bindings::pid {
         self.pid.as_ptr()
     }
+
+    /// Another counted reference to the same `struct pid`.
+    pub(crate) fn clone_ref(&self) -> PidRef {
+        // SAFETY: `self.pid` is valid and counted; this takes one more
+        // reference, owned by the new value.
+        unsafe { bindings::adapt_pid_get(self.pid.as_ptr()) };
+        PidRef { pid: self.pid }
+    }
+
+    /// Its number in the caller's pid namespace (0: not visible there).
+    pub(crate) fn vnr(&self) -> u32 {
+        // SAFETY: `self.pid` is a valid, counted `struct pid`; the shim reads
+        // the current task's namespace.
+        unsafe { bindings::adapt_pid_vnr(self.pid.as_ptr()) }
+    }
+
+    /// A live thread of the process that uses `mm` (any address space when
+    /// `None`): the process lives on in its other threads after its leader
+    /// called `pthread_exit`, and `None` means it exited or exec'd.
+    pub(crate) fn live_thread(&self, mm: Option<&MmRef>) -> Option<TaskRef> {
+        self.process()?.group_thread_with_mm(mm)
+    }
 }
 
 impl Drop for PidRef {
@@ -95,6 +117,48 @@ impl TaskRef {
 }
 
 impl TaskRef {
+    /// The calling task.
+    pub(crate) fn current() -> TaskRef {
+        let current: &kernel::task::Task = kernel::current!();
+        // `Task` is a transparent wrapper of `struct task_struct`.
+        let raw = (current as *const kernel::task::Task).cast_mut().cast::<bindings::task_struct>();
+        // SAFETY: `current` is valid for the duration of the call; taking
+        // a reference keeps it so for as long as the `TaskRef` lives.
+        unsafe { bindings::adapt_task_get(raw) };
+        TaskRef {
+            // SAFETY: `current` is never null.
+            task: unsafe { NonNull::new_unchecked(raw) },
+        }
+    }
+
+    /// A thread of this task's group that uses `mm` (with `None`: any
+    /// address space) and is not exiting.
+    pub(crate) fn group_thread_with_mm(&self, mm: Option<&MmRef>) -> Option<TaskRef> {
+        let mm = mm.map_or(core::ptr::null_mut(), |m| m.mm.as_ptr());
+        // SAFETY: `self.task` is valid and counted; `mm` is null or counted.
+        let task = unsafe { bindings::adapt_group_thread_with_mm(self.task.as_ptr(), mm) };
+        NonNull::new(task).map(|task| TaskRef { task })
+    }
+
+    /// Whether the task is stopped, traced or frozen: it would not reach a
+    /// rendezvous until someone else resumes it.
+    pub(crate) fn is_held(&self) -> bool {
+        // SAFETY: `self.task` is a valid, counted task.
+        unsafe { bindings::adapt_task_is_held(self.task.as_ptr()) }
+    }
+
+    /// Whether the task runs with a 32-bit address space.
+    pub(crate) fn is_compat(&self) -> bool {
+        // SAFETY: `self.task` is a valid, counted task.
+        unsafe { bindings::adapt_task_is_compat(self.task.as_ptr()) }
+    }
+
+    /// Whether a user task outside this task's thread group uses `mm`.
+    pub(crate) fn mm_has_foreign_user(&self, mm: &MmRef) -> bool {
+        // SAFETY: Both are valid and counted.
+        unsafe { bindings::adapt_mm_foreign_user(self.task.as_ptr(), mm.mm.as_ptr()) != 0 }
+    }
+
     /// The raw task, for the wrappers of this module's C shim.
     pub(crate) fn as_ptr(&self) -> *mut bindings::task_struct {
         self.task.as_ptr()
@@ -155,13 +219,6 @@ impl TaskRef {
         let want = path.iter().position(|&b| b == 0).unwrap_or(path.len());
         Ok(buf.get(..len) == path.get(..want))
     }
-
-    /// Whether the task still uses the address space `mm` (it has not
-    /// exec'd or exited).
-    pub(crate) fn uses_mm(&self, mm: &MmRef) -> bool {
-        // SAFETY: Both pointers are valid and counted.
-        unsafe { bindings::adapt_task_uses_mm(self.task.as_ptr(), mm.mm.as_ptr()) }
-    }
 }
 
 /// A reference that keeps a `struct mm_struct` allocated (not its mappings),
@@ -194,6 +251,25 @@ impl MmRef {
     pub(crate) fn as_ptr(&self) -> *const kernel::ffi::c_void {
         self.mm.as_ptr().cast_const().cast()
     }
+
+    /// Another reference to the same address space.
+    pub(crate) fn grab(&self) -> MmRef {
+        // SAFETY: `self.mm` is valid and grabbed; this takes one more
+        // `mmgrab` reference, owned by the new value.
+        unsafe { bindings::adapt_mm_grab(self.mm.as_ptr()) };
+        MmRef { mm: self.mm }
+    }
+
+    /// The raw address space, for the wrappers of this module's C shim.
+    pub(crate) fn as_raw(&self) -> *mut bindings::mm_struct {
+        self.mm.as_ptr()
+    }
+
+    /// Whether this is the calling task's address space.
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: Compares pointers only.
+        unsafe { bindings::adapt_current_mm_is(self.mm.as_ptr()) }
+    }
 }
 
 impl Drop for MmRef {
@@ -218,12 +294,20 @@ pub(crate) fn capable(cap: u32) -> bool {
 }
 
 /// A process the caller may act on: it exists, is a user process, is
-/// dumpable, and the caller holds `CAP_SYS_PTRACE`.
+/// dumpable, and the caller holds `CAP_SYS_PTRACE`. `nr` is read in the
+/// caller's pid namespace.
 ///
 /// Errors: `EPERM` (no `CAP_SYS_PTRACE`, or not dumpable), `ESRCH` (no such
-/// process, or `nr` names a thread that is not a process), `EOPNOTSUPP`
-/// (kernel thread).
+/// process, or `nr` names a thread that is not a process, or every thread
+/// has exited), `EOPNOTSUPP` (kernel thread).
 pub(crate) fn traceable_process(nr: u32) -> Result<PidRef> {
+    let (pid, _) = traceable_thread(nr)?;
+    Ok(pid)
+}
+
+/// [`traceable_process`], and the live thread of it the checks were made
+/// on (its leader may have called `pthread_exit`).
+pub(crate) fn traceable_thread(nr: u32) -> Result<(PidRef, TaskRef)> {
     if !capable(bindings::CAP_SYS_PTRACE) {
         return Err(EPERM);
     }
@@ -232,12 +316,13 @@ pub(crate) fn traceable_process(nr: u32) -> Result<PidRef> {
         return Err(ESRCH);
     }
     let pid = PidRef::find(nr).ok_or(ESRCH)?;
-    let task = pid.process().ok_or(ESRCH)?;
-    if task.is_kernel_thread() {
+    let leader = pid.process().ok_or(ESRCH)?;
+    if leader.is_kernel_thread() {
         return Err(crate::errno::eopnotsupp());
     }
-    if !task.is_dumpable() {
+    let thread = leader.group_thread_with_mm(None).ok_or(ESRCH)?;
+    if !thread.is_dumpable() {
         return Err(EPERM);
     }
-    Ok(pid)
+    Ok((pid, thread))
 }

@@ -5,6 +5,7 @@
  * allowlist in bindgen_parameters keeps the output to what we use.
  */
 #include <linux/capability.h>
+#include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>

@@ -525,6 +525,16 @@ impl GuestOutput {
         }
     }
 
+    /// The value of the last `name=value` line the command printed.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        let key = format!("{name}=");
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&key))
+            .next_back()
+            .map(str::trim)
+    }
+
     /// Whether the command exited 0 and nothing else went wrong.
     pub fn success(&self) -> bool {
         self.failure().is_none() && self.status == 0

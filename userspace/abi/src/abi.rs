@@ -15,7 +15,7 @@
 //! kernel (no `std`, no `alloc`) and by the userspace crate `adapt-abi`.
 
 /// Version of this ABI. Bumped on every incompatible change.
-pub const ADAPT_ABI_VERSION: u32 = 1;
+pub const ADAPT_ABI_VERSION: u32 = 2;
 
 /// Name of the misc device; the node is `/dev/adapt`.
 pub const ADAPT_DEVICE_NAME: &str = "adapt";
@@ -593,6 +593,17 @@ pub struct AdaptRevert {
 
 /// Injection state: the patch is in place.
 pub const ADAPT_INJECTION_LIVE: u32 = 0;
+/// Injection state: a revert found something else at the site than the
+/// `jmp` adapt wrote (the library was unloaded and something else mapped
+/// there, or a debugger, uprobe or JIT rewrote the bytes) and wrote
+/// nothing. Not restored; reverting it again forgets it.
+pub const ADAPT_INJECTION_STALE: u32 = 1;
+/// Listing state: a segment still mapped, inert, after its injection was
+/// reverted (a signal frame may still return into it); it goes away when
+/// the process exits or execs, and a new injection of the same variant
+/// reuses it. Only `pid`, `variant_id`, `segment_addr`, `segment_len`,
+/// `segment` and `variant` are set.
+pub const ADAPT_INJECTION_RETIRED: u32 = 2;
 
 /// One injection, as listed by [`ADAPT_IOC_INJECTION_LIST`].
 #[repr(C)]
@@ -630,11 +641,20 @@ pub struct AdaptInjectionList {
     pub count: u32,
     /// Out: injections matching the filter.
     pub total: u32,
-    /// In: only injections into this process (0: all).
+    /// In: only injections into this process (0: all), in the caller's
+    /// pid namespace.
     pub pid: u32,
+    /// In: `ADAPT_INJECTION_LIST_F_*`.
+    pub flags: u32,
+    /// Out: retired segments matching the filter.
+    pub retired: u32,
     /// In: must be zero.
-    pub reserved: [u64; 2],
+    pub reserved: u64,
 }
+
+/// Injection-list flag: list retired segments too (state
+/// [`ADAPT_INJECTION_RETIRED`]).
+pub const ADAPT_INJECTION_LIST_F_RETIRED: u32 = 1 << 0;
 
 /// Policy flag: injection is allowed at all.
 pub const ADAPT_POLICY_F_ENABLED: u32 = 1 << 0;
@@ -742,20 +762,35 @@ pub const ADAPT_NR_POLICY_SET: u32 = 0x41;
 /// Maps a loaded variant into a process within ±2 GiB of `target` (read +
 /// execute, never writable; read-only data separately, not executable) and
 /// redirects `target` to the variant's entry with a `jmp rel32`, with every
-/// thread of the process held at a known point. Errors: `ESRCH`,
-/// `EOPNOTSUPP`, `EPERM` (target, as for profiling); `EACCES` (policy
-/// disabled, or a quarantined variant for an automatic request); `EDQUOT`
+/// thread of the process held at a known point, where every check is made
+/// again. Errors: `ESRCH`, `EOPNOTSUPP` (also a 32-bit target), `EPERM`
+/// (target, as for profiling); `EACCES` (policy disabled or target not
+/// allowed, or a quarantined variant for an automatic request); `EDQUOT`
 /// (injection limit); `ENOENT` (unknown variant); `EINVAL` (bad request,
 /// entry index, patch length); `ENODEV` (this CPU lacks a feature the
 /// variant needs); `EPROTO` (contract mismatch); `EFAULT` (target address
-/// not mapped executable); `ESTALE` (the bytes at `target` are not
-/// `expected`); `EEXIST` (`target` is already patched); `ENOSPC` (no free
-/// address range near `target`); `EBUSY` (a thread stayed inside the bytes
-/// to replace, or did not reach the rendezvous). Argument: [`AdaptInject`].
+/// not in one private, executable, never-writable file mapping);
+/// `ENOEXEC` (anonymous executable memory); `ESTALE` (the bytes at
+/// `target` are not `expected`, or the site changed while the threads were
+/// being parked); `ETXTBSY` (the live bytes differ from the file's: a
+/// uprobe, breakpoint or another patcher is there); `EEXIST` (`target` is
+/// already patched); `ENOSPC` (no free address range near `target`, or too
+/// many retired segments in the process); `EBUSY` (a thread stayed inside
+/// the bytes to replace, or did not reach the rendezvous in time);
+/// `EDEADLK` (a thread is stopped, traced or frozen: resume it); `EUSERS`
+/// (a process outside the thread group shares the address space:
+/// `clone(CLONE_VM)` or a vfork child); `EINTR` (the caller was
+/// interrupted, or a target thread was killed); `EAGAIN` (threads kept
+/// appearing). Argument: [`AdaptInject`].
 pub const ADAPT_IOC_INJECT: u32 = iowr::<AdaptInject>(ADAPT_NR_INJECT);
-/// Restores the original bytes (threads held again) and unmaps the segment
-/// once no thread is inside it. `ENOENT` for an unknown id (or one already
-/// reverted); `EBUSY` when a thread stayed inside the segment or the bytes.
+/// Restores the original bytes with the threads held again, after checking
+/// that the site is still the same file at the same offset holding exactly
+/// the `jmp` adapt wrote; the segment stays mapped, inert, until the
+/// process exits or execs ([`ADAPT_INJECTION_RETIRED`]). `ENOENT` for an
+/// unknown id (or one already reverted); `ESTALE` when the site changed
+/// (nothing written; the injection is listed as [`ADAPT_INJECTION_STALE`],
+/// and reverting it again forgets it); `EBUSY`, `EDEADLK`, `EUSERS`,
+/// `EINTR` as for inject.
 /// Argument: [`AdaptRevert`].
 pub const ADAPT_IOC_REVERT: u32 = iowr::<AdaptRevert>(ADAPT_NR_REVERT);
 /// Lists live injections. Argument: [`AdaptInjectionList`].

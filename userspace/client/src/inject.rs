@@ -97,7 +97,11 @@ pub struct Reverted {
 pub struct Injection {
     pub id: u64,
     pub pid: u32,
-    /// `live` (the only state this ABI version defines) or `state<N>`.
+    /// `live`; `stale` (a revert found the site changed and wrote nothing:
+    /// not restored); `retired` (a reverted injection's segment, still
+    /// mapped and inert until the process exits or execs; only the pid,
+    /// variant and segment fields are set); or `state<N>` for a state this
+    /// adaptctl does not know.
     pub state: String,
     pub target: u64,
     pub variant_id: u64,
@@ -124,6 +128,8 @@ impl Injection {
             pid: info.pid,
             state: match info.state {
                 abi::ADAPT_INJECTION_LIVE => "live".to_owned(),
+                abi::ADAPT_INJECTION_STALE => "stale".to_owned(),
+                abi::ADAPT_INJECTION_RETIRED => "retired".to_owned(),
                 other => format!("state{other}"),
             },
             target: info.target,
@@ -312,6 +318,51 @@ pub enum InjectError {
     Busy { pid: u32 },
 
     #[error(
+        "pid {pid} {thread} is stopped, traced or frozen (EDEADLK): adapt does not wait for it; \
+         resume it (`kill -CONT {pid}`, detach the debugger, thaw its cgroup) or try later"
+    )]
+    ThreadHeld { pid: u32, thread: String },
+
+    #[error(
+        "pid {pid} shares its address space with another process (EUSERS: clone(CLONE_VM) \
+         without CLONE_THREAD, or a vfork child that has not exec'd yet): adapt cannot hold every \
+         user of that memory, so it does not change it"
+    )]
+    SharedAddressSpace { pid: u32 },
+
+    #[error(
+        "the bytes at {target:#x} in pid {pid} differ from the file mapped there (ETXTBSY): a \
+         uprobe, a debugger breakpoint or another patcher is in place; adapt does not patch over it"
+    )]
+    SiteModified { pid: u32, target: u64 },
+
+    #[error(
+        "{target:#x} in pid {pid} is anonymous executable memory (ENOEXEC: JIT code, no file to \
+         check the bytes against): adapt patches only code mapped from a file"
+    )]
+    AnonymousCode { pid: u32, target: u64 },
+
+    #[error(
+        "{what} was interrupted (EINTR: a signal to adaptctl, or a target thread was killed while \
+         held); nothing was changed"
+    )]
+    Interrupted { what: &'static str },
+
+    #[error(
+        "pid {pid} kept creating threads faster than adapt could hold them (EAGAIN); nothing was \
+         changed: retry later"
+    )]
+    ThreadsKeepAppearing { pid: u32 },
+
+    #[error(
+        "injection {id} was not restored: its site changed since it was patched (ESTALE: the \
+         library was unloaded and something else mapped there, or a debugger, uprobe or JIT \
+         rewrote the bytes), so adapt wrote nothing; it is listed as stale, and reverting it again \
+         forgets it"
+    )]
+    RevertStale { id: u64 },
+
+    #[error(
         "no live injection has id {id} (ENOENT): it was reverted already (also automatically, \
          when its process exited or exec'd) or never existed; see `adaptctl list`"
     )]
@@ -367,6 +418,13 @@ impl InjectError {
             InjectError::AlreadyPatched { .. } => "already-patched",
             InjectError::NoAddressSpace { .. } => "no-address-space",
             InjectError::Busy { .. } => "busy",
+            InjectError::ThreadHeld { .. } => "thread-held",
+            InjectError::SharedAddressSpace { .. } => "shared-address-space",
+            InjectError::SiteModified { .. } => "site-modified",
+            InjectError::AnonymousCode { .. } => "anonymous-code",
+            InjectError::Interrupted { .. } => "interrupted",
+            InjectError::ThreadsKeepAppearing { .. } => "threads-keep-appearing",
+            InjectError::RevertStale { .. } => "stale",
             InjectError::NoSuchInjection { .. } => "no-such-injection",
             InjectError::RevertBusy { .. } => "busy",
             InjectError::BadPolicy { .. } => "bad-policy",
@@ -396,9 +454,16 @@ impl InjectError {
             | InjectError::NotExecutable { .. }
             | InjectError::BytesChanged { .. }
             | InjectError::AlreadyPatched { .. }
+            | InjectError::SharedAddressSpace { .. }
+            | InjectError::SiteModified { .. }
+            | InjectError::AnonymousCode { .. }
+            | InjectError::RevertStale { .. }
             | InjectError::BadPatchLength { .. } => EXIT_NOT_INJECTABLE,
             InjectError::NoAddressSpace { .. }
             | InjectError::Busy { .. }
+            | InjectError::ThreadHeld { .. }
+            | InjectError::Interrupted { .. }
+            | InjectError::ThreadsKeepAppearing { .. }
             | InjectError::RevertBusy { .. } => EXIT_BUSY,
             InjectError::BadRequest { .. }
             | InjectError::BadPolicy { .. }
@@ -511,6 +576,17 @@ fn inject_error(
         Some(libc::EEXIST) => InjectError::AlreadyPatched { pid, target },
         Some(libc::ENOSPC) => InjectError::NoAddressSpace { pid, target },
         Some(libc::EBUSY) => InjectError::Busy { pid },
+        Some(libc::EDEADLK) => InjectError::ThreadHeld {
+            pid,
+            thread: held_thread(pid),
+        },
+        Some(libc::EUSERS) => InjectError::SharedAddressSpace { pid },
+        Some(libc::ETXTBSY) => InjectError::SiteModified { pid, target },
+        Some(libc::ENOEXEC) => InjectError::AnonymousCode { pid, target },
+        Some(libc::EINTR) => InjectError::Interrupted {
+            what: "the injection",
+        },
+        Some(libc::EAGAIN) => InjectError::ThreadsKeepAppearing { pid },
         Some(libc::ENOTTY) => InjectError::NotSupported {
             what: "ADAPT_IOC_INJECT",
         },
@@ -541,13 +617,51 @@ fn revert_error(id: u64, source: io::Error) -> InjectError {
     match source.raw_os_error() {
         Some(libc::ENOENT) => InjectError::NoSuchInjection { id },
         Some(libc::EBUSY) => InjectError::RevertBusy { id },
+        Some(libc::ESTALE) => InjectError::RevertStale { id },
+        Some(libc::EDEADLK) => InjectError::ThreadHeld {
+            pid: 0,
+            thread: format!("(injection {id}): a thread"),
+        },
+        Some(libc::EUSERS) => InjectError::SharedAddressSpace { pid: 0 },
+        Some(libc::EINTR) => InjectError::Interrupted { what: "the revert" },
+        Some(libc::EAGAIN) => InjectError::ThreadsKeepAppearing { pid: 0 },
         _ => common_error("ADAPT_IOC_REVERT", source),
     }
 }
 
-/// The live injections, all or only those into `pid`, in the module's
-/// order.
+/// Names a stopped, traced or frozen thread of `pid` ("thread T"), from
+/// `/proc/PID/task/*/stat` (state `T` or `t`; frozen threads show `D`).
+fn held_thread(pid: u32) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "a thread".to_owned();
+    };
+    for entry in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The state follows the command name, which is in parentheses and
+        // may itself contain ") ".
+        let state = stat.rfind(") ").and_then(|i| stat[i + 2..].chars().next());
+        if matches!(state, Some('T') | Some('t')) {
+            return format!("thread {}", entry.file_name().to_string_lossy());
+        }
+    }
+    "a thread".to_owned()
+}
+
+/// The injections (live and stale), all or only those into `pid`, in the
+/// module's order.
 pub fn list(device: &Device, pid: Option<u32>) -> Result<Vec<Injection>, InjectError> {
+    list_with(device, pid, false).map(|(injections, _)| injections)
+}
+
+/// [`list`], with the retired segments too (state `retired`), and how many
+/// retired segments there are.
+pub fn list_with_retired(device: &Device, pid: Option<u32>) -> Result<(Vec<Injection>, u32), InjectError> {
+    list_with(device, pid, true)
+}
+
+fn list_with(device: &Device, pid: Option<u32>, retired: bool) -> Result<(Vec<Injection>, u32), InjectError> {
     // Ask for the count first, then for that many (plus room for injections
     // made in between); retry if it grew further.
     let mut capacity = 0u32;
@@ -557,6 +671,11 @@ pub fn list(device: &Device, pid: Option<u32>) -> Result<Vec<Injection>, InjectE
             entries: infos.as_mut_ptr() as u64,
             capacity,
             pid: pid.unwrap_or(0),
+            flags: if retired {
+                abi::ADAPT_INJECTION_LIST_F_RETIRED
+            } else {
+                0
+            },
             ..Default::default()
         };
         // The kernel writes at most `capacity` entries into `infos`, which
@@ -564,11 +683,17 @@ pub fn list(device: &Device, pid: Option<u32>) -> Result<Vec<Injection>, InjectE
         device
             .ioctl(abi::ADAPT_IOC_INJECTION_LIST, &mut arg)
             .map_err(|source| common_error("ADAPT_IOC_INJECTION_LIST", source))?;
-        if arg.total <= capacity {
+        let wanted = if retired {
+            arg.total.saturating_add(arg.retired)
+        } else {
+            arg.total
+        };
+        if wanted <= capacity {
             let count = (arg.count as usize).min(infos.len());
-            return Ok(infos[..count].iter().map(Injection::from_info).collect());
+            let injections = infos[..count].iter().map(Injection::from_info).collect();
+            return Ok((injections, arg.retired));
         }
-        capacity = arg.total.saturating_add(16);
+        capacity = wanted.saturating_add(16).min(abi::ADAPT_POLICY_MAX_TOTAL);
     }
 }
 
@@ -694,6 +819,12 @@ mod tests {
             (libc::EEXIST, "already-patched", 15),
             (libc::ENOSPC, "no-address-space", 17),
             (libc::EBUSY, "busy", 17),
+            (libc::EDEADLK, "thread-held", 17),
+            (libc::EUSERS, "shared-address-space", 15),
+            (libc::ETXTBSY, "site-modified", 15),
+            (libc::ENOEXEC, "anonymous-code", 15),
+            (libc::EINTR, "interrupted", 17),
+            (libc::EAGAIN, "threads-keep-appearing", 17),
             (libc::ENOTTY, "abi-mismatch", 6),
             (libc::EIO, "io", 1),
         ];

@@ -40,10 +40,32 @@ pub struct ProcessMaps {
     pub mappings: Vec<Mapping>,
 }
 
+/// The `/proc` directory that shows process `pid`'s address space:
+/// `/proc/PID`, or `/proc/PID/task/TID` of a live thread once the main
+/// thread has called `pthread_exit` (the process lives on in its other
+/// threads, but `/proc/PID/{maps,mem,exe,map_files}` go empty with the
+/// leader's address space).
+pub fn proc_dir(pid: u32) -> PathBuf {
+    let main = PathBuf::from(format!("/proc/{pid}"));
+    let has_mm = |dir: &std::path::Path| std::fs::metadata(dir.join("maps")).is_ok()
+        && std::fs::read(dir.join("maps")).is_ok_and(|m| !m.is_empty());
+    if has_mm(&main) {
+        return main;
+    }
+    let Ok(tasks) = std::fs::read_dir(main.join("task")) else {
+        return main;
+    };
+    tasks
+        .flatten()
+        .map(|t| t.path())
+        .find(|t| has_mm(t))
+        .unwrap_or(main)
+}
+
 impl ProcessMaps {
-    /// Reads `/proc/PID/maps`.
+    /// Reads the maps of process `pid` (see [`proc_dir`]).
     pub fn read(pid: u32) -> io::Result<Self> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        let text = std::fs::read_to_string(proc_dir(pid).join("maps"))?;
         Ok(Self::parse(pid, &text))
     }
 
@@ -65,7 +87,7 @@ impl ProcessMaps {
     /// (through `/proc/PID/root`, so mount namespaces and chroots are
     /// honoured), falling back to the path itself.
     pub fn open_path(&self, path: &str) -> PathBuf {
-        let through_root = PathBuf::from(format!("/proc/{}/root{path}", self.pid));
+        let through_root = PathBuf::from(format!("{}/root{path}", proc_dir(self.pid).display()));
         if through_root.exists() {
             through_root
         } else {

@@ -33,7 +33,7 @@ use crate::elf::{ElfError, ElfObject, FunctionSymbol};
 use adapt_profile::{Mapping, ProcessMaps};
 use serde::Serialize;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What kind of object a symbol was found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -203,7 +203,7 @@ pub fn resolve_symbol(
     object: Option<&str>,
 ) -> Result<Resolution, ResolveError> {
     let maps = read_maps(pid)?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+    let exe = std::fs::read_link(adapt_profile::maps::proc_dir(pid).join("exe"));
     if maps.mappings.is_empty()
         && exe
             .as_ref()
@@ -346,10 +346,9 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
 
 /// Opens the ELF file behind `mapping` (see the module documentation).
 fn open_object(maps: &ProcessMaps, mapping: &Mapping) -> Result<ElfObject, ResolveError> {
-    let map_file = PathBuf::from(format!(
-        "/proc/{}/map_files/{:x}-{:x}",
-        maps.pid, mapping.start, mapping.end
-    ));
+    let map_file = adapt_profile::maps::proc_dir(maps.pid)
+        .join("map_files")
+        .join(format!("{:x}-{:x}", mapping.start, mapping.end));
     if let Ok(elf) = ElfObject::open(&map_file) {
         return Ok(elf);
     }

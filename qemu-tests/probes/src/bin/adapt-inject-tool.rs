@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! adapt-inject-tool peek PID ADDR LEN        hex of LEN bytes at ADDR (/proc/PID/mem)
-//! adapt-inject-tool poke PID ADDR            write the byte at ADDR back onto itself
-//!                                            through /proc/PID/mem: poke=refused|written
+//! adapt-inject-tool poke PID ADDR [BYTE]     write BYTE (default: the byte already
+//!                                            there) at ADDR through /proc/PID/mem, as a
+//!                                            debugger sets a breakpoint: poke=refused|written
 //! adapt-inject-tool cycle REQUEST.json N     N inject+revert cycles of the request
 //!                                            `adaptctl inject --json` made; prints a
 //!                                            JSON summary (pauses in ns)
-//! adapt-inject-tool inject REQUEST.json [--pid P] [--target ADDR] [--auto]
+//! adapt-inject-tool inject REQUEST.json [--pid P] [--target ADDR] [--expected HEX] [--auto]
 //!                                            one ADAPT_IOC_INJECT with overrides:
 //!                                            inject=ok id=N | inject=error kind=K errno=E
 //! adapt-inject-tool revert ID                revert=ok | revert=error kind=K
@@ -70,6 +71,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             let mut byte = [0u8];
             mem.read_exact_at(&mut byte, addr)
                 .map_err(|e| format!("read {addr:#x}: {e}"))?;
+            if let Some(b) = args.get(3) {
+                byte[0] = u8::try_from(number(b)?).map_err(|_| format!("not a byte: {b}"))?;
+            }
             match mem.write_at(&byte, addr) {
                 Ok(1) => println!("poke=written"),
                 Ok(n) => println!("poke=refused wrote={n}"),
@@ -89,6 +93,14 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                     }
                     "--target" => {
                         request.target = number(rest.next().ok_or("--target needs a value")?)?
+                    }
+                    "--expected" => {
+                        let hex = rest.next().ok_or("--expected needs a value")?;
+                        request.expected = (0..hex.len())
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+                            .collect::<Result<Vec<u8>, _>>()
+                            .map_err(|e| format!("--expected {hex}: {e}"))?;
                     }
                     other => return Err(format!("unknown option {other}")),
                 }

@@ -1,5 +1,6 @@
-//! `adaptctl list [--pid P]`: the module's live injections and its
-//! quarantined variants.
+//! `adaptctl list [--pid P] [--retired]`: the module's injections (live,
+//! and stale ones a revert could not restore), how many reverted segments
+//! are still mapped (retired), and its quarantined variants.
 
 use super::module_open::open_checked;
 use adapt_client::inject::{self, Injection};
@@ -15,6 +16,12 @@ pub(crate) struct Args {
     /// Only injections into this process.
     #[arg(long)]
     pid: Option<u32>,
+
+    /// Also list each retired segment: a reverted injection's code, still
+    /// mapped (never writable, nothing jumps to it) until its process exits
+    /// or execs, because a signal frame may still return into it.
+    #[arg(long)]
+    retired: bool,
 
     /// Print a JSON document instead of text.
     #[arg(long)]
@@ -39,6 +46,8 @@ struct Entry {
 #[derive(Debug, Serialize)]
 struct Report {
     injections: Vec<Entry>,
+    /// Retired segments (reverted, still mapped, inert) matching the filter.
+    retired: u32,
     /// Variants quarantined after a fault inside them: never injected
     /// automatically again.
     quarantined: Vec<LoadedVariant>,
@@ -46,7 +55,17 @@ struct Report {
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let device = open_checked(device_path)?;
-    let injections = inject::list(&device, args.pid)?;
+    let (injections, retired) = if args.retired {
+        inject::list_with_retired(&device, args.pid)?
+    } else {
+        (inject::list(&device, args.pid)?, 0)
+    };
+    // Without --retired only their number is asked for.
+    let retired = if args.retired {
+        retired
+    } else {
+        inject::list_with_retired(&device, args.pid).map_or(0, |(_, n)| n)
+    };
     let quarantined: Vec<LoadedVariant> = library::list(&device)?
         .into_iter()
         .filter(|v| v.quarantined)
@@ -69,7 +88,10 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 None => (None, None),
             };
             Entry {
-                age_s: now.map(|now| now.saturating_sub(injection.injected_ns) as f64 / 1e9),
+                age_s: (injection.state != "retired")
+                    .then_some(now)
+                    .flatten()
+                    .map(|now| now.saturating_sub(injection.injected_ns) as f64 / 1e9),
                 injection,
                 symbol,
                 object,
@@ -78,6 +100,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     let report = Report {
         injections: entries,
+        retired,
         quarantined,
     };
     if args.json {
@@ -96,23 +119,37 @@ fn print_text(report: &Report, pid: Option<u32>) {
         }
     } else {
         println!(
-            "{:>5} {:>7}  {:<28} {:>14}  {:<24} {:>14} {:>10} {:>10}",
+            "{:>5} {:>7}  {:<28} {:>14}  {:<24} {:>14} {:>10} {:>10}  STATE",
             "ID", "PID", "SYMBOL", "ADDRESS", "SEGMENT/VARIANT", "SEGMENT AT", "AGE", "PAUSE"
         );
         for e in &report.injections {
             let i = &e.injection;
+            let state = match i.state.as_str() {
+                "stale" => "stale: not restored, site changed",
+                "retired" => "retired: reverted, segment still mapped (inert)",
+                other => other,
+            };
+            let id = if i.state == "retired" { "-".to_owned() } else { i.id.to_string() };
             println!(
-                "{:>5} {:>7}  {:<28} {:>#14x}  {:<24} {:>#14x} {:>10} {:>10}",
-                i.id,
+                "{:>5} {:>7}  {:<28} {:>#14x}  {:<24} {:>#14x} {:>10} {:>10}  {}",
+                id,
                 i.pid,
-                e.symbol.as_deref().unwrap_or("?"),
+                e.symbol.as_deref().unwrap_or(if i.state == "retired" { "-" } else { "?" }),
                 i.target,
                 format!("{}/{} #{}", i.segment, i.variant, i.variant_id),
                 i.segment_addr,
-                e.age_s.map_or("?".to_owned(), |s| format!("{s:.1}s")),
+                e.age_s.map_or("-".to_owned(), |s| format!("{s:.1}s")),
                 duration_ns(i.pause_ns),
+                state,
             );
         }
+    }
+    if report.retired > 0 && !report.injections.iter().any(|e| e.injection.state == "retired") {
+        println!(
+            "retired: {} reverted segment(s) still mapped, inert, until their process exits or execs \
+             (`adaptctl list --retired` shows them)",
+            report.retired
+        );
     }
     for v in &report.quarantined {
         println!(
