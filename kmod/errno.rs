@@ -29,8 +29,3 @@ pub(crate) fn eproto() -> Error {
 pub(crate) fn estale() -> Error {
     errno(bindings::ESTALE)
 }
-
-/// `ETIMEDOUT`: a target thread did not finish a duty in time.
-pub(crate) fn etimedout() -> Error {
-    errno(bindings::ETIMEDOUT)
-}

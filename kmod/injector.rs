@@ -387,6 +387,13 @@ impl Injector {
         let _ = self.retired.lock().push(retired, GFP_KERNEL);
     }
 
+    /// Keeps the segment of a reverted (or stale) injection as retired.
+    fn keep_retired_injection(&self, inj: KBox<Injection>) {
+        if let Ok(retired) = KBox::new(KBox::into_inner(inj).retire(), GFP_KERNEL) {
+            self.keep_retired(retired);
+        }
+    }
+
     /// Takes a retired mapping of `variant` in `mm` that a jump at `site`
     /// reaches.
     fn take_retired(&self, mm: &MmRef, variant: &Arc<Variant>, site: u64) -> Option<KBox<Retired>> {
@@ -522,7 +529,7 @@ impl Injector {
             match self.take_retired(&mm, &variant, site) {
                 Some(retired) => match rendezvous::gather(&thread, &mm, None) {
                     Ok(g) => {
-                        let Retired { mapping, .. } = *KBox::into_inner(retired);
+                        let Retired { mapping, .. } = KBox::into_inner(retired);
                         (mapping, g)
                     }
                     Err(err) => {
@@ -609,7 +616,7 @@ impl Injector {
         // Everything that can fail without undoing the patch happens first.
         let slot = match KBox::<Injection>::new_uninit(GFP_KERNEL)
             .map_err(Error::from)
-            .and_then(|slot| self.live.lock().reserve(1, GFP_KERNEL).map(|_| slot).map_err(Error::from))
+            .and_then(|slot| self.live.lock().reserve(1, GFP_KERNEL).map(|()| slot).map_err(Error::from))
         {
             Ok(slot) => slot,
             Err(err) => {
@@ -675,13 +682,49 @@ impl Injector {
         self.undo(injection)
     }
 
+    /// Reverts every live injection of library variant `variant_id`
+    /// (a forced library unload). The first error is returned; the others
+    /// are still tried.
+    pub(crate) fn revert_variant(&self, variant_id: u64) -> Result {
+        let _operation = self.operation.lock();
+        self.collect_dead();
+        let mut mine = KVec::new();
+        {
+            let mut live = self.live.lock();
+            // Room for all of them first: a failed push would drop a record.
+            mine.reserve(live.len(), GFP_KERNEL)?;
+            let mut i = 0;
+            while i < live.len() {
+                let matches = live
+                    .get(i)
+                    .is_some_and(|inj| inj.state == State::Live && inj.mapping.variant.id == variant_id);
+                if matches {
+                    if let Some(inj) = swap_remove(&mut live, i) {
+                        // Capacity reserved above: cannot fail.
+                        let _ = mine.push(inj, GFP_KERNEL);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let mut first = Ok(());
+        for inj in mine {
+            if let Err(err) = self.undo(inj) {
+                if first.is_ok() {
+                    first = Err(err);
+                }
+            }
+        }
+        first
+    }
+
     /// Puts back the bytes of `inj` and retires its segment; on failure
     /// the record goes back to the table (live, or stale when the site
     /// changed).
     fn undo(&self, mut inj: KBox<Injection>) -> Result<(u64, u32)> {
         if inj.state == State::Stale {
-            let retired = KBox::new(KBox::into_inner(inj).retire(), GFP_KERNEL)?;
-            self.keep_retired(retired);
+            self.keep_retired_injection(inj);
             return Ok((0, 0));
         }
         let Some(thread) = inj.pid.live_thread(Some(&inj.mm)) else {
@@ -752,8 +795,7 @@ impl Injector {
             let pause = gathered.release();
             // The entry jumps to the segment no more; it stays mapped,
             // inert, for any frame that still returns into it.
-            let retired = KBox::new(KBox::into_inner(inj).retire(), GFP_KERNEL)?;
-            self.keep_retired(retired);
+            self.keep_retired_injection(inj);
             return Ok((pause, attempts));
         }
     }
@@ -776,6 +818,11 @@ impl Injector {
         Ok(Some(&*live) == inj.patch.get(..inj.patch_len))
     }
 
+    /// Returns a record taken out of `live` by `revert` (or `revert_all`,
+    /// `revert_variant`). Removing never shrinks the vector, so the slot it
+    /// left is still there and this push does not allocate; should it fail
+    /// anyway the loss is logged (the patch itself stays correct: its
+    /// segment stays mapped).
     fn put_back(&self, inj: KBox<Injection>) {
         if self.live.lock().push(inj, GFP_KERNEL).is_err() {
             pr_err!("adapt: an injection record was lost (out of memory)\n");

@@ -131,6 +131,24 @@ fn write_items<T: AsBytes>(user: u64, items: &[T]) -> Result {
     UserSlice::new(user, bytes).writer().write_slice(raw)
 }
 
+/// Writes `len` zero bytes at user address `user` (checks that it is
+/// writable).
+fn zero_user(user: u64, len: usize) -> Result {
+    if len == 0 {
+        return Ok(());
+    }
+    let user = usize::try_from(user).map_err(|_| EFAULT)?;
+    let zeros = [0u8; 256];
+    let mut writer = UserSlice::new(user, len).writer();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        writer.write_slice(zeros.get(..n).ok_or(EINVAL)?)?;
+        left -= n;
+    }
+    Ok(())
+}
+
 fn expect_cmd(cmd: u32, expected: u32) -> Result {
     if cmd == expected {
         Ok(())
@@ -222,6 +240,9 @@ fn profile_read(client: &Client, arg: usize) -> Result<isize> {
         return Err(EINVAL);
     }
     let capacity = request.capacity as usize;
+    // Samples are consumed by the read: make sure they can be delivered
+    // first (a bad buffer fails before any sample is taken).
+    zero_user(request.samples, capacity * size_of::<abi::AdaptSample>())?;
     let mut samples = KVec::with_capacity(capacity, GFP_KERNEL)?;
     let outcome = client
         .shared
@@ -263,7 +284,7 @@ fn library_load(client: &Client, arg: usize) -> Result<isize> {
     if let Err(err) = writer.write(&request) {
         if let Loaded::New(id) = outcome {
             // The caller cannot learn the id: do not keep what it cannot name.
-            let _ = client.shared.library.unload(id, false);
+            let _ = client.shared.library.unload(id);
         }
         return Err(err);
     }
@@ -280,8 +301,12 @@ fn library_unload(client: &Client, arg: usize) -> Result<isize> {
     {
         return Err(EINVAL);
     }
-    let force = request.flags & abi::ADAPT_LIBRARY_UNLOAD_F_FORCE != 0;
-    match client.shared.library.unload(request.id, force) {
+    if request.flags & abi::ADAPT_LIBRARY_UNLOAD_F_FORCE != 0 {
+        // Revert the injections that use it first; one that cannot be
+        // reverted keeps the variant loaded (EBUSY and its user count below).
+        let _ = client.shared.injector.revert_variant(request.id);
+    }
+    match client.shared.library.unload(request.id) {
         Ok(()) => Ok(0),
         Err((err, users)) => {
             request.users = users;

@@ -229,15 +229,14 @@ impl Library {
         self.variants.lock().iter().find(|v| &v.hash == hash).map(|v| v.id)
     }
 
-    /// Removes variant `id`. While injections use it: `Err((EBUSY, users))`,
-    /// unless `force`: then it leaves the library at once, and the live
-    /// injections keep its pages until they are reverted.
-    pub(crate) fn unload(&self, id: u64, force: bool) -> core::result::Result<(), (Error, u32)> {
+    /// Removes variant `id`. While injections use it: `Err((EBUSY, users))`
+    /// (`ADAPT_LIBRARY_UNLOAD_F_FORCE` reverts them first, in the ioctl).
+    pub(crate) fn unload(&self, id: u64) -> core::result::Result<(), (Error, u32)> {
         let removed = {
             let mut variants = self.variants.lock();
             let index = variants.iter().position(|v| v.id == id).ok_or((ENOENT, 0))?;
             let users = variants.get(index).map_or(0, |v| v.users.load(Ordering::Relaxed));
-            if users != 0 && !force {
+            if users != 0 {
                 return Err((EBUSY, users));
             }
             swap_remove(&mut variants, index)

@@ -236,7 +236,7 @@ struct ThreadWork<D> {
 /// Called once by `task_work_run` with the `callback_head` of a
 /// `ThreadWork` leaked by [`queue`].
 #[no_mangle]
-pub unsafe extern "C" fn adapt_rust_work_run(head: *mut bindings::callback_head) {
+pub(crate) unsafe extern "C" fn adapt_rust_work_run(head: *mut bindings::callback_head) {
     let header = head.cast::<WorkHeader>();
     // SAFETY: `head` is the first field of a `#[repr(C)]` `WorkHeader`,
     // itself the first field of a `ThreadWork<D>` whose `run` is

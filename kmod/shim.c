@@ -417,8 +417,6 @@ struct file *adapt_segment_file(const char *name, const struct file_operations *
 	inode = alloc_anon_inode(adapt_segfs_mnt->mnt_sb);
 	if (IS_ERR(inode))
 		return ERR_CAST(inode);
-	inode->i_mode = S_IFREG | 0400;
-	inode->i_fop = fops;
 	file = alloc_file_pseudo(inode, adapt_segfs_mnt, name, O_RDONLY, fops);
 	if (IS_ERR(file))
 		iput(inode);
@@ -527,8 +525,11 @@ int adapt_site_identity(struct mm_struct *mm, u64 addr, u32 len, struct inode **
 	*pos = off;
 	if (file_bytes) {
 		loff_t at = off;
-		ssize_t got = kernel_read(file, file_bytes, len, &at);
+		ssize_t got = -EIO;
 
+		/* Every mapping of a file needs it open for reading. */
+		if (file->f_mode & FMODE_READ)
+			got = kernel_read(file, file_bytes, len, &at);
 		if (got != len)
 			ret = got < 0 ? (int)got : -EIO;
 	}

@@ -164,12 +164,6 @@ impl TaskRef {
         self.task.as_ptr()
     }
 
-    /// Thread id (in the initial pid namespace).
-    pub(crate) fn tid(&self) -> u32 {
-        // SAFETY: `self.task` is a valid, counted task.
-        unsafe { bindings::adapt_task_tid(self.task.as_ptr()) }
-    }
-
     /// References to every thread of this task's thread group; `E2BIG` when
     /// there are more than `max`.
     pub(crate) fn threads(&self, max: usize) -> Result<KVec<TaskRef>> {
