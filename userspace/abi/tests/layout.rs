@@ -19,7 +19,8 @@ fn version_struct_layout_is_stable() {
 fn ioctl_numbers_are_stable() {
     // _IOWR(0xAD, 0x00, 80 bytes)
     assert_eq!(ADAPT_IOC_VERSION, 0xC050_AD00);
-    assert_eq!(ADAPT_ABI_VERSION, 1);
+    // 2: injection states stale/retired, the list's flags and retired count.
+    assert_eq!(ADAPT_ABI_VERSION, 2);
 }
 
 #[test]
@@ -136,6 +137,10 @@ fn injection_structs_layout_is_stable() {
     assert_eq!(offset_of!(AdaptInjectionInfo, original), 56);
     assert_eq!(offset_of!(AdaptInjectionInfo, segment), 88);
     assert_eq!(size_of::<AdaptInjectionList>(), 40);
+    assert_eq!(offset_of!(AdaptInjectionList, pid), 20);
+    assert_eq!(offset_of!(AdaptInjectionList, flags), 24);
+    assert_eq!(offset_of!(AdaptInjectionList, retired), 28);
+    assert_eq!(offset_of!(AdaptInjectionList, reserved), 32);
     assert_eq!(offset_of!(AdaptPolicy, uids), 40);
     assert_eq!(offset_of!(AdaptPolicy, comms), 104);
     assert_eq!(offset_of!(AdaptPolicy, exes), 360);
