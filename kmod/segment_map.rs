@@ -28,7 +28,7 @@ use crate::bindings;
 use crate::library::Variant;
 use kernel::ffi::{c_int, c_ulong};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::{page::PAGE_SIZE, prelude::*, str::CString, sync::Arc};
 
 /// The operation tables of every segment file.
@@ -38,9 +38,6 @@ struct OpsTables {
 }
 
 static OPS: AtomicPtr<OpsTables> = AtomicPtr::new(ptr::null_mut());
-/// Set when a segment file may outlive our reference to it (a forked child
-/// or an exiting process still maps it).
-static FILES_MAY_OUTLIVE: AtomicBool = AtomicBool::new(false);
 
 /// Mounts the segment filesystem and sets up the operation tables; call
 /// once at module load.
@@ -66,7 +63,7 @@ pub(crate) fn init() -> Result {
         Ok(tables) => tables,
         Err(err) => {
             // SAFETY: Mounted above; no file exists yet.
-            unsafe { bindings::adapt_segfs_unmount(false) };
+            unsafe { bindings::adapt_segfs_unmount() };
             return Err(err.into());
         }
     };
@@ -76,25 +73,26 @@ pub(crate) fn init() -> Result {
 
 /// Tears down the operation tables at module unload.
 pub(crate) fn exit() {
-    let outlive = FILES_MAY_OUTLIVE.load(Ordering::Acquire);
-    // SAFETY: Module exit: no new segment file is made any more; with
-    // `outlive` the filesystem type is kept for the files still in use.
-    unsafe { bindings::adapt_segfs_unmount(outlive) };
+    // SAFETY: Module exit: no new segment file is made any more. The type
+    // is kept (see below).
+    unsafe { bindings::adapt_segfs_unmount() };
     let tables = OPS.swap(ptr::null_mut(), Ordering::AcqRel);
     if tables.is_null() {
         return;
     }
-    if outlive {
-        // SAFETY: `tables` came from `KBox::into_raw` in `init`; segment
-        // files still point at it, so it is kept, but new mmaps of those
-        // files (through /proc/PID/map_files) must not call into the module
-        // once it is gone.
-        unsafe { (*tables).fops.mmap = None };
-        pr_info!("adapt: keeping segment file operations for mappings inherited by other processes\n");
-    } else {
-        // SAFETY: `tables` came from `KBox::into_raw` in `init`, and no
-        // segment file refers to it any more.
-        drop(unsafe { KBox::from_raw(tables) });
+    // Kept, always: retired segments stay mapped in their processes after
+    // the module is gone (their VMAs point at `vm_ops`), forked children
+    // inherit mappings, and the last `fput` of a segment file is deferred
+    // to task work that runs after `rmmod` returns (`__fput` reads the file
+    // operations). One small allocation per module load; new mmaps of the
+    // files (through /proc/PID/map_files) must not call into the module
+    // once it is gone.
+    // SAFETY: `tables` came from `KBox::into_raw` in `init`; clearing the
+    // callback is a plain store, nothing calls it concurrently (module
+    // exit, no open /dev/adapt file, no rendezvous queued).
+    unsafe {
+        (*tables).fops.mmap = None;
+        bindings::adapt_keep_allocation(tables.cast());
     }
 }
 
@@ -271,11 +269,6 @@ impl SegmentFile {
 
 impl Drop for SegmentFile {
     fn drop(&mut self) {
-        // SAFETY: We own one reference (type invariant).
-        let refs = unsafe { bindings::adapt_file_refs(self.file.as_ptr()) };
-        if refs > 1 {
-            FILES_MAY_OUTLIVE.store(true, Ordering::Release);
-        }
         // SAFETY: We own one reference. `fput` defers the final release to
         // the calling task's return to user mode (or to a kernel worker);
         // the file has no release callback into the module.

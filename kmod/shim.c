@@ -7,6 +7,8 @@
 #include <linux/completion.h>
 #include <linux/freezer.h>
 #include <linux/module.h>
+#include <linux/lockdep.h>
+#include <linux/kmemleak.h>
 #include <linux/pid_namespace.h>
 #include <linux/pseudo_fs.h>
 #include <linux/mount.h>
@@ -368,6 +370,30 @@ static int adapt_segfs_init_fs_context(struct fs_context *fc)
 static struct file_system_type *adapt_segfs_type;
 static struct vfsmount *adapt_segfs_mnt;
 
+/*
+ * The lock class keys inside a file_system_type must be known to lockdep:
+ * static ones are, allocated ones must be registered (and unregistered
+ * before they are freed).
+ */
+void adapt_keep_allocation(const void *ptr);
+
+static void adapt_segfs_keys(struct file_system_type *type, bool add)
+{
+	void (*each)(struct lock_class_key *key) =
+		add ? lockdep_register_key : lockdep_unregister_key;
+	int i;
+
+	each(&type->s_lock_key);
+	each(&type->s_umount_key);
+	each(&type->s_vfs_rename_key);
+	for (i = 0; i < SB_FREEZE_LEVELS; i++)
+		each(&type->s_writers_key[i]);
+	each(&type->i_lock_key);
+	each(&type->i_mutex_key);
+	each(&type->invalidate_lock_key);
+	each(&type->i_mutex_dir_key);
+}
+
 int adapt_segfs_mount(void)
 {
 	struct file_system_type *type = kzalloc(sizeof(*type), GFP_KERNEL);
@@ -378,8 +404,10 @@ int adapt_segfs_mount(void)
 	type->name = "adapt-segments";
 	type->init_fs_context = adapt_segfs_init_fs_context;
 	type->kill_sb = kill_anon_super;
+	adapt_segfs_keys(type, true);
 	mnt = kern_mount(type);
 	if (IS_ERR(mnt)) {
+		adapt_segfs_keys(type, false);
 		kfree(type);
 		return PTR_ERR(mnt);
 	}
@@ -389,21 +417,26 @@ int adapt_segfs_mount(void)
 }
 
 /*
- * Drops the internal mount. With @files_may_outlive, the type (which the
- * superblock of inherited segment files still points at) is kept; its
- * init_fs_context is cleared, as nothing may mount it any more.
+ * Drops the internal mount. The type is kept: the superblock of segment
+ * files still open (retired segments stay mapped after unload, forked
+ * children inherit mappings, a final fput may be deferred) points at it.
+ * Nothing can mount it any more.
  */
-void adapt_segfs_unmount(bool files_may_outlive)
+void adapt_segfs_unmount(void)
 {
 	if (!adapt_segfs_mnt)
 		return;
 	kern_unmount(adapt_segfs_mnt);
 	adapt_segfs_mnt = NULL;
-	if (files_may_outlive)
-		adapt_segfs_type->init_fs_context = NULL;
-	else
-		kfree(adapt_segfs_type);
+	adapt_segfs_type->init_fs_context = NULL;
+	adapt_keep_allocation(adapt_segfs_type);
 	adapt_segfs_type = NULL;
+}
+
+/* An allocation deliberately kept past module unload (not a leak). */
+void adapt_keep_allocation(const void *ptr)
+{
+	kmemleak_not_leak(ptr);
 }
 
 /* A new, read-only segment file named @name on the module's filesystem. */
@@ -426,11 +459,6 @@ struct file *adapt_segment_file(const char *name, const struct file_operations *
 void adapt_file_put(struct file *file)
 {
 	fput(file);
-}
-
-long adapt_file_refs(struct file *file)
-{
-	return file_count(file);
 }
 
 /*

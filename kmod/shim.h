@@ -66,10 +66,10 @@ struct vm_area_struct;
 struct vm_operations_struct;
 struct page;
 int adapt_segfs_mount(void);
-void adapt_segfs_unmount(bool files_may_outlive);
+void adapt_segfs_unmount(void);
+void adapt_keep_allocation(const void *ptr);
 struct file *adapt_segment_file(const char *name, const struct file_operations *fops);
 void adapt_file_put(struct file *file);
-long adapt_file_refs(struct file *file);
 int adapt_vma_prepare(struct vm_area_struct *vma, bool exec,
 		      const struct vm_operations_struct *ops,
 		      unsigned long *pgoff, unsigned long *npages);
