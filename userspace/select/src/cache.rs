@@ -33,6 +33,17 @@
 //! variant name, original path and symbol, size). The file is rewritten
 //! atomically (temporary file + rename); an unreadable or other-format file
 //! counts as empty. At most [`MAX_ENTRIES`] are kept, newest first.
+//!
+//! A cache another user can write must not steer the caller's (root's)
+//! decision: the directory and the file must be owned by the caller and
+//! not group- or world-writable, and the file must be a regular file (not
+//! a symbolic link). Otherwise the cache is *refused*: nothing is read
+//! from it or written to it, and [`Cache::refused`] names the file and
+//! what is wrong. New directories are created 0700, the file 0600, the
+//! temporary file with `O_EXCL` (never through a planted link).
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::io::Write;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -169,6 +180,49 @@ pub struct Cache {
     path: PathBuf,
     entries: Vec<CacheEntry>,
     dirty: bool,
+    refused: Option<String>,
+}
+
+/// Why `meta` (of `path`) may not steer a decision of user `euid`.
+fn untrusted(path: &Path, meta: &std::fs::Metadata, euid: u32) -> Option<String> {
+    let what = if meta.is_dir() { "directory" } else { "file" };
+    if meta.uid() != euid {
+        Some(format!(
+            "the cache {what} {} is owned by uid {}, not by the caller (uid {euid}): it is not \
+             used; remove it, or choose another with --cache-dir",
+            path.display(),
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "the cache {what} {} is group- or world-writable (mode {:o}): it is not used; \
+             chmod go-w it, or remove it",
+            path.display(),
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why the cache at `dir`/`file` is refused, if it is.
+fn refusal(dir: &Path, file: &Path) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if let Some(why) = untrusted(dir, &meta, euid) {
+            return Some(why);
+        }
+    }
+    match std::fs::symlink_metadata(file) {
+        Ok(meta) if !meta.file_type().is_file() => Some(format!(
+            "the cache file {} is not a regular file (a symbolic link?): it is not used; \
+             remove it",
+            file.display()
+        )),
+        Ok(meta) => untrusted(file, &meta, euid),
+        Err(_) => None,
+    }
 }
 
 impl Cache {
@@ -176,8 +230,10 @@ impl Cache {
     /// format: empty).
     pub fn open(dir: &Path) -> Cache {
         let path = dir.join(CACHE_FILE);
+        let refused = refusal(dir, &path);
         let entries = std::fs::read(&path)
             .ok()
+            .filter(|_| refused.is_none())
             .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
             .filter(|f| f.format == CACHE_FORMAT)
             .map(|f| f.entries)
@@ -186,7 +242,13 @@ impl Cache {
             path,
             entries,
             dirty: false,
+            refused,
         }
+    }
+
+    /// Why the cache is not used (see the module documentation), if so.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
     }
 
     /// The file.
@@ -219,11 +281,17 @@ impl Cache {
 
     /// Writes the file if anything changed (creating the directory).
     pub fn save(&mut self) -> io::Result<()> {
-        if !self.dirty {
+        if !self.dirty || self.refused.is_some() {
             return Ok(());
         }
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            if let Some(why) = refusal(dir, &self.path) {
+                return Err(io::Error::other(why));
+            }
         }
         let doc = CacheFile {
             format: CACHE_FORMAT,
@@ -233,7 +301,13 @@ impl Cache {
         let tmp = self
             .path
             .with_extension(format!("json.tmp.{}", std::process::id()));
-        std::fs::write(&tmp, text)?;
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?
+            .write_all(&text)?;
         std::fs::rename(&tmp, &self.path).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;

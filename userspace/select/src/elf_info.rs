@@ -85,7 +85,17 @@ pub struct ElfInfo {
     pub text_relocations: bool,
     /// Every function symbol (`.symtab` and `.dynsym`).
     pub functions: Vec<FunctionSym>,
+    /// The GNU build-id note, if any (a claim of the file, not a proof of
+    /// its content).
+    pub build_id: Option<Vec<u8>>,
 }
+
+/// Most symbols read from one file (`.symtab` plus `.dynsym`): a file
+/// claiming more is refused rather than walked (a large libc has ~10 000).
+pub const MAX_SYMBOLS: usize = 1 << 20;
+
+/// Largest file the selection reads (1 GiB).
+pub const MAX_FILE: u64 = 1 << 30;
 
 impl ElfInfo {
     /// Reads `path`.
@@ -145,6 +155,16 @@ impl ElfInfo {
                 })
             }
         };
+        let declared = [file.elf_symbol_table(), file.elf_dynamic_symbol_table()]
+            .iter()
+            .map(|t| t.len())
+            .fold(0usize, usize::saturating_add);
+        if declared > MAX_SYMBOLS {
+            return Err(OriginalError::NotLoadable {
+                path: path.to_path_buf(),
+                why: format!("it declares {declared} symbols, more than the {MAX_SYMBOLS} read"),
+            });
+        }
         let mut functions: Vec<FunctionSym> = Vec::new();
         for symbol in file.symbols().chain(file.dynamic_symbols()) {
             let raw = symbol.elf_symbol();
@@ -179,6 +199,7 @@ impl ElfInfo {
             loads,
             text_relocations: textrel || flags & u64::from(elf::DF_TEXTREL) != 0,
             functions,
+            build_id: file.build_id().ok().flatten().map(<[u8]>::to_vec),
         })
     }
 
@@ -204,6 +225,19 @@ impl ElfInfo {
                 why: format!("{} file-local functions are named {name}", many.len()),
             }),
         }
+    }
+
+    /// The bytes of `f` in `data` (the file), if they lie inside one
+    /// `PT_LOAD`'s file image.
+    pub fn function_bytes<'d>(&self, data: &'d [u8], f: &FunctionSym) -> Option<&'d [u8]> {
+        let l = self.load_of(f.vaddr)?;
+        let rel = f.vaddr - l.vaddr;
+        if rel.checked_add(f.size)? > l.filesz {
+            return None;
+        }
+        let start = usize::try_from(l.offset.checked_add(rel)?).ok()?;
+        let end = start.checked_add(usize::try_from(f.size).ok()?)?;
+        data.get(start..end)
     }
 
     /// The `PT_LOAD` holding `addr`.

@@ -133,4 +133,10 @@ pub enum SelectError {
     /// A variant could not be loaded into this process.
     #[error(transparent)]
     Load(#[from] LoaderError),
+    /// The unprivileged measuring child failed even without the original.
+    #[error("nothing was measured: {reason}")]
+    Child {
+        /// What happened to it.
+        reason: String,
+    },
 }

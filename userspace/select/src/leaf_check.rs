@@ -171,6 +171,7 @@ mod tests {
             ],
             text_relocations: false,
             functions: vec![],
+            build_id: None,
         }
     }
 

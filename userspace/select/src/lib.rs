@@ -37,11 +37,13 @@
 //! after, with the profiler) and reverts if it did not help.
 
 pub mod cache;
+pub mod child;
 pub mod cpu_id;
 pub mod decide;
 pub mod driver;
 pub mod elf_info;
 pub mod error;
+pub mod evidence;
 pub mod exact_f64;
 pub mod exec_map;
 pub mod leaf_check;
@@ -59,7 +61,9 @@ pub use cache::{
 pub use cpu_id::CpuIdentity;
 pub use decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
 pub use error::{OriginalError, SelectError};
-pub use original::{LoadMethod, Original, OriginalSpec};
+pub use evidence::{Evidence, Match};
+pub use sandbox::{Identity, Limits};
+pub use original::{LoadMethod, Original, OriginalSpec, PreparedOriginal};
 pub use select::{
     select, CacheReport, CacheUse, OriginalReport, SelectRequest, Selection, SizeRow, Skipped,
     VariantFigure, VariantSummary,

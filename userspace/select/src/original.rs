@@ -1,55 +1,295 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The original function, loaded into this process from the same ELF file
-//! the target mapped, so that it can be measured side by side with the
-//! variants.
+//! The original function: prepared in the (privileged) parent without
+//! running anything of it, then loaded and called only in the unprivileged
+//! measuring child ([`crate::sandbox`]).
 //!
-//! - A **shared library** is `dlopen`ed by its path (or soname)
-//!   with `RTLD_LOCAL|RTLD_NOW`, and the function found with `dlsym`; a
-//!   file-local function (not exported) is found from the symbol table and
-//!   the library's load bias (`dlinfo(RTLD_DI_LINKMAP)`). The library's
-//!   constructors run in this process, as they do in every process that
-//!   links it.
-//! - A function of an **executable** (PIE or fixed-address; glibc refuses
-//!   to `dlopen` those) is run from a bare mapping of the file's read-only
-//!   segments, if [`crate::leaf_check`] proves it a self-contained leaf
-//!   (see [`crate::exec_map`] for how it is mapped). Otherwise the error
-//!   says why, and the selection answers "cannot run the original outside
-//!   the target".
+//! **In the parent** ([`PreparedOriginal::prepare`]) the file is *opened
+//! and read*, never mapped executable, never `dlopen`ed:
+//!
+//! - of a process (`pid` given): through `/proc/PID/map_files/START-END`
+//!   of a mapping of that file — exactly the bytes the target runs, in the
+//!   target's mount namespace, even if the path was replaced since. Opening
+//!   `map_files` needs `CAP_SYS_ADMIN`, which the child no longer has: so
+//!   the parent opens it (`O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC`) and the
+//!   child inherits only that descriptor;
+//! - a path: opened the same way; it must be a regular file;
+//! - a soname (`libz.so.1`): looked up in the system library directories
+//!   ([`SYSTEM_LIBRARY_DIRS`]) only, a regular file owned by root and not
+//!   group- or world-writable (never `LD_LIBRARY_PATH` or the current
+//!   directory).
+//!
+//! The bytes are read through the descriptor (at most
+//! [`crate::elf_info::MAX_FILE`]), hashed (the cache and the content
+//! evidence, [`crate::evidence`], key on them) and parsed with `object`
+//! as hostile input. A function of an executable must pass
+//! [`crate::leaf_check`] here, before any child exists.
+//!
+//! **In the child** ([`Original::load_in_child`]), after every privilege
+//! is gone:
+//!
+//! - a **shared library** is `dlopen`ed as `/proc/self/fd/N` (the inherited
+//!   descriptor) with `RTLD_LOCAL|RTLD_NOW`, and the function found with
+//!   `dlsym`, or from the symbol table and the load bias for a file-local
+//!   function. Its constructors run — in the child only;
+//! - a function of an **executable** (PIE or fixed-address; glibc refuses
+//!   to `dlopen` those) runs from a bare mapping of the file's read-only
+//!   segments ([`crate::exec_map`]), mapped from the descriptor.
 
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::fs::File;
+use std::io::Read;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::elf_info::{ElfInfo, ObjectKind};
+use crate::elf_info::{ElfInfo, FunctionSym, ObjectKind, MAX_FILE};
 use crate::error::OriginalError;
 use crate::exec_map::MappedImage;
 use crate::leaf_check::check_self_contained;
+use crate::sandbox::Identity;
+
+/// Where a soname is looked up: root-owned system directories only.
+pub const SYSTEM_LIBRARY_DIRS: &[&str] = &[
+    "/usr/local/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
 
 /// Where the original function is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginalSpec {
-    /// The ELF file the target mapped: a path (as in `/proc/PID/maps`), or
-    /// a soname such as `libz.so.1` for the dynamic loader to find.
+    /// The ELF file: a path (as in `/proc/PID/maps`), or a soname such as
+    /// `libz.so.1`.
     pub object: String,
     /// The function's name in that file.
     pub symbol: String,
+    /// The process whose mapping of `object` is measured (opened through
+    /// `/proc/PID/map_files`); its user runs the measuring child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
-/// How the original was brought into this process.
+/// How the original was brought into the measuring child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LoadMethod {
-    /// `dlopen` + `dlsym` (or the symbol table and the load bias).
+    /// `dlopen` + `dlsym` (or the symbol table and the load bias), in the
+    /// unprivileged child.
     Dlopen,
     /// The executable's read-only segments mapped, the function a checked
-    /// self-contained leaf.
+    /// self-contained leaf, in the unprivileged child.
     MappedExecutable,
 }
 
-/// The original function, callable in this process.
+/// The original as the parent prepared it: opened, read, parsed; nothing
+/// of it has run.
+#[derive(Debug)]
+pub struct PreparedOriginal {
+    /// What was asked for.
+    pub spec: OriginalSpec,
+    /// The open file (inherited by the child, nothing else is).
+    pub file: OwnedFd,
+    /// The file's name for people and for the cache: the path in the
+    /// target's maps, or the path found.
+    pub path: String,
+    /// Where it was opened from (`/proc/PID/map_files/…` or the path).
+    pub opened: String,
+    /// Its ELF facts.
+    pub info: ElfInfo,
+    /// The function.
+    pub function: FunctionSym,
+    /// sha256 of the file, hex.
+    pub file_sha256: String,
+    /// sha256 of the function's bytes in the file, hex (absent when its
+    /// size is unknown or its bytes are not in the file).
+    pub function_sha256: Option<String>,
+    /// Who the child runs as.
+    pub identity: Identity,
+}
+
+/// hex of sha256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn open_file(path: &Path) -> Result<File, OriginalError> {
+    let io = |source| OriginalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(OriginalError::NotLoadable {
+            path: path.to_path_buf(),
+            why: "it is not a regular file".to_owned(),
+        });
+    }
+    if meta.len() > MAX_FILE {
+        return Err(OriginalError::NotLoadable {
+            path: path.to_path_buf(),
+            why: format!("it is {} bytes, more than the {MAX_FILE} read", meta.len()),
+        });
+    }
+    Ok(file)
+}
+
+/// Whether `file` (a name without directories) is the library `name`:
+/// equal, or `name` followed by a version (`libz.so.1.2.13` is
+/// `libz.so.1`).
+fn is_library_file(file: &str, name: &str) -> bool {
+    file == name
+        || file.strip_prefix(name).is_some_and(|rest| {
+            rest.strip_prefix('.').is_some_and(|v| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            })
+        })
+}
+
+/// The system library named `soname` (see [`SYSTEM_LIBRARY_DIRS`]).
+pub fn find_system_library(soname: &str) -> Result<PathBuf, OriginalError> {
+    if soname.contains('/') || soname.is_empty() || soname.starts_with('.') {
+        return Err(OriginalError::NotLoadable {
+            path: PathBuf::from(soname),
+            why: "not a soname".to_owned(),
+        });
+    }
+    for dir in SYSTEM_LIBRARY_DIRS {
+        let p = Path::new(dir).join(soname);
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.file_type().is_file() && meta.uid() == 0 && meta.mode() & 0o022 == 0 {
+            return Ok(p);
+        }
+    }
+    Err(OriginalError::NotLoadable {
+        path: PathBuf::from(soname),
+        why: format!(
+            "no root-owned, not group- or world-writable file of that name in {}; name the \
+             file with --object PATH",
+            SYSTEM_LIBRARY_DIRS.join(", ")
+        ),
+    })
+}
+
+impl PreparedOriginal {
+    /// Opens, reads and checks the original `spec` names (see the module
+    /// documentation). Runs nothing of it.
+    pub fn prepare(spec: &OriginalSpec) -> Result<PreparedOriginal, OriginalError> {
+        let (file, path, opened, identity) = match spec.pid {
+            Some(pid) => {
+                let maps = adapt_profile::ProcessMaps::read(pid).map_err(|source| {
+                    OriginalError::Io {
+                        path: PathBuf::from(format!("/proc/{pid}/maps")),
+                        source,
+                    }
+                })?;
+                let m = maps
+                    .mappings
+                    .iter()
+                    .filter(|m| m.is_file())
+                    .find(|m| m.name == spec.object)
+                    .or_else(|| {
+                        maps.mappings.iter().filter(|m| m.is_file()).find(|m| {
+                            !spec.object.contains('/')
+                                && is_library_file(m.short_name(), &spec.object)
+                        })
+                    })
+                    .ok_or_else(|| OriginalError::NotLoadable {
+                        path: PathBuf::from(&spec.object),
+                        why: format!("process {pid} maps no file {}", spec.object),
+                    })?;
+                let via = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+                let file = open_file(Path::new(&via))?;
+                (file, m.name.clone(), via, Identity::of_process(pid))
+            }
+            None => {
+                let p = if spec.object.contains('/') {
+                    PathBuf::from(&spec.object)
+                } else {
+                    find_system_library(&spec.object)?
+                };
+                let file = open_file(&p)?;
+                let shown = std::fs::canonicalize(&p).unwrap_or(p);
+                let shown = shown.display().to_string();
+                (file, shown.clone(), shown, Identity::nobody())
+            }
+        };
+        let label = PathBuf::from(&path);
+        let mut data = Vec::new();
+        (&file)
+            .take(MAX_FILE)
+            .read_to_end(&mut data)
+            .map_err(|source| OriginalError::Io {
+                path: label.clone(),
+                source,
+            })?;
+        let info = ElfInfo::parse(&label, &data)?;
+        let function = info.function(&spec.symbol)?.clone();
+        if function.ifunc {
+            return Err(OriginalError::NotLoadable {
+                path: label,
+                why: format!("{} is an IFUNC resolver", spec.symbol),
+            });
+        }
+        let body = info.function_bytes(&data, &function);
+        if info.kind != ObjectKind::SharedLibrary {
+            let body = body
+                .filter(|_| {
+                    info.load_of(function.vaddr)
+                        .is_some_and(|l| l.executable() && !l.writable())
+                })
+                .ok_or_else(|| OriginalError::NotSelfContained {
+                    path: label.clone(),
+                    symbol: spec.symbol.clone(),
+                    why: "its body is not inside one read-only executable segment of the file"
+                        .to_owned(),
+                })?;
+            check_self_contained(&info, &function, body).map_err(|why| {
+                OriginalError::NotSelfContained {
+                    path: label.clone(),
+                    symbol: spec.symbol.clone(),
+                    why,
+                }
+            })?;
+        }
+        let function_sha256 = body.filter(|b| !b.is_empty()).map(sha256_hex);
+        Ok(PreparedOriginal {
+            spec: spec.clone(),
+            file: file.into(),
+            path,
+            opened,
+            info,
+            function,
+            file_sha256: sha256_hex(&data),
+            function_sha256,
+            identity,
+        })
+    }
+
+    /// The descriptor the child inherits.
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// The original function, callable in the measuring child.
 ///
 /// # Invariants
 ///
@@ -58,14 +298,8 @@ pub enum LoadMethod {
 #[derive(Debug)]
 pub struct Original {
     entry: usize,
-    /// The file it was loaded from (resolved when a soname was given).
-    pub path: PathBuf,
-    /// The function's name.
-    pub symbol: String,
     /// How it was loaded.
     pub method: LoadMethod,
-    /// sha256 of the file, hex: the cache keys on it.
-    pub file_sha256: String,
     _holder: Holder,
 }
 
@@ -103,31 +337,29 @@ fn dlerror_message() -> String {
         "unknown error".to_owned()
     } else {
         // SAFETY: non-null dlerror results are NUL-terminated strings.
-        unsafe { CStr::from_ptr(msg) }
+        unsafe { std::ffi::CStr::from_ptr(msg) }
             .to_string_lossy()
             .into_owned()
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 impl Original {
-    /// Loads the original `spec` names (see the module documentation).
-    pub fn open(spec: &OriginalSpec) -> Result<Original, OriginalError> {
-        if !spec.object.contains('/') {
-            return Original::dlopen(&spec.object, &spec.symbol);
-        }
-        let path = Path::new(&spec.object);
-        let info = ElfInfo::read(path)?;
-        match info.kind {
-            ObjectKind::SharedLibrary => Original::dlopen(&spec.object, &spec.symbol),
+    /// Loads the prepared original from descriptor `fd` (the child's copy
+    /// of [`PreparedOriginal::file`]). Call only in the measuring child.
+    pub fn load_in_child(p: &PreparedOriginal, fd: RawFd) -> Result<Original, OriginalError> {
+        match p.info.kind {
+            ObjectKind::SharedLibrary => Original::dlopen(p, fd),
             ObjectKind::PieExecutable | ObjectKind::FixedExecutable => {
-                Original::map_executable(path, &spec.symbol)
+                // SAFETY: `fd` is the child's open copy of the file; the
+                // File is never dropped (ManuallyDrop), so the descriptor
+                // stays owned by the sandbox.
+                let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+                let image = MappedImage::map(&p.info, &file, &p.function)?;
+                Ok(Original {
+                    entry: image.entry(),
+                    method: LoadMethod::MappedExecutable,
+                    _holder: Holder::Image(image),
+                })
             }
         }
     }
@@ -137,16 +369,17 @@ impl Original {
         self.entry
     }
 
-    fn dlopen(what: &str, symbol: &str) -> Result<Original, OriginalError> {
+    fn dlopen(p: &PreparedOriginal, fd: RawFd) -> Result<Original, OriginalError> {
+        let what = format!("/proc/self/fd/{fd}");
+        let symbol = &p.spec.symbol;
         let dl_err = |message: String| OriginalError::Dlopen {
-            what: what.to_owned(),
+            what: p.path.clone(),
             message,
         };
-        let c_what =
-            CString::new(what).map_err(|_| dl_err("the name holds a NUL byte".to_owned()))?;
-        // SAFETY: dlopen of a file the caller named; RTLD_LOCAL keeps its
-        // symbols out of this process's global scope. Its constructors run,
-        // as in any process linking it (documented above).
+        let c_what = CString::new(what.as_str()).map_err(|_| dl_err("NUL in path".to_owned()))?;
+        // SAFETY: dlopen of the inherited descriptor, in the unprivileged
+        // child; RTLD_LOCAL keeps its symbols out of the global scope. Its
+        // constructors run here, and only here.
         let handle = unsafe { libc::dlopen(c_what.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
             return Err(dl_err(dlerror_message()));
@@ -165,101 +398,67 @@ impl Original {
         if r != 0 || map.is_null() {
             return Err(dl_err(format!("dlinfo: {}", dlerror_message())));
         }
-        // SAFETY: glibc's link_map starts with l_addr and l_name, and the
-        // map lives as long as the handle.
-        let (bias, name) = unsafe { ((*map).l_addr, (*map).l_name) };
-        let path = if name.is_null() {
-            PathBuf::from(what)
-        } else {
-            // SAFETY: l_name is a NUL-terminated string owned by the loader.
-            PathBuf::from(
-                unsafe { CStr::from_ptr(name) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        };
-        // One name per file (libz.so.1 and libz.so.1.2.13 are one file).
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let data = std::fs::read(&path).map_err(|source| OriginalError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        // SAFETY: glibc's link_map starts with l_addr, and the map lives as
+        // long as the handle.
+        let bias = unsafe { (*map).l_addr };
+        let own = p.function.vaddr.wrapping_add(bias as u64) as usize;
         let c_sym =
-            CString::new(symbol).map_err(|_| dl_err("the symbol holds a NUL byte".to_owned()))?;
+            CString::new(symbol.as_str()).map_err(|_| dl_err("NUL in the symbol".to_owned()))?;
         // SAFETY: a live handle and a NUL-terminated name.
         let exported = unsafe { libc::dlsym(handle.0, c_sym.as_ptr()) } as usize;
-        let entry = if exported != 0 {
-            // dlsym searches the library's dependencies too: make sure the
-            // definition found is this file's.
-            let info = ElfInfo::parse(&path, &data)?;
-            match info.function(symbol) {
-                Ok(f) if !f.ifunc && f.vaddr.wrapping_add(bias as u64) as usize != exported => {
-                    return Err(OriginalError::NotLoadable {
-                        path,
-                        why: format!("dlsym found {symbol} in another object than this file"),
-                    })
-                }
-                _ => exported,
-            }
-        } else {
-            // Not exported: a file-local function, by its symbol.
-            let info = ElfInfo::parse(&path, &data)?;
-            let f = info.function(symbol)?;
-            if f.ifunc {
-                return Err(OriginalError::NotLoadable {
-                    path,
-                    why: format!("{symbol} is an IFUNC resolver"),
-                });
-            }
-            f.vaddr.wrapping_add(bias as u64) as usize
-        };
+        // dlsym searches the library's dependencies too: the definition
+        // must be this file's.
+        if exported != 0 && exported != own {
+            return Err(OriginalError::NotLoadable {
+                path: PathBuf::from(&p.path),
+                why: format!("dlsym found {symbol} in another object than this file"),
+            });
+        }
         Ok(Original {
-            entry,
-            path,
-            symbol: symbol.to_owned(),
+            entry: own,
             method: LoadMethod::Dlopen,
-            file_sha256: sha256_hex(&data),
             _holder: Holder::Dl(handle),
         })
     }
+}
 
-    fn map_executable(path: &Path, symbol: &str) -> Result<Original, OriginalError> {
-        let io_err = |source| OriginalError::Io {
-            path: path.to_path_buf(),
-            source,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_file_names_match_sonames_with_versions() {
+        assert!(is_library_file("libz.so.1.2.13", "libz.so.1"));
+        assert!(is_library_file("libz.so.1", "libz.so.1"));
+        assert!(!is_library_file("libz.so.10", "libz.so.1"));
+        assert!(!is_library_file("libz.so.1x", "libz.so.1"));
+    }
+
+    #[test]
+    fn sonames_are_only_found_in_system_directories() {
+        assert!(find_system_library("../../tmp/libz.so.1").is_err());
+        assert!(find_system_library("/tmp/libz.so.1").is_err());
+        assert!(find_system_library("").is_err());
+        if let Ok(p) = find_system_library("libc.so.6") {
+            assert!(SYSTEM_LIBRARY_DIRS.iter().any(|d| p.starts_with(d)), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn preparing_reads_but_refuses_what_is_not_a_regular_elf_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |object: String| OriginalSpec {
+            object,
+            symbol: "crc32".into(),
+            pid: None,
         };
-        let file = File::open(path).map_err(io_err)?;
-        let data = std::fs::read(path).map_err(io_err)?;
-        let info = ElfInfo::parse(path, &data)?;
-        let f = info.function(symbol)?.clone();
-        let body = info
-            .load_of(f.vaddr)
-            .filter(|l| l.executable() && !l.writable())
-            .and_then(|l| {
-                let start = usize::try_from(l.offset + (f.vaddr - l.vaddr)).ok()?;
-                let end = start.checked_add(usize::try_from(f.size).ok()?)?;
-                (f.vaddr - l.vaddr + f.size <= l.filesz).then_some(())?;
-                data.get(start..end)
-            })
-            .ok_or_else(|| OriginalError::NotSelfContained {
-                path: path.to_path_buf(),
-                symbol: symbol.to_owned(),
-                why: "its body is not inside one read-only executable segment of the file"
-                    .to_owned(),
-            })?;
-        check_self_contained(&info, &f, body).map_err(|why| OriginalError::NotSelfContained {
-            path: path.to_path_buf(),
-            symbol: symbol.to_owned(),
-            why,
-        })?;
-        let image = MappedImage::map(&info, &file, &f)?;
-        Ok(Original {
-            entry: image.entry(),
-            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
-            symbol: symbol.to_owned(),
-            method: LoadMethod::MappedExecutable,
-            file_sha256: sha256_hex(&data),
-            _holder: Holder::Image(image),
-        })
+        let e = PreparedOriginal::prepare(&spec(dir.path().display().to_string())).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let junk = dir.path().join("libz.so.1");
+        std::fs::write(&junk, b"\x7fELF junk").unwrap();
+        let e = PreparedOriginal::prepare(&spec(junk.display().to_string())).unwrap_err();
+        assert!(e.to_string().contains("ELF"), "{e}");
+        let e = PreparedOriginal::prepare(&spec("/dev/null".into())).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

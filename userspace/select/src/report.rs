@@ -63,22 +63,35 @@ impl fmt::Display for Selection {
             "{}: {} {} on {} [{}]",
             self.segment, self.function, self.shape, self.cpu.model, self.cpu.features
         )?;
+        let uid = self
+            .original
+            .measured_as
+            .map_or(String::new(), |u| format!(", uid {u}"));
         match (&self.original.path, &self.original.unavailable) {
             (Some(path), _) => writeln!(
                 f,
-                "original: {} in {} ({})",
+                "original: {} in {} ({}{uid}){}",
                 self.original
                     .spec
                     .as_ref()
                     .map_or(self.function.as_str(), |s| s.symbol.as_str()),
                 path,
                 match self.original.method {
-                    Some(crate::LoadMethod::MappedExecutable) => "executable code mapped here",
-                    _ => "dlopen",
+                    Some(crate::LoadMethod::MappedExecutable) => {
+                        "executable code mapped in an unprivileged child"
+                    }
+                    _ => "dlopen in an unprivileged child",
+                },
+                match &self.original.opened {
+                    Some(o) if o != path => format!(", read through {o}"),
+                    _ => String::new(),
                 }
             )?,
             (None, Some(why)) => writeln!(f, "original: not measured: {why}")?,
             (None, None) => {}
+        }
+        if let Some(e) = &self.original.evidence {
+            writeln!(f, "evidence: {}", e.summary)?;
         }
         writeln!(
             f,

@@ -265,11 +265,21 @@ fn common(pipe: RawFd) -> Vec<(i64, Vec<SeccompRule>)> {
 }
 
 fn build(rules: Vec<(i64, Vec<SeccompRule>)>) -> Result<BpfProgram, SandboxError> {
-    let mut map = std::collections::BTreeMap::new();
+    // Two entries for one call are alternatives (OR); an unconditional one
+    // (no rule) wins over conditional ones.
+    let mut map: std::collections::BTreeMap<i64, Option<Vec<SeccompRule>>> = Default::default();
     for (nr, r) in rules {
-        // Two entries for one call are alternatives (OR).
-        map.entry(nr).or_insert_with(Vec::new).extend(r);
+        let slot = map.entry(nr).or_insert_with(|| Some(Vec::new()));
+        match (slot.as_mut(), r.is_empty()) {
+            (_, true) => *slot = None,
+            (Some(v), false) => v.extend(r),
+            (None, false) => {}
+        }
     }
+    let map = map
+        .into_iter()
+        .map(|(nr, r)| (nr, r.unwrap_or_default()))
+        .collect();
     let filter = SeccompFilter::new(
         map,
         SeccompAction::Errno(libc::EPERM as u32),
@@ -697,12 +707,16 @@ fn drop_privileges(id: Identity) -> Result<(), DropError> {
     Ok(())
 }
 
+/// Tests that fork do so one at a time (the test binary is threaded).
+#[cfg(test)]
+pub(crate) fn tests_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Forks from this (multi-threaded) test binary: one at a time.
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn quick() -> Limits {
         Limits {
@@ -722,7 +736,7 @@ mod tests {
 
     #[test]
     fn the_child_has_no_privilege_left() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = tests_serial();
         // Read /proc/self/status before the timing filter, report it.
         let sb = Sandbox::new(Identity::nobody(), quick(), None).unwrap();
         let out = sb
@@ -765,7 +779,7 @@ mod tests {
 
     #[test]
     fn crashes_hangs_and_floods_are_errors_not_results() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = tests_serial();
         let sb = Sandbox::new(
             Identity::nobody(),
             Limits {
@@ -813,7 +827,7 @@ mod tests {
 
     #[test]
     fn the_timing_filter_forbids_new_code_and_files() {
-        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = tests_serial();
         let sb = Sandbox::new(Identity::nobody(), quick(), None).unwrap();
         let out = sb
             .run(|l| {

@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{variant_hash, Cache, CacheEntry, CacheKey, OriginalKey};
 use crate::cpu_id::CpuIdentity;
 use crate::decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
-use crate::driver::{Outcome, Workload};
+use crate::child::{self, Job, JobVariant, Timed};
+use crate::driver::Workload;
 use crate::error::{OriginalError, SelectError};
-use crate::original::{LoadMethod, Original, OriginalSpec};
+use crate::evidence::Evidence;
+use crate::original::{LoadMethod, OriginalSpec, PreparedOriginal};
+use crate::sandbox::{Identity, Limits};
 use crate::shape::Shape;
 use crate::sizes::SizeClass;
-use crate::timing::{measure, paired_ratio, Budget, Figure, Runner};
+use crate::timing::{paired_ratio, Budget, Figure, Series};
 
 /// Whether to use the cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub struct SelectRequest<'a> {
     pub cache: CacheUse,
     /// The CPU the figures are recorded for ([`CpuIdentity::detect`]).
     pub cpu: CpuIdentity,
+    /// Limits of the unprivileged measuring child.
+    pub limits: Limits,
 }
 
 impl<'a> SelectRequest<'a> {
@@ -73,6 +78,7 @@ impl<'a> SelectRequest<'a> {
             budget: Budget::default(),
             cache: crate::cache::default_cache_dir().map_or(CacheUse::Off, CacheUse::Use),
             cpu: CpuIdentity::detect(),
+            limits: Limits::default(),
         }
     }
 }
@@ -86,8 +92,18 @@ pub struct OriginalReport {
     pub path: Option<String>,
     /// How.
     pub method: Option<LoadMethod>,
-    /// Why it could not be run here (absent when it ran).
+    /// Why it was not measured (absent when it was).
     pub unavailable: Option<String>,
+    /// Where its file was opened from by the parent (which only reads it):
+    /// `/proc/PID/map_files/…` for a process's mapping.
+    #[serde(default)]
+    pub opened: Option<String>,
+    /// The uid of the unprivileged child that loaded and ran it.
+    #[serde(default)]
+    pub measured_as: Option<u32>,
+    /// What says it is the function the segment replaces.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
 }
 
 /// One candidate's figure at one size.
@@ -271,37 +287,31 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         });
     }
 
-    // The original.
+    // The original: opened, read and checked here, run only in the
+    // unprivileged child.
     let spec = req.original.clone().or_else(|| {
         (!function.library.is_empty()).then(|| OriginalSpec {
             object: function.library.clone(),
             symbol: function.symbol.clone(),
+            pid: None,
         })
     });
-    let original: Result<Original, OriginalError> = match &spec {
-        Some(s) => Original::open(s),
+    let prepared: Result<PreparedOriginal, OriginalError> = match &spec {
+        Some(s) => PreparedOriginal::prepare(s),
         None => Err(OriginalError::NoneNamed {
             symbol: function.symbol.clone(),
         }),
     };
-    let original_report = match &original {
-        Ok(o) => OriginalReport {
-            spec: spec.clone(),
-            path: Some(o.path.display().to_string()),
-            method: Some(o.method),
-            unavailable: None,
-        },
-        Err(e) => OriginalReport {
-            spec: spec.clone(),
-            path: None,
-            method: None,
-            unavailable: Some(e.to_string()),
-        },
+    let (prepared, mut unavailable) = match prepared {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(e.to_string())),
     };
-    let original = original.ok();
-    let original_key = original.as_ref().map(|o| OriginalKey {
-        path: o.path.display().to_string(),
-        symbol: o.symbol.clone(),
+    let evidence = prepared
+        .as_ref()
+        .map(|p| Evidence::of(p, &seg.name, &function.symbol, &function.library));
+    let original_key = prepared.as_ref().map(|o| OriginalKey {
+        path: o.path.clone(),
+        symbol: o.spec.symbol.clone(),
         file_sha256: o.file_sha256.clone(),
     });
 
@@ -314,119 +324,159 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         path: cache.as_ref().map(|c| c.path().display().to_string()),
         hits: 0,
         measured: 0,
-        error: None,
+        error: cache.as_ref().and_then(|c| c.refused().map(str::to_owned)),
     };
 
-    let mut rows = Vec::new();
-    for class in SizeClass::classes(&req.sizes) {
-        let work = Workload::new(shape, class.bytes());
-        // Correctness is checked on every selection, cached or not.
-        // SAFETY: every entry is a function of this shape: the variants'
-        // by the segment's contract (verified, loaded above), the
-        // original's by the caller's choice of original (checked against
-        // the contract by adaptctl), and they live until the end of this
-        // function.
-        let reference: Option<Outcome> = match &original {
-            // SAFETY: as above.
-            Some(o) => Some(unsafe { work.outcome(o.entry()) }),
-            // SAFETY: as above.
-            None => cands.last().map(|c| unsafe { work.outcome(c.entry) }),
-        };
-        let correct: Vec<bool> = cands
-            .iter()
-            // SAFETY: as above.
-            .map(|c| {
-                reference
-                    .as_ref()
-                    .is_some_and(|r| r.agrees(&unsafe { work.outcome(c.entry) }))
+    let classes = SizeClass::classes(&req.sizes);
+    let workloads: Vec<Workload> = classes
+        .iter()
+        .map(|c| Workload::new(shape, c.bytes()))
+        .collect();
+    let keys: Vec<Option<Vec<CacheKey>>> = classes
+        .iter()
+        .map(|&class| {
+            original_key.as_ref().map(|ok| {
+                cands
+                    .iter()
+                    .map(|c| CacheKey {
+                        segment: seg.name.clone(),
+                        function: function.symbol.clone(),
+                        variant: c.name.clone(),
+                        variant_hash: c.hash.clone(),
+                        cpu: req.cpu.clone(),
+                        original: ok.clone(),
+                        size: class,
+                    })
+                    .collect()
             })
-            .collect();
-        let keys: Option<Vec<CacheKey>> = original_key.as_ref().map(|ok| {
-            cands
-                .iter()
-                .map(|c| CacheKey {
-                    segment: seg.name.clone(),
-                    function: function.symbol.clone(),
-                    variant: c.name.clone(),
-                    variant_hash: c.hash.clone(),
-                    cpu: req.cpu.clone(),
-                    original: ok.clone(),
-                    size: class,
-                })
-                .collect()
-        });
-        let hits: Option<Vec<CacheEntry>> = match (&cache, &keys) {
+        })
+        .collect();
+    let hits: Vec<Option<Vec<CacheEntry>>> = keys
+        .iter()
+        .map(|k| match (&cache, k) {
             (Some(cache), Some(keys)) if read_cache => {
                 keys.iter().map(|k| cache.lookup(k).cloned()).collect()
             }
             _ => None,
-        };
-        let row = if let Some(hits) = hits {
-            cache_report.hits += 1;
-            SizeRow {
-                size: class,
-                original: hits.first().map(|h| h.original),
-                variants: hits
-                    .iter()
-                    .zip(&cands)
-                    .zip(&correct)
-                    .map(|((h, c), ok)| VariantFigure {
-                        variant: c.name.clone(),
-                        figure: h.variant,
-                        ratio: Some(h.ratio),
-                        correct: *ok && h.correct,
-                        cached: true,
-                    })
-                    .collect(),
-            }
-        } else {
-            cache_report.measured += 1;
-            let mut runners: Vec<Runner<'_>> = Vec::new();
-            if let Some(o) = &original {
-                // SAFETY: as above.
-                runners.push(unsafe { work.runner(o.entry()) });
-            }
-            for c in &cands {
-                // SAFETY: as above.
-                runners.push(unsafe { work.runner(c.entry) });
-            }
-            let series = measure(&mut runners, work.bytes_per_call(), req.budget);
-            drop(runners);
-            let (orig_series, var_series) = if original.is_some() {
-                (Some(&series[0]), &series[1..])
-            } else {
-                (None, &series[..])
-            };
-            let orig_fig = orig_series.map(|o| o.figure());
-            let row = SizeRow {
-                size: class,
-                original: orig_fig,
-                variants: cands
-                    .iter()
-                    .zip(var_series)
-                    .zip(&correct)
-                    .map(|((c, s), ok)| VariantFigure {
-                        variant: c.name.clone(),
-                        figure: s.figure(),
-                        ratio: orig_series.map(|o| paired_ratio(s, o)),
-                        correct: *ok,
-                        cached: false,
-                    })
-                    .collect(),
-            };
-            if let (Some(cache), Some(keys), Some(o)) = (cache.as_mut(), &keys, orig_fig) {
-                for (k, v) in keys.iter().zip(&row.variants) {
-                    cache.insert(CacheEntry {
-                        key: k.clone(),
-                        variant: v.figure,
-                        original: o,
-                        ratio: v.ratio.unwrap_or(f64::NAN),
-                        correct: v.correct,
-                        measured_unix: now_unix(),
-                    });
+        })
+        .collect();
+    let time: Vec<bool> = hits.iter().map(Option::is_none).collect();
+
+    // One mechanism for the original and the variants: the unprivileged
+    // child. If it fails with the original, the variants alone are
+    // measured in a second child, and the original is "not measured".
+    let job_variants: Vec<JobVariant> = cands
+        .iter()
+        .map(|c| JobVariant {
+            name: c.name.clone(),
+            entry: c.entry,
+        })
+        .collect();
+    let identity = prepared
+        .as_ref()
+        .map_or_else(Identity::nobody, |p| p.identity);
+    let mut job = Job {
+        variants: &job_variants,
+        workloads: &workloads,
+        time: &time,
+        original: prepared.as_ref(),
+        budget: req.budget,
+    };
+    let mut report = child::run(&job, identity, req.limits);
+    if let (Err(e), Some(_)) = (&report, &job.original) {
+        unavailable = Some(format!("not run: {e}"));
+        job.original = None;
+        report = child::run(&job, identity, req.limits);
+    }
+    let report = report.map_err(|reason| SelectError::Child { reason })?;
+    let method = match &report.original {
+        Some(Ok(m)) => Some(*m),
+        Some(Err(why)) => {
+            unavailable = Some(format!("not loaded in the unprivileged child: {why}"));
+            None
+        }
+        None => None,
+    };
+    if report.rows.is_empty() {
+        return Err(SelectError::Child {
+            reason: unavailable.unwrap_or_else(|| "it measured nothing".to_owned()),
+        });
+    }
+    let original_ok = method.is_some();
+    let original_report = OriginalReport {
+        spec: spec.clone(),
+        path: prepared.as_ref().filter(|_| original_ok).map(|p| p.path.clone()),
+        method,
+        unavailable: unavailable.clone(),
+        opened: prepared.as_ref().map(|p| p.opened.clone()),
+        measured_as: Some(identity.uid),
+        evidence,
+    };
+
+    let mut rows = Vec::new();
+    for (((class, crow), hit), keys) in classes.iter().zip(&report.rows).zip(hits).zip(&keys) {
+        let class = *class;
+        let correct: Vec<bool> = crow.variants.iter().map(|v| v.correct).collect();
+        let row = match hit.filter(|_| original_ok) {
+            Some(hits) => {
+                cache_report.hits += 1;
+                SizeRow {
+                    size: class,
+                    original: hits.first().map(|h| h.original),
+                    variants: hits
+                        .iter()
+                        .zip(&cands)
+                        .zip(&correct)
+                        .map(|((h, c), ok)| VariantFigure {
+                            variant: c.name.clone(),
+                            figure: h.variant,
+                            ratio: Some(h.ratio),
+                            correct: *ok && h.correct,
+                            cached: true,
+                        })
+                        .collect(),
                 }
             }
-            row
+            None => {
+                cache_report.measured += 1;
+                let orig_series = crow.original.as_ref().map(Timed::series);
+                let orig_fig = orig_series.as_ref().map(|o| o.figure());
+                let row = SizeRow {
+                    size: class,
+                    original: orig_fig,
+                    variants: cands
+                        .iter()
+                        .zip(&crow.variants)
+                        .map(|(c, v)| {
+                            // Validated: every variant of a timed row has figures.
+                            let s = v.timed.as_ref().map(Timed::series).unwrap_or(Series {
+                                samples: Vec::new(),
+                                calls_per_batch: 0,
+                            });
+                            VariantFigure {
+                                variant: c.name.clone(),
+                                figure: s.figure(),
+                                ratio: orig_series.as_ref().map(|o| paired_ratio(&s, o)),
+                                correct: v.correct,
+                                cached: false,
+                            }
+                        })
+                        .collect(),
+                };
+                if let (Some(cache), Some(keys), Some(o)) = (cache.as_mut(), keys, orig_fig) {
+                    for (k, v) in keys.iter().zip(&row.variants) {
+                        cache.insert(CacheEntry {
+                            key: k.clone(),
+                            variant: v.figure,
+                            original: o,
+                            ratio: v.ratio.unwrap_or(f64::NAN),
+                            correct: v.correct,
+                            measured_unix: now_unix(),
+                        });
+                    }
+                }
+                row
+            }
         };
         rows.push(row);
     }

@@ -16,7 +16,7 @@ use adapt_segments::builder::{
 };
 use adapt_segments::reference::SystemZlib;
 use adapt_select::{
-    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec,
+    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec, PreparedOriginal,
     SelectRequest, Selection, DEFAULT_MARGIN,
 };
 
@@ -115,6 +115,7 @@ fn crc32_against_the_system_libz_by_path() {
     req.original = Some(OriginalSpec {
         object: libz_path(),
         symbol: "crc32".into(),
+        pid: None,
     });
     let s = select(&req).expect("selection");
     println!("{s}");
@@ -144,15 +145,19 @@ fn adler32_against_the_system_libz_by_soname() {
 
 #[test]
 fn dlopened_libz_computes_what_zlib_computes() {
+    let _g = serial();
     let z = SystemZlib::open().expect("system zlib");
     for (symbol, reference) in [("crc32", z.crc32), ("adler32", z.adler32)] {
-        let o = Original::open(&OriginalSpec {
+        let p = PreparedOriginal::prepare(&OriginalSpec {
             object: libz_path(),
             symbol: symbol.into(),
+            pid: None,
         })
-        .expect("dlopen libz");
+        .expect("read libz");
+        assert_eq!(p.file_sha256.len(), 64);
+        // The loader the measuring child uses, exercised here directly.
+        let o = Original::load_in_child(&p, p.raw_fd()).expect("dlopen libz");
         assert_eq!(o.method, LoadMethod::Dlopen);
-        assert_eq!(o.file_sha256.len(), 64);
         type F = unsafe extern "C" fn(u64, *const u8, u32) -> u64;
         // SAFETY: zlib's crc32/adler32 prototype; `o` outlives the call.
         let f: F = unsafe { std::mem::transmute::<usize, F>(o.entry()) };
@@ -166,9 +171,10 @@ fn dlopened_libz_computes_what_zlib_computes() {
         };
         assert_eq!(got, want, "{symbol}");
     }
-    let missing = Original::open(&OriginalSpec {
+    let missing = PreparedOriginal::prepare(&OriginalSpec {
         object: libz_path(),
         symbol: "no_such_function".into(),
+        pid: None,
     })
     .unwrap_err();
     assert!(
@@ -221,11 +227,14 @@ fn this_executable() -> String {
 
 #[test]
 fn a_leaf_of_an_executable_runs_from_a_mapping_of_its_file() {
-    let o = Original::open(&OriginalSpec {
+    let _g = serial();
+    let p = PreparedOriginal::prepare(&OriginalSpec {
         object: this_executable(),
         symbol: "adapt_select_test_sum".into(),
+        pid: None,
     })
-    .expect("map this executable's leaf");
+    .expect("read this executable");
+    let o = Original::load_in_child(&p, p.raw_fd()).expect("map this executable's leaf");
     assert_eq!(o.method, LoadMethod::MappedExecutable);
     // It is a second copy, not the linked function.
     assert_ne!(o.entry(), adapt_select_test_sum as *const () as usize);
@@ -248,9 +257,10 @@ fn a_leaf_of_an_executable_runs_from_a_mapping_of_its_file() {
 fn a_function_that_is_not_a_leaf_cannot_run_outside_the_target() {
     let _g = serial();
     assert_eq!(adapt_select_test_not_leaf(0, std::ptr::null(), 0), 0);
-    let err = Original::open(&OriginalSpec {
+    let err = PreparedOriginal::prepare(&OriginalSpec {
         object: this_executable(),
         symbol: "adapt_select_test_not_leaf".into(),
+        pid: None,
     })
     .unwrap_err();
     assert!(err.to_string().contains("calls other code"), "{err}");
@@ -266,6 +276,7 @@ fn a_function_that_is_not_a_leaf_cannot_run_outside_the_target() {
     req.original = Some(OriginalSpec {
         object: this_executable(),
         symbol: "adapt_select_test_not_leaf".into(),
+        pid: None,
     });
     req.function = Some("crc32".into());
     let s = select(&req).expect("selection");
@@ -291,6 +302,7 @@ fn an_original_that_computes_something_else_is_never_replaced() {
     req.original = Some(OriginalSpec {
         object: this_executable(),
         symbol: "adapt_select_test_sum".into(),
+        pid: None,
     });
     req.function = Some("crc32".into());
     req.forced = Some("portable".into());

@@ -118,6 +118,7 @@ pub(crate) fn select_kind(err: &SelectError) -> (&'static str, u8) {
         SelectError::Shape { .. } => ("contract-unknown", 15),
         SelectError::Load(adapt_segment::LoaderError::Verify { .. }) => ("refused", 10),
         SelectError::Load(_) => ("error", 1),
+        SelectError::Child { .. } => ("not-measured", 1),
     }
 }
 
@@ -196,7 +197,11 @@ fn original_spec(
             .map(|f| f.library.clone())
             .filter(|l| !l.is_empty())
     })?;
-    Some(OriginalSpec { object, symbol })
+    Some(OriginalSpec {
+        object,
+        symbol,
+        pid: None,
+    })
 }
 
 /// What `adaptctl inject` measured before injecting.
@@ -210,10 +215,13 @@ pub(crate) struct InjectMeasurement {
 /// The in-situ selection `adaptctl inject` runs before injecting: the
 /// segment's variants (or only `forced`'s decision, if given: it is
 /// injected whatever it measures) against `symbol` in `object`, the file
-/// the target mapped, at the default sizes, through the default cache.
+/// process `pid` mapped (read through `/proc/PID/map_files`, run only in
+/// an unprivileged child as the target's user), at the default sizes,
+/// through the default cache.
 pub(crate) fn measure_for_inject(
     segment: &Segment,
     function: &str,
+    pid: u32,
     object: &str,
     symbol: &str,
     forced: Option<&str>,
@@ -223,6 +231,7 @@ pub(crate) fn measure_for_inject(
     req.original = Some(OriginalSpec {
         object: object.to_owned(),
         symbol: symbol.to_owned(),
+        pid: Some(pid),
     });
     req.forced = forced.map(str::to_owned);
     let selection = select(&req)?;
@@ -248,6 +257,7 @@ pub(crate) fn measure_before_inject(
     let m = measure_for_inject(
         &segment,
         &plan.function,
+        plan.pid,
         &plan.target.symbol.object.path,
         &plan.target.symbol.name,
         forced,
@@ -310,21 +320,24 @@ mod tests {
             spec(None, None, None),
             Some(OriginalSpec {
                 object: "libz.so.1".into(),
-                symbol: "crc32".into()
+                symbol: "crc32".into(),
+                pid: None,
             })
         );
         assert_eq!(
             spec(None, None, Some("crc32_z")),
             Some(OriginalSpec {
                 object: "libz.so.1".into(),
-                symbol: "crc32_z".into()
+                symbol: "crc32_z".into(),
+                pid: None,
             })
         );
         assert_eq!(
             spec(Some("/opt/app"), Some("my_crc"), Some("crc32")),
             Some(OriginalSpec {
                 object: "/opt/app".into(),
-                symbol: "my_crc".into()
+                symbol: "my_crc".into(),
+                pid: None,
             })
         );
         // A function declaring no library has no default original.
@@ -334,7 +347,8 @@ mod tests {
             original_spec(&dot, Some("./app"), None, None),
             Some(OriginalSpec {
                 object: "./app".into(),
-                symbol: "dot_f32".into()
+                symbol: "dot_f32".into(),
+                pid: None,
             })
         );
     }
