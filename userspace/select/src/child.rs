@@ -166,8 +166,13 @@ fn body(job: &Job<'_>, lockdown: &Lockdown<'_>) -> ChildReport {
 }
 
 /// Runs `job` in an unprivileged child as `identity` (see
-/// [`crate::sandbox`]) and returns its validated report.
-pub fn run(job: &Job<'_>, identity: Identity, limits: Limits) -> Result<ChildReport, String> {
+/// [`crate::sandbox`]) and returns its validated report, and whether the
+/// child ran under the seccomp filters.
+pub fn run(
+    job: &Job<'_>,
+    identity: Identity,
+    limits: Limits,
+) -> Result<(ChildReport, bool), String> {
     let sandbox = Sandbox::new(
         identity,
         limits,
@@ -190,7 +195,7 @@ pub fn run(job: &Job<'_>, identity: Identity, limits: Limits) -> Result<ChildRep
         return Err("the measuring child's answer has bytes after the report: refused".to_owned());
     }
     validate(&report, job)?;
-    Ok(report)
+    Ok((report, sandbox.filtered()))
 }
 
 /// Largest throughput believed: 1 PB/s.
@@ -339,7 +344,7 @@ mod tests {
             original: None,
             budget: budget(),
         };
-        let r = run(&job, Identity::nobody(), Limits::default()).unwrap();
+        let (r, _) = run(&job, Identity::nobody(), Limits::default()).unwrap();
         assert_eq!(r.rows.len(), 2);
         for row in &r.rows {
             assert!(!row.variants[0].correct && row.variants[1].correct);

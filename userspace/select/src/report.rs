@@ -66,7 +66,11 @@ impl fmt::Display for Selection {
         let uid = self
             .original
             .measured_as
-            .map_or(String::new(), |u| format!(", uid {u}"));
+            .map_or(String::new(), |u| format!(", uid {u}"))
+            + match self.original.seccomp {
+                Some(false) => ", no seccomp filter: this kernel has no CONFIG_SECCOMP",
+                _ => "",
+            };
         match (&self.original.path, &self.original.unavailable) {
             (Some(path), _) => writeln!(
                 f,

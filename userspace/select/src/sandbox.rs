@@ -9,7 +9,8 @@
 //! 1. asks for `SIGKILL` when the parent dies (`PR_SET_PDEATHSIG`);
 //! 2. closes every file descriptor but the result pipe and the one file
 //!    it was given (`close_range`), stdin/stdout/stderr included;
-//! 3. resets every signal to its default action (a fault kills it), sets
+//! 3. resets every signal to its default action (a fault kills it;
+//!    `SIGXFSZ` is ignored, so a write to a file fails instead), sets
 //!    `RLIMIT_CPU` (the kernel kills it past the limit),
 //!    `RLIMIT_FSIZE` 0, `RLIMIT_CORE` 0, `RLIMIT_NOFILE` 64;
 //! 4. drops every privilege: the capability bounding set emptied,
@@ -29,6 +30,11 @@
 //!    allocation without `PROT_EXEC`, clocks, `write` to the result pipe,
 //!    exit. Filters only stack, so the second narrows the first;
 //! 7. writes the body's bytes to the pipe and `_exit`s.
+//!
+//! A kernel without `CONFIG_SECCOMP` ([`seccomp_available`]) gets every
+//! step but the filters (`PR_SET_NO_NEW_PRIVS` is still set), and the
+//! selection's output says the child ran unfiltered; a kernel with it that
+//! refuses the filter ends the child (fail closed).
 //!
 //! Every forbidden system call fails with `EPERM` rather than killing the
 //! child, so a library whose constructor tries something harmless (opening
@@ -185,7 +191,7 @@ fn describe_exit(c: i32) -> String {
 
 /// Handed to the body in the child.
 pub struct Lockdown<'a> {
-    timing: &'a BpfProgram,
+    timing: Option<&'a BpfProgram>,
     /// The one file descriptor the child kept besides the pipe.
     pub file: Option<RawFd>,
 }
@@ -194,7 +200,10 @@ impl Lockdown<'_> {
     /// Installs the timing filter (see the module documentation). Call it
     /// once the original is loaded, before running it.
     pub fn enter_timing(&self) -> Result<(), String> {
-        seccompiler::apply_filter(self.timing).map_err(|e| format!("seccomp: {e}"))
+        match self.timing {
+            Some(t) => seccompiler::apply_filter(t).map_err(|e| format!("seccomp: {e}")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -204,8 +213,8 @@ pub struct Sandbox {
     identity: Identity,
     limits: Limits,
     file: Option<RawFd>,
-    loader: BpfProgram,
-    timing: BpfProgram,
+    /// The two filters; absent when the kernel has no seccomp.
+    filters: Option<(BpfProgram, BpfProgram)>,
 }
 
 fn arch() -> TargetArch {
@@ -348,6 +357,16 @@ pub fn timing_filter(pipe: RawFd) -> Result<BpfProgram, SandboxError> {
     build(common(pipe))
 }
 
+/// Whether this kernel filters system calls (`CONFIG_SECCOMP`): its
+/// `/proc/self/status` then has a `Seccomp:` line. Without it the child
+/// still drops every privilege, limits and closes everything, but has no
+/// system-call filter; the selection's output says so.
+pub fn seccomp_available() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
+        .unwrap_or(false)
+}
+
 /// The result pipe's write end is always this descriptor in the child.
 const PIPE_FD: RawFd = 3;
 /// The kept file is always this descriptor in the child.
@@ -365,9 +384,17 @@ impl Sandbox {
             identity,
             limits,
             file,
-            loader: loader_filter(PIPE_FD)?,
-            timing: timing_filter(PIPE_FD)?,
+            filters: if seccomp_available() {
+                Some((loader_filter(PIPE_FD)?, timing_filter(PIPE_FD)?))
+            } else {
+                None
+            },
         })
+    }
+
+    /// Whether the child runs under the seccomp filters.
+    pub fn filtered(&self) -> bool {
+        self.filters.is_some()
     }
 
     /// Runs `body` in the child (see the module documentation) and returns
@@ -432,6 +459,11 @@ impl Sandbox {
             // fail harmlessly.
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
+        // Writing past RLIMIT_FSIZE (0) then fails with EFBIG instead of
+        // killing the child: a constructor that appends to a log (possible
+        // where the kernel has no seccomp) does not cost the measurement.
+        // SAFETY: SIG_IGN for SIGXFSZ.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
         if set_limits(self.limits.cpu_seconds).is_err() {
             exit(code::RLIMIT);
         }
@@ -442,12 +474,18 @@ impl Sandbox {
         }
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-        // apply_filter sets PR_SET_NO_NEW_PRIVS first.
-        if seccompiler::apply_filter(&self.loader).is_err() {
-            exit(code::SECCOMP);
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            exit(code::DROP);
+        }
+        // A kernel with seccomp must apply it: refusing is fatal.
+        if let Some((loader, _)) = &self.filters {
+            if seccompiler::apply_filter(loader).is_err() {
+                exit(code::SECCOMP);
+            }
         }
         let lockdown = Lockdown {
-            timing: &self.timing,
+            timing: self.filters.as_ref().map(|(_, t)| t),
             file: self.file.map(|_| FILE_FD),
         };
         let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&lockdown)))

@@ -101,6 +101,10 @@ pub struct OriginalReport {
     /// The uid of the unprivileged child that loaded and ran it.
     #[serde(default)]
     pub measured_as: Option<u32>,
+    /// Whether that child ran under seccomp filters (false: the kernel
+    /// has no `CONFIG_SECCOMP`; every other barrier still held).
+    #[serde(default)]
+    pub seccomp: Option<bool>,
     /// What says it is the function the segment replaces.
     #[serde(default)]
     pub evidence: Option<Evidence>,
@@ -388,7 +392,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         job.original = None;
         report = child::run(&job, identity, req.limits);
     }
-    let report = report.map_err(|reason| SelectError::Child { reason })?;
+    let (report, seccomp) = report.map_err(|reason| SelectError::Child { reason })?;
     let method = match &report.original {
         Some(Ok(m)) => Some(*m),
         Some(Err(why)) => {
@@ -410,6 +414,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         unavailable: unavailable.clone(),
         opened: prepared.as_ref().map(|p| p.opened.clone()),
         measured_as: Some(identity.uid),
+        seccomp: Some(seccomp),
         evidence,
     };
 

@@ -235,6 +235,10 @@ fn round(
 
     let profile = profile_window(device, pid, freq, args.window, library, stop)?;
     let mut candidates = Vec::new();
+    // What the measurement said about each original (evidence, the
+    // unprivileged uid that ran it), for the decisions below.
+    let mut measured_original: std::collections::HashMap<(u32, String), serde_json::Value> =
+        Default::default();
     for f in &profile.functions {
         let Some(segment) = &f.segment else { continue };
         if already.contains(&f.function) {
@@ -299,7 +303,12 @@ fn round(
             None
         } else {
             match super::bench::measure_before_inject(&mut plan, None) {
-                Ok(selection) => match &selection.decision.choice {
+                Ok(selection) => {
+                    measured_original.insert(
+                        (pid, f.function.clone()),
+                        super::bench::original_summary(&selection),
+                    );
+                    match &selection.decision.choice {
                     adapt_select::Choice::Variant { speedup, .. } => Some(*speedup),
                     adapt_select::Choice::Nothing { reason } => {
                         log.record(
@@ -309,14 +318,21 @@ fn round(
                             &f.function,
                             segment,
                             "",
-                            format!("measured on this machine: {reason}"),
-                            serde_json::to_value(&selection.decision).unwrap_or_default(),
+                            format!(
+                                "measured on this machine: {reason}; {}",
+                                super::bench::original_sentence(&selection)
+                            ),
+                            json!({
+                                "decision": selection.decision,
+                                "original": super::bench::original_summary(&selection),
+                            }),
                         );
                         continue;
                     }
                     // The original could not run here: judge in the target.
                     adapt_select::Choice::OriginalUnavailable { .. } => None,
-                },
+                    }
+                }
                 Err(err) => {
                     log.record(
                         DecisionKind::Skipped,
@@ -415,12 +431,21 @@ fn round(
                     &c.segment,
                     &c.variant,
                     format!(
-                        "#{}: expected to save {:.1}%; threads held {}",
+                        "#{}: expected to save {:.1}%; threads held {}{}",
                         injected.id,
                         opportunity.expected_gain * 100.0,
-                        super::list::duration_ns(injected.pause_ns)
+                        super::list::duration_ns(injected.pause_ns),
+                        measured_original
+                            .get(&(pid, c.function.clone()))
+                            .and_then(|o| o["sentence"].as_str())
+                            .map_or(String::new(), |s| format!("; {s}"))
                     ),
-                    json!({"id": injected.id, "pause_ns": injected.pause_ns, "expected_gain": opportunity.expected_gain}),
+                    json!({
+                        "id": injected.id,
+                        "pause_ns": injected.pause_ns,
+                        "expected_gain": opportunity.expected_gain,
+                        "original": measured_original.get(&(pid, c.function.clone())),
+                    }),
                 );
                 pending.push(Pending {
                     pid,

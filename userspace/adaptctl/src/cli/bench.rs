@@ -274,6 +274,42 @@ pub(crate) fn measure_before_inject(
     Ok(m.selection)
 }
 
+/// One sentence on the original of `selection`: measured (by which
+/// unprivileged uid) or not and why, and the evidence that it is the
+/// function the segment replaces.
+pub(crate) fn original_sentence(selection: &Selection) -> String {
+    let o = &selection.original;
+    let measured = match (&o.unavailable, o.measured_as) {
+        (Some(why), _) => format!("original not measured: {why}"),
+        (None, Some(uid)) => format!(
+            "original measured in an unprivileged child (uid {uid}{})",
+            if o.seccomp == Some(false) {
+                "; no seccomp filter: this kernel has no CONFIG_SECCOMP"
+            } else {
+                ""
+            }
+        ),
+        (None, None) => "original measured".to_owned(),
+    };
+    match &o.evidence {
+        Some(e) => format!("{measured}; evidence: {}", e.summary),
+        None => measured,
+    }
+}
+
+/// [`original_sentence`] and its parts, for `--json` decisions.
+pub(crate) fn original_summary(selection: &Selection) -> serde_json::Value {
+    let o = &selection.original;
+    serde_json::json!({
+        "sentence": original_sentence(selection),
+        "measured_as": o.measured_as,
+        "seccomp": o.seccomp,
+        "unavailable": o.unavailable,
+        "opened": o.opened,
+        "evidence": o.evidence,
+    })
+}
+
 /// Prints what `adaptctl inject` measured (text mode).
 pub(crate) fn print_measurement(selection: &Selection) {
     println!(
