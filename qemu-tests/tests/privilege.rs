@@ -79,8 +79,17 @@ fn json(out: &GuestOutput, name: &str) -> Value {
 }
 
 fn clean(out: &GuestOutput) {
-    assert!(!out.timed_out, "timed out; console {}", out.console_log.display());
-    assert_eq!(out.kernel_problem, None, "console {}", out.console_log.display());
+    assert!(
+        !out.timed_out,
+        "timed out; console {}",
+        out.console_log.display()
+    );
+    assert_eq!(
+        out.kernel_problem,
+        None,
+        "console {}",
+        out.console_log.display()
+    );
     assert_eq!(out.status, 0, "{}", out.stdout);
 }
 
@@ -116,7 +125,11 @@ fn bench_measures_the_fake_original_as_nobody_and_trusts_it_by_name_only() {
     assert_eq!(o["measured_as"], 65534, "{o:#}");
     assert_eq!(o["method"], "dlopen", "{o:#}");
     assert_eq!(o["evidence"]["by_content"], false, "{o:#}");
-    assert_eq!(o["evidence"]["matched"], serde_json::json!(["name"]), "{o:#}");
+    assert_eq!(
+        o["evidence"]["matched"],
+        serde_json::json!(["name"]),
+        "{o:#}"
+    );
     assert!(
         o["evidence"]["summary"]
             .as_str()

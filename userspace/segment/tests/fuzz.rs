@@ -54,7 +54,10 @@ fn sample() -> Segment {
             },
             reference: "returns 0x12345678".into(),
         }],
-        variants: vec![variant("avx2", &[CpuFeature::Avx2]), variant("portable", &[])],
+        variants: vec![
+            variant("avx2", &[CpuFeature::Avx2]),
+            variant("portable", &[]),
+        ],
     }
 }
 

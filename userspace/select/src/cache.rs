@@ -42,8 +42,8 @@
 //! what is wrong. New directories are created 0700, the file 0600, the
 //! temporary file with `O_EXCL` (never through a planted link).
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -313,5 +313,71 @@ impl Cache {
         })?;
         self.dirty = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn set_mode(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_cache_another_user_can_write_is_refused_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("c");
+        std::fs::create_dir(&d).unwrap();
+        set_mode(&d, 0o700);
+        let file = d.join(CACHE_FILE);
+        std::fs::write(&file, br#"{"format":2,"entries":[]}"#).unwrap();
+        set_mode(&file, 0o600);
+        assert_eq!(Cache::open(&d).refused(), None);
+
+        set_mode(&file, 0o666);
+        let c = Cache::open(&d);
+        let why = c.refused().expect("world-writable file refused");
+        assert!(why.contains(&file.display().to_string()), "{why}");
+        assert!(why.contains("writable"), "{why}");
+        set_mode(&file, 0o600);
+
+        set_mode(&d, 0o777);
+        let why = Cache::open(&d)
+            .refused()
+            .map(str::to_owned)
+            .expect("refused");
+        assert!(
+            why.contains("directory") && why.contains(&d.display().to_string()),
+            "{why}"
+        );
+        set_mode(&d, 0o700);
+
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &file).unwrap();
+        let mut c = Cache::open(&d);
+        assert!(c
+            .refused()
+            .is_some_and(|w| w.contains("not a regular file")));
+        // Nothing is written through a refused cache.
+        c.dirty = true;
+        c.save().unwrap();
+        assert!(std::fs::symlink_metadata(&file)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        std::fs::remove_file(&file).unwrap();
+
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::fs::write(&file, br#"{"format":2,"entries":[]}"#).unwrap();
+            std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+            let why = Cache::open(&d)
+                .refused()
+                .map(str::to_owned)
+                .expect("refused");
+            assert!(why.contains("owned by uid 65534"), "{why}");
+        }
     }
 }

@@ -110,7 +110,10 @@ fn body(job: &Job<'_>, lockdown: &Lockdown<'_>) -> ChildReport {
             // SAFETY: as above.
             Some(o) => Some(unsafe { work.outcome(o.entry()) }),
             // SAFETY: as above.
-            None => job.variants.last().map(|v| unsafe { work.outcome(v.entry) }),
+            None => job
+                .variants
+                .last()
+                .map(|v| unsafe { work.outcome(v.entry) }),
         };
         let correct: Vec<bool> = job
             .variants
@@ -173,12 +176,8 @@ pub fn run(
     identity: Identity,
     limits: Limits,
 ) -> Result<(ChildReport, bool), String> {
-    let sandbox = Sandbox::new(
-        identity,
-        limits,
-        job.original.map(PreparedOriginal::raw_fd),
-    )
-    .map_err(|e| e.to_string())?;
+    let sandbox = Sandbox::new(identity, limits, job.original.map(PreparedOriginal::raw_fd))
+        .map_err(|e| e.to_string())?;
     let bytes = sandbox
         .run(|lockdown| {
             let report = body(job, lockdown);
@@ -268,7 +267,10 @@ pub fn validate(report: &ChildReport, job: &Job<'_>) -> Result<(), String> {
         }
         for (v, want) in row.variants.iter().zip(job.variants) {
             if v.name != want.name {
-                return bad(format!("variant {:?} where {} was expected", v.name, want.name));
+                return bad(format!(
+                    "variant {:?} where {} was expected",
+                    v.name, want.name
+                ));
             }
             match (&v.timed, time) {
                 (Some(t), true) => check_timed(t, job.budget, &v.name, row.size)?,

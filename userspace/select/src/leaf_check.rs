@@ -97,11 +97,13 @@ pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Res
                         let target = ins.ip_rel_memory_address();
                         match info.load_of(target) {
                             Some(l) if !l.writable() => {}
-                            Some(_) => return Err(format!(
+                            Some(_) => {
+                                return Err(format!(
                                 "it uses writable data at {target:#x} (a global variable or the \
                                      GOT) from {}",
                                 at()
-                            )),
+                            ))
+                            }
                             None => {
                                 return Err(format!(
                                     "{} refers to {target:#x}, outside the file",

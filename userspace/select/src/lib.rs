@@ -62,8 +62,8 @@ pub use cpu_id::CpuIdentity;
 pub use decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
 pub use error::{OriginalError, SelectError};
 pub use evidence::{Evidence, Match};
-pub use sandbox::{Identity, Limits};
 pub use original::{LoadMethod, Original, OriginalSpec, PreparedOriginal};
+pub use sandbox::{Identity, Limits};
 pub use select::{
     select, CacheReport, CacheUse, OriginalReport, SelectRequest, Selection, SizeRow, Skipped,
     VariantFigure, VariantSummary,

@@ -194,12 +194,11 @@ impl PreparedOriginal {
     pub fn prepare(spec: &OriginalSpec) -> Result<PreparedOriginal, OriginalError> {
         let (file, path, opened, identity) = match spec.pid {
             Some(pid) => {
-                let maps = adapt_profile::ProcessMaps::read(pid).map_err(|source| {
-                    OriginalError::Io {
+                let maps =
+                    adapt_profile::ProcessMaps::read(pid).map_err(|source| OriginalError::Io {
                         path: PathBuf::from(format!("/proc/{pid}/maps")),
                         source,
-                    }
-                })?;
+                    })?;
                 let m = maps
                     .mappings
                     .iter()
@@ -440,7 +439,10 @@ mod tests {
         assert!(find_system_library("/tmp/libz.so.1").is_err());
         assert!(find_system_library("").is_err());
         if let Ok(p) = find_system_library("libc.so.6") {
-            assert!(SYSTEM_LIBRARY_DIRS.iter().any(|d| p.starts_with(d)), "{p:?}");
+            assert!(
+                SYSTEM_LIBRARY_DIRS.iter().any(|d| p.starts_with(d)),
+                "{p:?}"
+            );
         }
     }
 

@@ -488,8 +488,7 @@ impl Sandbox {
             timing: self.filters.as_ref().map(|(_, t)| t),
             file: self.file.map(|_| FILE_FD),
         };
-        let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&lockdown)))
-        {
+        let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&lockdown))) {
             Ok(out) => out,
             Err(_) => exit(code::PANIC),
         };
@@ -697,8 +696,7 @@ pub fn has_capabilities() -> io::Result<bool> {
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(d
-        .iter()
+    Ok(d.iter()
         .any(|c| c.effective != 0 || c.permitted != 0 || c.inheritable != 0))
 }
 

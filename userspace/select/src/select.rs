@@ -10,9 +10,9 @@ use adapt_segment::{CpuFeatures, LoadedVariant, Segment};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{variant_hash, Cache, CacheEntry, CacheKey, OriginalKey};
+use crate::child::{self, Job, JobVariant, Timed};
 use crate::cpu_id::CpuIdentity;
 use crate::decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
-use crate::child::{self, Job, JobVariant, Timed};
 use crate::driver::Workload;
 use crate::error::{OriginalError, SelectError};
 use crate::evidence::Evidence;
@@ -409,7 +409,10 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     let original_ok = method.is_some();
     let original_report = OriginalReport {
         spec: spec.clone(),
-        path: prepared.as_ref().filter(|_| original_ok).map(|p| p.path.clone()),
+        path: prepared
+            .as_ref()
+            .filter(|_| original_ok)
+            .map(|p| p.path.clone()),
         method,
         unavailable: unavailable.clone(),
         opened: prepared.as_ref().map(|p| p.opened.clone()),

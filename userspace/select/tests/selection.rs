@@ -16,8 +16,8 @@ use adapt_segments::builder::{
 };
 use adapt_segments::reference::SystemZlib;
 use adapt_select::{
-    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec, PreparedOriginal,
-    SelectRequest, Selection, DEFAULT_MARGIN,
+    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec,
+    PreparedOriginal, SelectRequest, Selection, DEFAULT_MARGIN,
 };
 
 /// The library, built once per test binary.

@@ -309,28 +309,28 @@ fn round(
                         super::bench::original_summary(&selection),
                     );
                     match &selection.decision.choice {
-                    adapt_select::Choice::Variant { speedup, .. } => Some(*speedup),
-                    adapt_select::Choice::Nothing { reason } => {
-                        log.record(
-                            DecisionKind::Skipped,
-                            pid,
-                            &command,
-                            &f.function,
-                            segment,
-                            "",
-                            format!(
-                                "measured on this machine: {reason}; {}",
-                                super::bench::original_sentence(&selection)
-                            ),
-                            json!({
-                                "decision": selection.decision,
-                                "original": super::bench::original_summary(&selection),
-                            }),
-                        );
-                        continue;
-                    }
-                    // The original could not run here: judge in the target.
-                    adapt_select::Choice::OriginalUnavailable { .. } => None,
+                        adapt_select::Choice::Variant { speedup, .. } => Some(*speedup),
+                        adapt_select::Choice::Nothing { reason } => {
+                            log.record(
+                                DecisionKind::Skipped,
+                                pid,
+                                &command,
+                                &f.function,
+                                segment,
+                                "",
+                                format!(
+                                    "measured on this machine: {reason}; {}",
+                                    super::bench::original_sentence(&selection)
+                                ),
+                                json!({
+                                    "decision": selection.decision,
+                                    "original": super::bench::original_summary(&selection),
+                                }),
+                            );
+                            continue;
+                        }
+                        // The original could not run here: judge in the target.
+                        adapt_select::Choice::OriginalUnavailable { .. } => None,
                     }
                 }
                 Err(err) => {
