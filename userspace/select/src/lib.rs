@@ -5,16 +5,31 @@
 //! CPU flags do not say which implementation is fastest where a target
 //! runs: under emulation (QEMU TCG) a hardware CRC or carry-less multiply
 //! can be ten times slower than table-driven code, and real CPUs differ
-//! too. So before an injection the selection runs, in this process, each
-//! variant the CPU supports — from its packed bytes through
+//! too. So before an injection the selection runs each variant the CPU
+//! supports — from its packed bytes through
 //! [`adapt_segment::LoadedVariant`], exactly as it runs in a target — and
-//! the original function, loaded from the same ELF file the target mapped
+//! the original function, from the same ELF file the target mapped
 //! ([`original`]), on inputs of the sizes the target uses ([`sizes`]),
 //! interleaved, repeated, median taken ([`timing`]). It checks that every
 //! variant computes what the original computes, and injects the fastest
 //! only if it beats the original by a margin ([`decide`]). Figures are
 //! cached per (segment, function, variant build, CPU, original file, size
 //! class) ([`cache`]).
+//!
+//! # The privilege boundary
+//!
+//! The caller is usually root; the original is code the target chose. So
+//! this process only *opens and reads* the original's file (through
+//! `/proc/PID/map_files` for a target) and parses it as hostile input
+//! ([`elf_info`], size-bounded). Everything that runs code — the original
+//! and the variants, one mechanism — runs in a forked child that first
+//! drops every privilege (the target's uid or `nobody`, no capability,
+//! `no_new_privs`, seccomp, no inherited descriptor, CPU and wall-clock
+//! limits: [`sandbox`]) and answers in CBOR, which is validated before use
+//! ([`child`]). A crash, hang or garbage there means "original not
+//! measured", never an effect here. Whether the original is the function
+//! the segment replaces is judged by content where possible ([`evidence`]),
+//! else by the differential check in the child.
 //!
 //! # Using it (what `adaptctl bench` and `adaptctl inject` call)
 //!
@@ -26,10 +41,11 @@
 //! | what to inject | [`Selection::decision`] → [`Decision::variant_to_inject`] (`None`: inject nothing) |
 //! | the rule alone, on figures | [`decide()`](decide::decide) with [`Comparison`]s, [`DEFAULT_MARGIN`] |
 //! | sizes from the command line | [`parse_sizes`], [`SizeClass`], [`DEFAULT_SIZES`] |
-//! | run the original here | [`Original::open`] with an [`OriginalSpec`] |
+//! | read the original (parent) | [`PreparedOriginal::prepare`] with an [`OriginalSpec`] |
+//! | run something unprivileged | [`sandbox::Sandbox`], [`Identity`], [`Limits`] |
 //! | the cache | [`default_cache_dir`], [`Cache`], [`variant_hash`] |
 //!
-//! When the original cannot be run in this process (an executable's
+//! When the original cannot be run (an executable's
 //! function that is not a self-contained leaf, a fixed-address executable
 //! whose addresses are taken, no original named) the decision is
 //! [`Choice::OriginalUnavailable`] with the reason and the fastest variant
