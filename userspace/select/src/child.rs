@@ -10,6 +10,13 @@
 //! [`ChildReport`], which the parent treats as hostile: [`validate`]
 //! checks its size, shape, names, counts and that every figure is a finite
 //! positive throughput before anything of it is used.
+//!
+//! What validation cannot do: once a hostile library's constructor has
+//! run in the child, it could write a well-formed report of its own. That
+//! report can only steer the decision for the target that mapped the
+//! library (inject a verified variant into it, or nothing), and the cache
+//! entry it produces is keyed on that file's sha256; what the original
+//! *is* is judged from the parent's own reading ([`crate::evidence`]).
 
 use serde::{Deserialize, Serialize};
 
