@@ -13,7 +13,7 @@
 //! | mode | what it does |
 //! |---|---|
 //! | `idle` | calls nothing after the first call; sleeps (a target whose bytes a test may change) |
-//! | `sigalrm` | one thread calls `crc32` on 64 KiB buffers while a 2 ms `SIGALRM` interval timer interrupts it; the handler sleeps 5 ms, so the interrupted context (often inside the function) waits in a signal frame |
+//! | `sigalrm` | one thread calls `crc32` on 64 KiB buffers while a 10 ms `SIGALRM` interval timer interrupts it; the handler sleeps 5 ms, so half the time the interrupted context (often inside the function) waits in a signal frame |
 //! | `remap FILE` | calls `crc32` until `SIGUSR1`; then `dlclose`s libz (unmapping it) and maps FILE shared and writable over the page that held `crc32`; prints `remapped addr=<page>`, then idles |
 //! | `clone-vm` | starts a process with `clone(CLONE_VM)` (not a thread: same memory, other thread group) that calls `crc32` too; prints `sharer pid=<pid>` |
 //! | `leader-exit` | a worker thread calls `crc32`; the main thread calls `pthread_exit` |
@@ -136,7 +136,7 @@ fn main() {
             handle(libc::SIGALRM, on_alarm, true);
             let every = libc::timeval {
                 tv_sec: 0,
-                tv_usec: 2000,
+                tv_usec: 10_000,
             };
             let timer = libc::itimerval {
                 it_interval: every,
