@@ -392,7 +392,11 @@ fn a_child_forked_after_an_injection_keeps_working_after_the_parents_revert() {
     );
     assert_eq!(value(&out, "parent_bytes_ok"), "yes");
     assert_eq!(value(&out, "parent_live"), "0");
-    assert_eq!(value(&out, "parent_retired"), "1", "the reverted segment stays mapped, inert");
+    assert_eq!(
+        value(&out, "parent_retired"),
+        "1",
+        "the reverted segment stays mapped, inert"
+    );
     assert_eq!(value(&out, "child_alive"), "yes", "{}", out.stdout);
     let child = value(&out, "child calls");
     assert!(child.ends_with(" wrong=0"), "{child}");

@@ -112,11 +112,12 @@ fn a_revert_never_writes_over_a_site_that_changed() {
         #    to patch over bytes that differ from the file's, even when
         #    userspace expects exactly those bytes.
         hostile u idle
+        adaptctl inject --dry-run --json --pid $u --symbol crc32 > /tmp/u.json
+        uaddr=$(j /tmp/u.json target.symbol.address)
         expected=$(j /tmp/d.json request.expected)
-        adapt-inject-tool poke $u $addr 0xcc
-        live=$(peek $u $addr ${#expected})
-        live=$(printf '%s' "$live" | cut -c1-${#expected})
-        adapt-inject-tool inject /tmp/d.json --pid $u --expected $live
+        adapt-inject-tool poke $u $uaddr 0xcc
+        live=$(peek $u $uaddr $(( ${#expected} / 2 )))
+        adapt-inject-tool inject /tmp/d.json --pid $u --target $uaddr --expected $live
         adaptctl inject --pid $u --symbol crc32 && rc=0 || rc=$?
         echo "uprobe_inject=$rc"
         kill -KILL $u; wait $u || true
@@ -124,17 +125,28 @@ fn a_revert_never_writes_over_a_site_that_changed() {
     );
     clean(&out);
     let s = &out.stdout;
-    assert!(s.contains("remapped addr="), "the target remapped libz's page: {s}");
+    assert!(
+        s.contains("remapped addr="),
+        "the target remapped libz's page: {s}"
+    );
     assert_eq!(value(&out, "remap_revert"), "15", "{s}");
     assert!(s.contains("was not restored: its site changed"), "{s}");
     assert!(s.contains("stale: not restored, site changed"), "{s}");
     assert_eq!(value(&out, "remap_state"), "stale", "{s}");
-    assert_eq!(value(&out, "file_unchanged"), "yes", "the file on disk was written: {s}");
+    assert_eq!(
+        value(&out, "file_unchanged"),
+        "yes",
+        "the file on disk was written: {s}"
+    );
     assert_eq!(value(&out, "forget"), "0", "{s}");
     assert_eq!(value(&out, "after_forget"), "0", "{s}");
     correct(&out, "r");
     assert_eq!(value(&out, "breakpoint_revert"), "15", "{s}");
-    assert_eq!(value(&out, "breakpoint_byte"), "cc", "the breakpoint was overwritten: {s}");
+    assert_eq!(
+        value(&out, "breakpoint_byte"),
+        "cc",
+        "the breakpoint was overwritten: {s}"
+    );
     assert!(s.contains("inject=error kind=site-modified"), "{s}");
     assert_ne!(value(&out, "uprobe_inject"), "0", "{s}");
 }
@@ -172,9 +184,9 @@ fn a_stopped_target_is_refused_and_rmmod_never_hangs() {
         adaptctl inject --json --pid $a --symbol crc32 > /tmp/plan.json
         adaptctl revert --pid $a --all > /dev/null
         kill -STOP $a
-        t0=$(date +%s%N)
         adaptctl inject --pid $a --symbol crc32 && rc=0 || rc=$?
         echo "stopped_inject=$rc"
+        t0=$(date +%s%N)
         adapt-inject-tool inject /tmp/plan.json
         echo "stopped_inject_ms=$(( ($(date +%s%N) - t0) / 1000000 ))"
         kill -CONT $a
@@ -257,10 +269,12 @@ fn sharers_leader_exit_exec_races_fd_passing_and_eintr() {
         echo "exec_injects=$n"
         adaptctl list --pid $x --retired --json > /tmp/xl.json
         mapped=$(grep '\[adapt:' /proc/$x/maps | awk '$2 ~ /x/ {split($1, r, "-"); print r[1]}' | sort)
-        listed=$(grep -o '"segment_addr": [0-9]*' /tmp/xl.json | awk '{printf "%x\n", $2}' | sort -u)
+        # (bash's printf: awk's %x does not handle 64-bit values)
+        listed=$(grep -o '"segment_addr": [0-9]*' /tmp/xl.json | cut -d' ' -f2 | while read -r n; do printf '%x\n' "$n"; done | sort -u)
         untracked=0
         for m in $mapped; do echo "$listed" | grep -qx "$m" || untracked=$((untracked + 1)); done
         echo "exec_mapped=$(echo "$mapped" | grep -c . || true)"
+        echo "--- exec maps"; grep '\[adapt:' /proc/$x/maps || true; echo "--- exec list"; cat /tmp/xl.json; echo "---"
         echo "exec_untracked=$untracked"
         stop x
         "#,
@@ -268,7 +282,10 @@ fn sharers_leader_exit_exec_races_fd_passing_and_eintr() {
     clean(&out);
     let s = &out.stdout;
     assert_eq!(value(&out, "sharer_inject"), "15", "{s}");
-    assert!(s.contains("shares its address space with another process (EUSERS"), "{s}");
+    assert!(
+        s.contains("shares its address space with another process (EUSERS"),
+        "{s}"
+    );
     correct(&out, "c");
     assert_eq!(value(&out, "leader_inject"), "0", "{s}");
     assert_eq!(value(&out, "leader_listed"), "1", "{s}");
@@ -286,12 +303,22 @@ fn sharers_leader_exit_exec_races_fd_passing_and_eintr() {
         "injection-list",
         "profile-start",
     ] {
-        assert_eq!(value(&out, &format!("ioctl_{cmd}")), libc_eperm(), "{cmd}: {s}");
+        assert_eq!(
+            value(&out, &format!("ioctl_{cmd}")),
+            libc_eperm(),
+            "{cmd}: {s}"
+        );
     }
     correct(&out, "e");
     let eintr: u64 = value(&out, "eintr").parse().unwrap();
-    assert!(eintr >= 1, "parking interrupts epoll_wait (documented): {s}");
-    assert!(value(&out, "exec_injects").parse::<u32>().unwrap() > 0, "{s}");
+    assert!(
+        eintr >= 1,
+        "parking interrupts epoll_wait (documented): {s}"
+    );
+    assert!(
+        value(&out, "exec_injects").parse::<u32>().unwrap() > 0,
+        "{s}"
+    );
     assert_eq!(value(&out, "exec_untracked"), "0", "{s}");
     correct(&out, "x");
 }

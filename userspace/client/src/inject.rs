@@ -355,6 +355,20 @@ pub enum InjectError {
     ThreadsKeepAppearing { pid: u32 },
 
     #[error(
+        "a thread of injection {id}'s process is stopped, traced or frozen (EDEADLK): adapt does \
+         not wait for it; the injection is still live: resume the process (`kill -CONT`, detach \
+         the debugger, thaw its cgroup) and revert again"
+    )]
+    RevertHeld { id: u64 },
+
+    #[error(
+        "injection {id}'s process now shares its address space with another process (EUSERS: \
+         clone(CLONE_VM) or a vfork child): the injection is still live; revert it once the other \
+         process has exec'd or exited"
+    )]
+    RevertShared { id: u64 },
+
+    #[error(
         "injection {id} was not restored: its site changed since it was patched (ESTALE: the \
          library was unloaded and something else mapped there, or a debugger, uprobe or JIT \
          rewrote the bytes), so adapt wrote nothing; it is listed as stale, and reverting it again \
@@ -425,6 +439,8 @@ impl InjectError {
             InjectError::Interrupted { .. } => "interrupted",
             InjectError::ThreadsKeepAppearing { .. } => "threads-keep-appearing",
             InjectError::RevertStale { .. } => "stale",
+            InjectError::RevertHeld { .. } => "thread-held",
+            InjectError::RevertShared { .. } => "shared-address-space",
             InjectError::NoSuchInjection { .. } => "no-such-injection",
             InjectError::RevertBusy { .. } => "busy",
             InjectError::BadPolicy { .. } => "bad-policy",
@@ -462,6 +478,8 @@ impl InjectError {
             InjectError::NoAddressSpace { .. }
             | InjectError::Busy { .. }
             | InjectError::ThreadHeld { .. }
+            | InjectError::RevertHeld { .. }
+            | InjectError::RevertShared { .. }
             | InjectError::Interrupted { .. }
             | InjectError::ThreadsKeepAppearing { .. }
             | InjectError::RevertBusy { .. } => EXIT_BUSY,
@@ -618,13 +636,10 @@ fn revert_error(id: u64, source: io::Error) -> InjectError {
         Some(libc::ENOENT) => InjectError::NoSuchInjection { id },
         Some(libc::EBUSY) => InjectError::RevertBusy { id },
         Some(libc::ESTALE) => InjectError::RevertStale { id },
-        Some(libc::EDEADLK) => InjectError::ThreadHeld {
-            pid: 0,
-            thread: format!("(injection {id}): a thread"),
-        },
-        Some(libc::EUSERS) => InjectError::SharedAddressSpace { pid: 0 },
+        Some(libc::EDEADLK) => InjectError::RevertHeld { id },
+        Some(libc::EUSERS) => InjectError::RevertShared { id },
         Some(libc::EINTR) => InjectError::Interrupted { what: "the revert" },
-        Some(libc::EAGAIN) => InjectError::ThreadsKeepAppearing { pid: 0 },
+        Some(libc::EAGAIN) => InjectError::RevertBusy { id },
         _ => common_error("ADAPT_IOC_REVERT", source),
     }
 }
@@ -657,11 +672,18 @@ pub fn list(device: &Device, pid: Option<u32>) -> Result<Vec<Injection>, InjectE
 
 /// [`list`], with the retired segments too (state `retired`), and how many
 /// retired segments there are.
-pub fn list_with_retired(device: &Device, pid: Option<u32>) -> Result<(Vec<Injection>, u32), InjectError> {
+pub fn list_with_retired(
+    device: &Device,
+    pid: Option<u32>,
+) -> Result<(Vec<Injection>, u32), InjectError> {
     list_with(device, pid, true)
 }
 
-fn list_with(device: &Device, pid: Option<u32>, retired: bool) -> Result<(Vec<Injection>, u32), InjectError> {
+fn list_with(
+    device: &Device,
+    pid: Option<u32>,
+    retired: bool,
+) -> Result<(Vec<Injection>, u32), InjectError> {
     // Ask for the count first, then for that many (plus room for injections
     // made in between); retry if it grew further.
     let mut capacity = 0u32;

@@ -16,7 +16,7 @@
 //! | `sigalrm` | one thread calls `crc32` on 64 KiB buffers while a 10 ms `SIGALRM` interval timer interrupts it; the handler sleeps 5 ms, so half the time the interrupted context (often inside the function) waits in a signal frame |
 //! | `remap FILE` | calls `crc32` until `SIGUSR1`; then `dlclose`s libz (unmapping it) and maps FILE shared and writable over the page that held `crc32`; prints `remapped addr=<page>`, then idles |
 //! | `clone-vm` | starts a process with `clone(CLONE_VM)` (not a thread: same memory, other thread group) that calls `crc32` too; prints `sharer pid=<pid>` |
-//! | `leader-exit` | a worker thread calls `crc32`; the main thread calls `pthread_exit` |
+//! | `leader-exit` | a worker thread calls `crc32`; the main thread exits alone (as `pthread_exit` does) |
 //! | `exec-loop N` | calls `crc32` for a moment, then execs itself, N times (`ready` each time, with `generation=G`); the last generation calls `crc32` until SIGTERM |
 //! | `epoll` | besides a `crc32` thread, a thread blocks in `epoll_wait` with no timeout and counts how often it returns `EINTR`; the summary adds `eintr=N` |
 //! | `fd-pass` | opens `/dev/adapt` as root, forks a child that drops to uid/gid 65534 and tries every ioctl with the inherited descriptor; prints `ioctl NAME errno=E` per command (no `ready`) |
@@ -89,13 +89,20 @@ fn call_loop(crc: Crc32Fn, seed: u64, max: usize, until: &AtomicBool) {
 
 fn summary(extra: &str) -> ! {
     let wrong = WRONG.load(Ordering::Relaxed);
-    println!("calls={} wrong={wrong}{extra}", CALLS.load(Ordering::Relaxed));
+    println!(
+        "calls={} wrong={wrong}{extra}",
+        CALLS.load(Ordering::Relaxed)
+    );
     let _ = std::io::stdout().flush();
     std::process::exit(i32::from(wrong != 0));
 }
 
 fn ready(crc: Crc32Fn, extra: &str) {
-    println!("ready pid={} crc32={:#x}{extra}", std::process::id(), crc as usize);
+    println!(
+        "ready pid={} crc32={:#x}{extra}",
+        std::process::id(),
+        crc as usize
+    );
     let _ = std::io::stdout().flush();
 }
 
@@ -165,13 +172,19 @@ fn main() {
                 let _ = worker.join();
                 summary("");
             });
-            // SAFETY: ends the main thread only; the process lives on in
-            // the threads above, which exit it.
-            unsafe { libc::pthread_exit(std::ptr::null_mut()) };
+            // SAFETY: ends the main thread only (the raw exit system call,
+            // as pthread_exit does in the kernel, without unwinding through
+            // Rust frames); the process lives on in the threads above, which
+            // end it with exit().
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+            unreachable!("SYS_exit returned");
         }
         "exec-loop" => {
             let left: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
-            let generation: u32 = std::env::var("ADAPT_HOSTILE_GEN").ok().and_then(|g| g.parse().ok()).unwrap_or(0);
+            let generation: u32 = std::env::var("ADAPT_HOSTILE_GEN")
+                .ok()
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0);
             ready(crc, &format!(" generation={generation}"));
             let until = AtomicBool::new(false);
             std::thread::scope(|s| {
@@ -200,7 +213,10 @@ fn main() {
             // SAFETY: NUL-terminated argument and environment arrays of
             // valid C strings, alive across the call.
             unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            eprintln!("adapt-hostile: execve failed: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "adapt-hostile: execve failed: {}",
+                std::io::Error::last_os_error()
+            );
             std::process::exit(2);
         }
         "epoll" => {
@@ -212,13 +228,16 @@ fn main() {
                     let mut events: [libc::epoll_event; 1] = std::mem::zeroed();
                     loop {
                         let n = libc::epoll_wait(ep, events.as_mut_ptr(), 1, -1);
-                        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                        if n < 0
+                            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+                        {
                             EINTRS.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
             });
-            let worker = std::thread::spawn(move || call_loop(crc, 5, 4096, &AtomicBool::new(false)));
+            let worker =
+                std::thread::spawn(move || call_loop(crc, 5, 4096, &AtomicBool::new(false)));
             wait_stop(deadline);
             STOP.store(true, Ordering::Relaxed);
             let _ = worker.join();
@@ -259,7 +278,10 @@ fn remap(crc: Crc32Fn, file: Option<&str>, deadline: Option<Instant>) -> ! {
     let addr = unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_RDWR);
         if fd < 0 {
-            eprintln!("adapt-hostile: open {file}: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "adapt-hostile: open {file}: {}",
+                std::io::Error::last_os_error()
+            );
             std::process::exit(2);
         }
         libc::mmap(
@@ -302,7 +324,12 @@ fn clone_vm(crc: Crc32Fn, deadline: Option<Instant>) -> ! {
     // only atomics and its own frame.
     let child = unsafe {
         let top = stack.as_mut_ptr().add(stack.len()) as usize & !15;
-        libc::clone(sharer, top as *mut libc::c_void, libc::CLONE_VM | libc::SIGCHLD, crc as *mut libc::c_void)
+        libc::clone(
+            sharer,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::SIGCHLD,
+            crc as *mut libc::c_void,
+        )
     };
     if child < 0 {
         eprintln!("adapt-hostile: clone: {}", std::io::Error::last_os_error());
@@ -328,7 +355,10 @@ fn fd_pass() -> ! {
     // SAFETY: plain open of the device node.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR) };
     if fd < 0 {
-        eprintln!("adapt-hostile: open /dev/adapt: {}", std::io::Error::last_os_error());
+        eprintln!(
+            "adapt-hostile: open /dev/adapt: {}",
+            std::io::Error::last_os_error()
+        );
         std::process::exit(2);
     }
     // SAFETY: fork in a single-threaded process; the child only makes
@@ -336,7 +366,11 @@ fn fd_pass() -> ! {
     let child = unsafe { libc::fork() };
     if child == 0 {
         // SAFETY: drops every privilege of this child process.
-        let dropped = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+        let dropped = unsafe {
+            libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(65534) == 0
+                && libc::setuid(65534) == 0
+        };
         if !dropped {
             println!("drop failed: {}", std::io::Error::last_os_error());
             std::process::exit(2);
@@ -370,18 +404,37 @@ fn fd_pass() -> ! {
         }
         call(fd, "version", abi::ADAPT_IOC_VERSION, &mut version);
         call(fd, "policy-get", abi::ADAPT_IOC_POLICY_GET, &mut policy);
-        call(fd, "policy-set", abi::ADAPT_IOC_POLICY_SET, &mut abi::AdaptPolicy::default());
+        call(
+            fd,
+            "policy-set",
+            abi::ADAPT_IOC_POLICY_SET,
+            &mut abi::AdaptPolicy::default(),
+        );
         call(fd, "library-load", abi::ADAPT_IOC_LIBRARY_LOAD, &mut load);
         call(fd, "library-list", abi::ADAPT_IOC_LIBRARY_LIST, &mut libs);
         call(fd, "inject", abi::ADAPT_IOC_INJECT, &mut inject);
         call(fd, "revert", abi::ADAPT_IOC_REVERT, &mut revert);
-        call(fd, "injection-list", abi::ADAPT_IOC_INJECTION_LIST, &mut list);
-        call(fd, "profile-start", abi::ADAPT_IOC_PROFILE_START, &mut start);
+        call(
+            fd,
+            "injection-list",
+            abi::ADAPT_IOC_INJECTION_LIST,
+            &mut list,
+        );
+        call(
+            fd,
+            "profile-start",
+            abi::ADAPT_IOC_PROFILE_START,
+            &mut start,
+        );
         let _ = std::io::stdout().flush();
         std::process::exit(0);
     }
     let mut status = 0;
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(child, &mut status, 0) };
-    std::process::exit(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 3 });
+    std::process::exit(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        3
+    });
 }

@@ -350,7 +350,9 @@ fn main() -> ExitCode {
     );
     checks.that(
         "the retired segment is not writable",
-        maps.lines().filter(|l| l.contains("[adapt:")).all(|l| !l.split_whitespace().nth(1).unwrap_or("").contains('w')),
+        maps.lines()
+            .filter(|l| l.contains("[adapt:"))
+            .all(|l| !l.split_whitespace().nth(1).unwrap_or("").contains('w')),
         "writable",
     );
     println!(

@@ -72,7 +72,8 @@ fn main() {
             s.spawn(move || {
                 let page = ScratchPages::new();
                 let mut arg = [0u64; 512];
-                let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1).wrapping_mul(0x1234_5678_9abc_def1);
+                let mut rng =
+                    0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1).wrapping_mul(0x1234_5678_9abc_def1);
                 let mut local: BTreeMap<i32, u64> = BTreeMap::new();
                 for _ in 0..calls / threads {
                     rng = xorshift(rng);
@@ -95,7 +96,9 @@ fn main() {
                             ..Default::default()
                         };
                         // SAFETY: a valid AdaptRevert.
-                        let _ = unsafe { ioctl_raw(fd, abi::ADAPT_IOC_REVERT, &mut revert as *mut _ as usize) };
+                        let _ = unsafe {
+                            ioctl_raw(fd, abi::ADAPT_IOC_REVERT, &mut revert as *mut _ as usize)
+                        };
                     }
                 }
                 let mut h = histogram.lock().unwrap_or_else(|e| e.into_inner());
