@@ -47,8 +47,10 @@ pub struct ProcessMaps {
 /// leader's address space).
 pub fn proc_dir(pid: u32) -> PathBuf {
     let main = PathBuf::from(format!("/proc/{pid}"));
-    let has_mm = |dir: &std::path::Path| std::fs::metadata(dir.join("maps")).is_ok()
-        && std::fs::read(dir.join("maps")).is_ok_and(|m| !m.is_empty());
+    let has_mm = |dir: &std::path::Path| {
+        std::fs::metadata(dir.join("maps")).is_ok()
+            && std::fs::read(dir.join("maps")).is_ok_and(|m| !m.is_empty())
+    };
     if has_mm(&main) {
         return main;
     }

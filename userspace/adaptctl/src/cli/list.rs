@@ -129,12 +129,18 @@ fn print_text(report: &Report, pid: Option<u32>) {
                 "retired" => "retired: reverted, segment still mapped (inert)",
                 other => other,
             };
-            let id = if i.state == "retired" { "-".to_owned() } else { i.id.to_string() };
+            let id = if i.state == "retired" {
+                "-".to_owned()
+            } else {
+                i.id.to_string()
+            };
             println!(
                 "{:>5} {:>7}  {:<28} {:>#14x}  {:<24} {:>#14x} {:>10} {:>10}  {}",
                 id,
                 i.pid,
-                e.symbol.as_deref().unwrap_or(if i.state == "retired" { "-" } else { "?" }),
+                e.symbol
+                    .as_deref()
+                    .unwrap_or(if i.state == "retired" { "-" } else { "?" }),
                 i.target,
                 format!("{}/{} #{}", i.segment, i.variant, i.variant_id),
                 i.segment_addr,
@@ -144,7 +150,12 @@ fn print_text(report: &Report, pid: Option<u32>) {
             );
         }
     }
-    if report.retired > 0 && !report.injections.iter().any(|e| e.injection.state == "retired") {
+    if report.retired > 0
+        && !report
+            .injections
+            .iter()
+            .any(|e| e.injection.state == "retired")
+    {
         println!(
             "retired: {} reverted segment(s) still mapped, inert, until their process exits or execs \
              (`adaptctl list --retired` shows them)",
