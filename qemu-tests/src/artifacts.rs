@@ -21,8 +21,12 @@ pub struct Artifacts {
     pub adapt_ko: PathBuf,
     /// The fixture module that WARNs on load (exported as `ADAPT_WARN_KO`).
     pub warn_ko: PathBuf,
-    /// The directory holding adaptctl (first on the guest's PATH).
+    /// The directory holding the release-profile adaptctl and guest probes
+    /// (first on the guest's PATH): guests run what users run.
     pub bin_dir: PathBuf,
+    /// The dev-profile binaries (second on the guest's PATH, after
+    /// `bin_dir`): the rest of the workspace's programs.
+    pub debug_bin_dir: PathBuf,
     /// The workspace root (mounted at its own path in the guest).
     pub workspace_root: PathBuf,
     /// The cargo target directory (mounted too, when outside the workspace).
@@ -73,11 +77,13 @@ impl Artifacts {
 
     /// Fails, naming the file, when something recorded is gone.
     pub fn check(&self) -> Result<()> {
-        let files: [(&str, &Path); 4] = [
+        let adaptctl = self.bin_dir.join("adaptctl");
+        let files: [(&str, &Path); 5] = [
             ("guest kernel", &self.kernel_image),
             ("initramfs", &self.initramfs),
             ("adapt.ko", &self.adapt_ko),
             ("warn fixture module", &self.warn_ko),
+            ("release adaptctl", &adaptctl),
         ];
         for (what, path) in files {
             if !path.is_file() {

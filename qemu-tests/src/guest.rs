@@ -407,9 +407,12 @@ impl Guest {
         write("mounts", mounts)?;
 
         let a = &self.artifacts;
+        // The release build first: guests run (and benchmark) what users
+        // run; the dev-profile directory after it for the other programs.
         let path = format!(
-            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            a.bin_dir.display()
+            "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            a.bin_dir.display(),
+            a.debug_bin_dir.display()
         );
         let term = if interactive {
             std::env::var("TERM").unwrap_or_else(|_| "vt100".into())

@@ -28,7 +28,8 @@ pub fn build_all() -> Result<Artifacts> {
         initramfs,
         adapt_ko,
         warn_ko,
-        bin_dir: ws.bin_dir(),
+        bin_dir: ws.release_bin_dir(),
+        debug_bin_dir: ws.debug_bin_dir(),
         workspace_root: ws.root.clone(),
         target_dir: ws.target_dir.clone(),
     };

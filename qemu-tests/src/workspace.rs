@@ -59,8 +59,15 @@ impl Workspace {
         self.root.join("qemu-tests/fixtures/warn-module")
     }
 
-    /// Where the dev-profile binaries (`adaptctl`) land.
-    pub fn bin_dir(&self) -> PathBuf {
+    /// Where the release-profile binaries land: the `adaptctl` and probes
+    /// the guests run (first on their PATH), as users would run them.
+    pub fn release_bin_dir(&self) -> PathBuf {
+        self.target_dir.join("release")
+    }
+
+    /// Where the dev-profile binaries land: the host-side tools the runner
+    /// uses (`build-library`) and the builds tests keep for themselves.
+    pub fn debug_bin_dir(&self) -> PathBuf {
         self.target_dir.join("debug")
     }
 

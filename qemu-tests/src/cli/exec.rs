@@ -22,7 +22,8 @@ use crate::pipeline;
 /// In the guest: the host's root is read-only, /tmp is a fresh tmpfs, the
 /// workspace is at its own path, $ADAPT_KO is the loaded adapt.ko,
 /// $ADAPT_WARN_KO a fixture module that WARNs on load, $ADAPT_RUN_DIR a
-/// writable directory kept after the run, and target/debug is first on PATH.
+/// writable directory kept after the run, and target/release (the release
+/// adaptctl and probes) then target/debug first on PATH.
 ///
 /// Example: cargo vm exec -- sh -c 'adaptctl status; ls -l /dev/adapt'
 #[derive(Debug, clap::Args)]

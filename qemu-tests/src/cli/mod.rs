@@ -26,9 +26,9 @@ use clap::{Parser, Subcommand};
 ///
 /// A guest boots the cached kernel under QEMU (TCG by default) with the
 /// host's root mounted read-only, a fresh tmpfs on /tmp, the workspace at its
-/// own path, adapt.ko loaded and target/debug (adaptctl) first on PATH. Any
-/// kernel WARN, BUG, oops, lockdep report, Rust panic or leak report in its
-/// console log fails the run.
+/// own path, adapt.ko loaded and target/release (the release adaptctl) first
+/// on PATH. Any kernel WARN, BUG, oops, lockdep report, Rust panic or leak
+/// report in its console log fails the run.
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo vm",
