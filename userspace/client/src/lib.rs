@@ -1,6 +1,7 @@
 //! The library behind `adaptctl`: opening `/dev/adapt`, issuing its ioctls,
-//! and turning every way that can fail into an error that names the cause
-//! and the fix.
+//! turning a verified segment's variant into an upload (`upload`), and
+//! turning every way that can fail into an error that names the cause and
+//! the fix.
 
 pub mod device;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod inject;
 pub mod library;
 pub mod profile;
 pub mod status;
+pub mod upload;
 
 pub use device::{Device, DEFAULT_DEVICE_PATH};
 pub use error::{DeviceError, ErrorKind};
@@ -15,3 +17,4 @@ pub use inject::{InjectError, InjectRequest, Injected, Injection, Policy, Revert
 pub use library::{LibraryError, LoadOutcome, LoadedVariant, VariantUpload};
 pub use profile::{ProfileError, ProfileSession, ReadBatch, SamplingEvent};
 pub use status::{Sampling, Status};
+pub use upload::UploadError;

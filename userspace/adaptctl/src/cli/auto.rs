@@ -19,13 +19,12 @@
 
 use super::inject_plan::{self, Request};
 use super::library_index::LibraryIndex;
-use super::variant_load::ensure_loaded;
 use adapt_abi as abi;
 use adapt_auto::opportunity::Thresholds;
 use adapt_auto::verdict::Criterion;
 use adapt_auto::{judge, rank, Candidate, DecisionKind, DecisionLog, Verdict, Window};
 use adapt_client::inject::{self, InjectRequest};
-use adapt_client::{Device, ProfileSession};
+use adapt_client::{upload, Device, ProfileSession};
 use adapt_profile::{Profile, ProfileBuilder, Symbolizer};
 use serde_json::json;
 use std::collections::HashSet;
@@ -148,15 +147,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 .collect();
             let judged_before = log.decisions.len();
             let outcome = round(
-                &device,
-                device_path,
-                args,
-                &policy,
-                &library,
-                pid,
-                &already,
-                &mut log,
-                &stop,
+                &device, args, &policy, &library, pid, &already, &mut log, &stop,
             );
             for d in &log.decisions[judged_before..] {
                 if d.kind == DecisionKind::Reverted {
@@ -214,7 +205,6 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
 #[allow(clippy::too_many_arguments)]
 fn round(
     device: &Device,
-    device_path: &Path,
     args: &Args,
     policy: &abi::AdaptPolicy,
     library: &LibraryIndex,
@@ -395,9 +385,8 @@ fn round(
             );
             continue;
         }
-        let dir = args.library.as_deref().or(library.dir.as_deref());
-        let variant_id = match ensure_loaded(device_path, dir, &plan.segment, &plan.variant) {
-            Ok(id) => id,
+        let variant_id = match upload::ensure_loaded(device, &plan.verified, &plan.variant) {
+            Ok(outcome) => outcome.id,
             Err(err) => {
                 log.record(
                     DecisionKind::Skipped,
@@ -406,7 +395,10 @@ fn round(
                     &c.function,
                     &c.segment,
                     &c.variant,
-                    err.to_string(),
+                    format!(
+                        "loading {}/{} into the module: {err}",
+                        plan.segment, plan.variant
+                    ),
                     serde_json::Value::Null,
                 );
                 continue;

@@ -32,10 +32,9 @@
 use adapt_segment::{Contract, Function};
 use adapt_target::ObjectRef;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// Prefix and version of the contract signature.
-pub(crate) const SIGNATURE_PREFIX: &str = super::library::upload::CONTRACT_SIGNATURE_PREFIX;
+pub(crate) const SIGNATURE_PREFIX: &str = adapt_client::upload::CONTRACT_SIGNATURE_PREFIX;
 
 /// Where the target's contract came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -158,15 +157,12 @@ pub(crate) fn target_contract(
 /// The canonical contract signature of `contract` (the definition the
 /// library upload uses, so the module compares like with like).
 pub(crate) fn signature(contract: &Contract) -> String {
-    super::library::upload::contract_signature(contract)
+    adapt_client::upload::contract_signature(contract)
 }
 
 /// The contract hash of a canonical signature.
 pub(crate) fn hash(signature: &str) -> u64 {
-    let digest = Sha256::digest(signature.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
+    adapt_client::upload::signature_hash(signature)
 }
 
 const SCALARS: [&str; 9] = [
@@ -235,6 +231,7 @@ mod tests {
     use super::*;
     use adapt_segment::{CType, Param, Scalar};
     use adapt_target::ObjectKind;
+    use sha2::{Digest, Sha256};
 
     fn crc32() -> Function {
         Function {

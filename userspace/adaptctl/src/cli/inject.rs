@@ -3,18 +3,19 @@
 //!
 //! Steps: plan (`inject_plan.rs`: segment, function, variant, verifier,
 //! prologue, contract), make sure the variant is loaded in the module
-//! (`variant_load.rs`), inject, report. The in-situ measurement of a later
+//! (`adapt_client::upload`, in-process), inject, report. The in-situ measurement of a later
 //! issue goes between [`execute`] and the report: it measures the target
 //! before and after, and reverts on a regression.
 
 use super::contract::ContractSource;
 use super::inject_plan::{self, Plan};
 use super::module_open::open_checked;
-use super::variant_load::ensure_loaded;
 use adapt_client::inject::{self, InjectRequest, Injected};
 use adapt_client::library::hex;
+use adapt_client::upload;
 use adapt_client::Device;
 use adapt_target::TargetError;
+use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -189,12 +190,9 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         });
     };
 
-    let variant_id = ensure_loaded(
-        device_path,
-        args.dir.as_deref(),
-        &plan.segment,
-        &plan.variant,
-    )?;
+    let variant_id = upload::ensure_loaded(&device, &plan.verified, &plan.variant)
+        .with_context(|| format!("loading {}/{} into the module", plan.segment, plan.variant))?
+        .id;
     let request = InjectRequest {
         pid: plan.pid,
         target: plan.target.symbol.address,

@@ -40,6 +40,9 @@ pub(crate) struct Plan {
     /// CPU features the variant needs.
     pub(crate) variant_features: Vec<String>,
     pub(crate) contract: TargetContract,
+    /// The segment as read and verified: what is uploaded.
+    #[serde(skip)]
+    pub(crate) verified: Segment,
 }
 
 /// Why no plan could be made (besides target and contract errors).
@@ -146,6 +149,7 @@ pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
             .collect(),
         contract,
         target,
+        verified: segment,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `adaptctl library …`: the optimization library on disk (segment files)
 //! and in the module (uploaded variants). One file per subcommand under
-//! `library/`; `upload.rs` turns a segment variant into an upload.
+//! `library/`; `adapt_client::upload` turns a segment variant into an upload.
 
 mod build;
 mod disk;
@@ -9,7 +9,6 @@ mod load;
 mod module;
 mod show;
 mod unload;
-pub(crate) mod upload;
 mod verify;
 
 use clap::Subcommand;

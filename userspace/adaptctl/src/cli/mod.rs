@@ -14,7 +14,6 @@ mod profile;
 mod report;
 mod revert;
 mod status;
-mod variant_load;
 
 use adapt_client::DEFAULT_DEVICE_PATH;
 use clap::{Parser, Subcommand};

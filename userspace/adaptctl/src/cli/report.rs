@@ -35,8 +35,8 @@ pub(crate) fn error(err: &anyhow::Error, json: bool) -> ExitCode {
         }
     } else if let Some(command) = err.downcast_ref::<super::revert::RevertCommandError>() {
         command.kind()
-    } else if let Some(load) = err.downcast_ref::<super::variant_load::LoadError>() {
-        (library_load_kind(&load.kind), load.exit_code)
+    } else if let Some(upload) = err.downcast_ref::<adapt_client::UploadError>() {
+        upload_kind(upload)
     } else {
         ("error", 1)
     };
@@ -106,29 +106,11 @@ fn contract_kind(err: &super::contract::ContractError) -> (&'static str, u8) {
     }
 }
 
-/// The kind `adaptctl library load` reported, as one of the kinds adaptctl
-/// prints (a subprocess's string cannot be kept otherwise).
-fn library_load_kind(kind: &str) -> &'static str {
-    const KINDS: &[&str] = &[
-        "module-not-loaded",
-        "no-device-node",
-        "permission-denied",
-        "not-an-adapt-device",
-        "abi-mismatch",
-        "refused",
-        "no-such-segment",
-        "no-such-variant",
-        "unsupported-variant",
-        "no-library",
-        "library-full",
-        "variant-too-large",
-        "malformed-variant",
-        "name-too-long",
-        "io",
-    ];
-    KINDS
-        .iter()
-        .find(|k| **k == kind)
-        .copied()
-        .unwrap_or("error")
+fn upload_kind(err: &adapt_client::UploadError) -> (&'static str, u8) {
+    use adapt_client::UploadError as E;
+    match err {
+        E::Abi(library) => (library.kind(), library.exit_code()),
+        E::NoSuchVariant { .. } => ("no-such-variant", super::library::EXIT_NOT_FOUND),
+        E::FeatureWithoutBit { .. } | E::EntryMismatch { .. } => ("malformed-variant", 1),
+    }
 }

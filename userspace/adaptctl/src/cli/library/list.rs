@@ -2,8 +2,8 @@
 
 use super::disk::{self, DirArg, Unreadable};
 use super::module;
-use super::upload::variant_upload;
 use adapt_client::library::{self, hex, LoadedVariant};
+use adapt_client::upload::variant_upload;
 use adapt_segment::{CpuFeatures, LibraryError, Segment};
 use serde::Serialize;
 use std::fmt::Write as _;

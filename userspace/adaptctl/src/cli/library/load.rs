@@ -2,10 +2,10 @@
 
 use super::disk::{self, DirArg};
 use super::module;
-use super::upload::variant_upload;
 use super::verify::verify;
 use super::CommandError;
 use adapt_client::library::{self, hex};
+use adapt_client::upload::variant_upload;
 use adapt_client::VariantUpload;
 use adapt_segment::{CpuFeatures, Segment};
 use anyhow::Context;

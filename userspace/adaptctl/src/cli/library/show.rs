@@ -1,8 +1,8 @@
 //! `adaptctl library show NAME`.
 
 use super::disk::DirArg;
-use super::upload::{contract_hash, contract_signature, variant_upload};
 use adapt_client::library::hex;
+use adapt_client::upload::{contract_hash, contract_signature, variant_upload};
 use adapt_segment::{CpuFeatures, FunctionSummary, VariantSummary};
 use serde::Serialize;
 use std::fmt::Write as _;

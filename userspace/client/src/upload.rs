@@ -43,23 +43,33 @@
 //!
 //! It covers every byte the module is given, so two uploads share a hash
 //! exactly when they are the same upload ([`variant_hash`]).
+//!
+//! # Loading
+//!
+//! [`ensure_loaded`] uploads one variant of a verified segment (the module
+//! answers a duplicate with the id it already has): what `adaptctl inject`
+//! and `auto` call, in-process, and what `adaptctl library load` does per
+//! variant.
 
+use crate::library::{self, entry, LibraryError, LoadOutcome, VariantUpload};
+use crate::Device;
 use adapt_abi as abi;
-use adapt_client::library::{entry, LibraryError};
-use adapt_client::VariantUpload;
 use adapt_segment::{CType, Contract, Indirection, Scalar, Segment};
 use sha2::{Digest, Sha256};
 
 /// Prefix and version of the contract signature.
-pub(crate) const CONTRACT_SIGNATURE_PREFIX: &str = "adapt-contract-v1:";
+pub const CONTRACT_SIGNATURE_PREFIX: &str = "adapt-contract-v1:";
 /// Domain separator and version of the variant hash encoding.
-pub(crate) const VARIANT_HASH_DOMAIN: &[u8] = b"adapt-variant-v1\0";
+pub const VARIANT_HASH_DOMAIN: &[u8] = b"adapt-variant-v1\0";
 
 /// Why a variant cannot be uploaded.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum UploadError {
-    #[error("segment {segment} has no variant {index}")]
-    NoSuchVariant { segment: String, index: usize },
+pub enum UploadError {
+    #[error(
+        "segment {segment} has no variant {variant}: see `adaptctl library show {segment}`, or \
+         rebuild the library with `adaptctl library build`"
+    )]
+    NoSuchVariant { segment: String, variant: String },
     #[error(
         "variant {segment}/{variant} needs CPU feature {feature}, which ABI v{abi} of the module \
          has no bit for: it cannot be uploaded; drop the feature from the variant or extend \
@@ -86,7 +96,7 @@ pub(crate) enum UploadError {
 }
 
 /// The canonical contract signature (see the module documentation).
-pub(crate) fn contract_signature(contract: &Contract) -> String {
+pub fn contract_signature(contract: &Contract) -> String {
     let params: Vec<String> = contract
         .params
         .iter()
@@ -101,8 +111,17 @@ pub(crate) fn contract_signature(contract: &Contract) -> String {
 
 /// The 64-bit contract hash stored in each entry: the first 8 bytes of
 /// sha256([`contract_signature`]), little-endian.
-pub(crate) fn contract_hash(contract: &Contract) -> u64 {
-    super::super::contract::hash(&contract_signature(contract))
+pub fn contract_hash(contract: &Contract) -> u64 {
+    signature_hash(&contract_signature(contract))
+}
+
+/// The contract hash of a canonical signature: the first 8 bytes of its
+/// sha256, little-endian.
+pub fn signature_hash(signature: &str) -> u64 {
+    let digest = Sha256::digest(signature.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
 }
 
 fn type_signature(ty: &CType) -> String {
@@ -129,13 +148,13 @@ fn scalar_name(scalar: Scalar) -> &'static str {
 }
 
 /// The `ADAPT_CPU_*` bits of variant `index` of `segment`.
-pub(crate) fn feature_bits(segment: &Segment, index: usize) -> Result<u64, UploadError> {
+pub fn feature_bits(segment: &Segment, index: usize) -> Result<u64, UploadError> {
     let variant = segment
         .variants
         .get(index)
         .ok_or_else(|| UploadError::NoSuchVariant {
             segment: segment.name.clone(),
-            index,
+            variant: format!("#{index}"),
         })?;
     variant.features.iter().try_fold(0u64, |bits, feature| {
         abi::cpu_feature_bit(feature.name())
@@ -154,10 +173,7 @@ pub(crate) fn feature_bits(segment: &Segment, index: usize) -> Result<u64, Uploa
 ///
 /// The segment should have been verified ([`adapt_segment::verify_segment`])
 /// first; this only converts.
-pub(crate) fn variant_upload(
-    segment: &Segment,
-    index: usize,
-) -> Result<VariantUpload, UploadError> {
+pub fn variant_upload(segment: &Segment, index: usize) -> Result<VariantUpload, UploadError> {
     let cpu_features = feature_bits(segment, index)?;
     let variant = &segment.variants[index]; // In range: feature_bits checked it.
     if variant.entry_offsets.len() != segment.functions.len() {
@@ -204,9 +220,31 @@ pub(crate) fn variant_upload(
     Ok(upload)
 }
 
+/// Makes sure variant `variant` (by name) of `segment` is loaded in the
+/// module and returns its library id: converts it ([`variant_upload`]) and
+/// uploads it; a variant the module already holds (same [`variant_hash`])
+/// answers with its existing id.
+///
+/// The segment should have been verified first
+/// ([`adapt_segment::verify_segment`]); the module checks the upload again.
+pub fn ensure_loaded(
+    device: &Device,
+    segment: &Segment,
+    variant: &str,
+) -> Result<LoadOutcome, UploadError> {
+    let (index, _) = segment
+        .variant(variant)
+        .ok_or_else(|| UploadError::NoSuchVariant {
+            segment: segment.name.clone(),
+            variant: variant.to_owned(),
+        })?;
+    let upload = variant_upload(segment, index)?;
+    Ok(library::load_variant(device, &upload)?)
+}
+
 /// sha256 of the canonical encoding of `upload` (see the module
 /// documentation); `upload.hash` itself is not part of it.
-pub(crate) fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
+pub fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
     let mut h = Sha256::new();
     let len = |h: &mut Sha256, n: usize| h.update((n as u32).to_le_bytes());
     let bytes = |h: &mut Sha256, b: &[u8]| {
@@ -371,7 +409,7 @@ mod tests {
                 assert_eq!(u.rodata, variant.rodata, "{what}");
                 assert_eq!(u.rodata_align, variant.rodata_align, "{what}");
                 // Feature bits: exactly the declared features, by ABI name.
-                let back: CpuFeatures = adapt_client::library::feature_names(u.cpu_features)
+                let back: CpuFeatures = crate::library::feature_names(u.cpu_features)
                     .iter()
                     .map(|n| n.parse::<CpuFeature>().unwrap())
                     .collect();
