@@ -114,6 +114,7 @@ fn parse_line(line: &str) -> Option<Mapping> {
     if perms.len() < 4 {
         return None;
     }
+    let name = segment_pseudo_name(name).unwrap_or_else(|| name.to_owned());
     Some(Mapping {
         start: u64::from_str_radix(start, 16).ok()?,
         end: u64::from_str_radix(end, 16).ok()?,
@@ -122,8 +123,18 @@ fn parse_line(line: &str) -> Option<Mapping> {
         executable: perms[2] == b'x',
         offset,
         inode: inode.parse().ok()?,
-        name: name.to_owned(),
+        name,
     })
+}
+
+/// adapt's segment mappings are files of the module's own pseudo
+/// filesystem, which `/proc/PID/maps` shows as `/[adapt:SEG-VAR] (deleted)`:
+/// their pseudo-name `[adapt:SEG-VAR]` (no file to open).
+fn segment_pseudo_name(name: &str) -> Option<String> {
+    let inner = name.strip_prefix("/[adapt:")?;
+    let inner = inner.strip_suffix(" (deleted)").unwrap_or(inner);
+    let inner = inner.strip_suffix(']')?;
+    Some(format!("[adapt:{inner}]"))
 }
 
 #[cfg(test)]
@@ -136,7 +147,7 @@ mod tests {
 5581a3c4f000-5581a3c70000 rw-p 00000000 00:00 0                          [heap]
 7f10e0000000-7f10e0021000 rw-p 00000000 00:00 0 
 7f10e1a00000-7f10e1a13000 r-xp 00002000 00:1f 77 /usr/lib/x86_64-linux-gnu/libz.so.1.2.13
-7f10e1b00000-7f10e1b01000 r-xs 00000000 00:0f 9 [adapt:crc32-pclmul]
+7f10e1b00000-7f10e1b01000 r-xs 00000000 00:0f 9                          /[adapt:crc32-pclmul] (deleted)
 7ffd4c5e0000-7ffd4c5e2000 r-xp 00000000 00:00 0                          [vdso]
 ";
 
@@ -155,10 +166,10 @@ mod tests {
             maps.find(0x7f10e1a00100).unwrap().short_name(),
             "libz.so.1.2.13"
         );
-        assert_eq!(
-            maps.find(0x7f10e1b00000).unwrap().name,
-            "[adapt:crc32-pclmul]"
-        );
+        // A segment file of adapt's pseudo filesystem: its pseudo-name.
+        let segment = maps.find(0x7f10e1b00000).unwrap();
+        assert_eq!(segment.name, "[adapt:crc32-pclmul]");
+        assert!(!segment.is_file());
         assert!(!maps.find(0x7ffd4c5e0000).unwrap().is_file());
     }
 
