@@ -54,7 +54,7 @@ pub(crate) fn start() {
     if ret == 0 {
         WATCHING.store(true, Ordering::Release);
     } else {
-        pr_info!("adapt: fault watch unavailable (error {}): no automatic quarantine\n", ret);
+        pr_info!("fault watch unavailable (error {}): no automatic quarantine\n", ret);
     }
 }
 

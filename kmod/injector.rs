@@ -657,7 +657,7 @@ impl Injector {
         );
         // Capacity was reserved above and only this (serialized) path adds.
         if let Err(err) = self.live.lock().push(record, GFP_KERNEL) {
-            pr_err!("adapt: injection {} could not be tracked\n", id);
+            pr_err!("injection {} could not be tracked\n", id);
             return Err(err.into());
         }
         Ok(Injected {
@@ -755,7 +755,7 @@ impl Injector {
                 Ok(false) => {
                     drop(gathered);
                     pr_warn!(
-                        "adapt: injection {}: the site changed since it was patched; not restored\n",
+                        "injection {}: the site changed since it was patched; not restored\n",
                         inj.id
                     );
                     inj.state = State::Stale;
@@ -825,7 +825,7 @@ impl Injector {
     /// segment stays mapped).
     fn put_back(&self, inj: KBox<Injection>) {
         if self.live.lock().push(inj, GFP_KERNEL).is_err() {
-            pr_err!("adapt: an injection record was lost (out of memory)\n");
+            pr_err!("an injection record was lost (out of memory)\n");
         }
     }
 
@@ -840,7 +840,7 @@ impl Injector {
             let (id, pid) = (inj.id, inj.pid.vnr());
             if let Err(err) = self.undo(inj) {
                 pr_warn!(
-                    "adapt: could not revert injection {} in pid {}: error {}; left in place\n",
+                    "could not revert injection {} in pid {}: error {}; left in place\n",
                     id,
                     pid,
                     err.to_errno()

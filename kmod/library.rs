@@ -209,7 +209,7 @@ impl Library {
         crate::fault_watch::drain(|id| {
             if let Some(v) = variants.iter().find(|v| v.id == id) {
                 if !v.quarantined.swap(true, Ordering::AcqRel) {
-                    pr_info!("adapt: variant {} quarantined: a target faulted inside it\n", id);
+                    pr_info!("variant {} quarantined: a target faulted inside it\n", id);
                 }
             }
         });

@@ -122,7 +122,7 @@ pub(crate) fn write(task: &TaskRef, addr: u64, bytes: &[u8], previous: &[u8]) ->
             let undo = undo.get_mut(..done).ok_or(EINVAL)?;
             undo.copy_from_slice(previous.get(..done).ok_or(EINVAL)?);
             if access(task, addr, undo.as_mut_ptr(), done, true)? != done {
-                pr_err!("adapt: could not undo a partial write at {:#x}\n", addr);
+                pr_err!("could not undo a partial write at {:#x}\n", addr);
             }
         }
         return Err(EFAULT);
