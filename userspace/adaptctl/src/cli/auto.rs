@@ -19,6 +19,7 @@
 
 use super::inject_plan::{self, Request};
 use super::library_index::LibraryIndex;
+use super::timings::Timings;
 use adapt_abi as abi;
 use adapt_auto::opportunity::Thresholds;
 use adapt_auto::verdict::Criterion;
@@ -271,7 +272,7 @@ fn round(
             allow_indirect_jumps: false,
             dir: args.library.as_deref().or(library.dir.as_deref()),
         };
-        let mut plan = match inject_plan::plan(&request) {
+        let mut plan = match inject_plan::plan(&request, &mut Timings::start(false)) {
             Ok(plan) => plan,
             Err(err) => {
                 log.record(

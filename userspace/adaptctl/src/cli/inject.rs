@@ -10,6 +10,7 @@
 use super::contract::ContractSource;
 use super::inject_plan::{self, Plan};
 use super::module_open::open_checked;
+use super::timings::Timings;
 use adapt_client::inject::{self, InjectRequest, Injected};
 use adapt_client::library::hex;
 use adapt_client::upload;
@@ -92,6 +93,12 @@ pub(crate) struct Args {
     /// Print a JSON document instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Print on stderr where the wall time went: startup, open, library,
+    /// verify, target, contract, measure, upload, inject (and how long the
+    /// module held the target's threads), report.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// The `--json` document (fields are only ever added).
@@ -141,12 +148,14 @@ pub(crate) enum InjectCommandError {
 }
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    let mut timings = Timings::start(args.timings);
     // Open the module first: without root, that is the error to show.
     let device = if args.dry_run {
         None
     } else {
         Some(open_checked(device_path)?)
     };
+    timings.mark("open");
     let request = inject_plan::Request {
         pid: args.pid,
         symbol: &args.symbol,
@@ -158,7 +167,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         allow_indirect_jumps: args.allow_indirect_jumps,
         dir: args.dir.as_deref(),
     };
-    let mut plan = match inject_plan::plan(&request) {
+    let mut plan = match inject_plan::plan(&request, &mut timings) {
         Ok(plan) => plan,
         Err(err) => return Err(explain_modified(device.as_ref(), args.pid, err)),
     };
@@ -170,6 +179,9 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             args.variant.as_deref(),
         )?),
     };
+    if measurement.is_some() {
+        timings.mark("measure");
+    }
     let no_gain = measurement
         .as_ref()
         .is_some_and(|m| m.decision.variant_to_inject().is_none());
@@ -183,6 +195,8 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             request: None,
         };
         let code = print(&report, args.json)?;
+        timings.mark("report");
+        timings.print();
         return Ok(if no_gain {
             ExitCode::from(super::bench::EXIT_NO_GAIN)
         } else {
@@ -193,6 +207,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let variant_id = upload::ensure_loaded(&device, &plan.verified, &plan.variant)
         .with_context(|| format!("loading {}/{} into the module", plan.segment, plan.variant))?
         .id;
+    timings.mark("upload");
     let request = InjectRequest {
         pid: plan.pid,
         target: plan.target.symbol.address,
@@ -203,7 +218,12 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         automatic: false,
     };
     let injected = execute(&device, &request)?;
-    print(
+    timings.mark("inject");
+    timings.inside(
+        "threads held",
+        std::time::Duration::from_nanos(injected.pause_ns),
+    );
+    let code = print(
         &Report {
             dry_run: false,
             plan: &plan,
@@ -221,7 +241,10 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             }),
         },
         args.json,
-    )
+    )?;
+    timings.mark("report");
+    timings.print();
+    Ok(code)
 }
 
 /// Asks the module.

@@ -5,6 +5,7 @@
 //! `--dry-run` prints this plan and stops.
 
 use super::contract::{target_contract, TargetContract};
+use super::timings::Timings;
 use adapt_segment::{verify_segment, CpuFeatures, Library, Segment};
 use adapt_target::{CheckOptions, Target};
 use serde::Serialize;
@@ -102,8 +103,9 @@ impl PlanError {
     }
 }
 
-/// Makes the plan for `request` (see the module documentation).
-pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
+/// Makes the plan for `request` (see the module documentation); its phases
+/// (library, verify, target, contract) are marked in `timings`.
+pub(crate) fn plan(request: &Request<'_>, timings: &mut Timings) -> anyhow::Result<Plan> {
     let library = match request.dir {
         Some(dir) => Library::open(dir)?,
         None => Library::open_default()?,
@@ -113,6 +115,7 @@ pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
         Some(name) => library.find(name)?,
         None => find_by_function(&library, wanted)?,
     };
+    timings.mark("library");
     if let Err(err) = verify_segment(&segment) {
         return Err(PlanError::Refused {
             segment: segment.name.clone(),
@@ -120,6 +123,7 @@ pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
         }
         .into());
     }
+    timings.mark("verify");
     let (entry, function) = pick_function(&segment, request.function, request.symbol)?;
     let (_, variant) = pick_variant(&segment, request.variant, &CpuFeatures::detect())?;
 
@@ -127,6 +131,7 @@ pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
         allow_indirect_jumps: request.allow_indirect_jumps,
     };
     let target = adapt_target::inspect(request.pid, request.symbol, request.object, options)?;
+    timings.mark("target");
     let contract = target_contract(
         &segment.name,
         function,
@@ -134,6 +139,7 @@ pub(crate) fn plan(request: &Request<'_>) -> anyhow::Result<Plan> {
         &target.symbol.object,
         request.assume_contract,
     )?;
+    timings.mark("contract");
     Ok(Plan {
         pid: request.pid,
         segment: segment.name.clone(),

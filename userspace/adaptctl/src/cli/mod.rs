@@ -14,6 +14,7 @@ mod profile;
 mod report;
 mod revert;
 mod status;
+mod timings;
 
 use adapt_client::DEFAULT_DEVICE_PATH;
 use clap::{Parser, Subcommand};

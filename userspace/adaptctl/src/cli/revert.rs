@@ -2,6 +2,7 @@
 //! original code of live injections.
 
 use super::module_open::open_checked;
+use super::timings::Timings;
 use adapt_client::inject::{self, Injection, Reverted};
 use serde::Serialize;
 use std::path::Path;
@@ -34,6 +35,12 @@ pub(crate) struct Args {
     /// Print a JSON document instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Print on stderr where the wall time went: startup, open, find
+    /// (which injections), revert (and how long the module held the
+    /// target's threads), report.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// The `--json` document (fields are only ever added).
@@ -69,7 +76,9 @@ impl RevertCommandError {
 }
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    let mut timings = Timings::start(args.timings);
     let device = open_checked(device_path)?;
+    timings.mark("open");
     let ids: Vec<u64> = match (args.id, &args.symbol) {
         (Some(id), _) => {
             if let Some(asked) = args.pid {
@@ -115,9 +124,12 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         }
     };
 
+    timings.mark("find");
     let mut reverted = Vec::new();
     for id in ids {
         let r = inject::revert(&device, id)?;
+        timings.mark("revert");
+        timings.inside("threads held", std::time::Duration::from_nanos(r.pause_ns));
         if !args.json {
             println!(
                 "reverted injection #{}: pause {}, rendezvous attempts {}",
@@ -133,5 +145,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     } else if reverted.is_empty() {
         println!("no live injection in pid {}", args.pid.unwrap_or_default());
     }
+    timings.mark("report");
+    timings.print();
     Ok(ExitCode::SUCCESS)
 }
