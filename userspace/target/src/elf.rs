@@ -70,7 +70,9 @@ pub struct ElfObject {
     pub soname: Option<String>,
     /// `ET_DYN` (PIE executable or shared library) rather than `ET_EXEC`.
     pub position_independent: bool,
-    /// Every function symbol of `.symtab` and `.dynsym`, without duplicates.
+    /// Every function symbol of `.symtab` and `.dynsym`, without duplicates
+    /// (from [`ElfObject::open_for`] with a name: only those that may be
+    /// that name or a part split off it).
     pub functions: Vec<FunctionSymbol>,
 }
 
@@ -86,8 +88,17 @@ impl std::fmt::Debug for ElfObject {
 }
 
 impl ElfObject {
-    /// Maps and parses the file at `path`.
+    /// Maps and parses the file at `path`, with every function symbol.
     pub fn open(path: &Path) -> Result<Self, ElfError> {
+        Self::open_for(path, None)
+    }
+
+    /// Maps and parses the file at `path`; with `name`, [`ElfObject::functions`]
+    /// keeps only the symbols that may be `name` (by stored or demangled
+    /// name) or a part split off it (`name.cold`, …): resolving one symbol
+    /// then costs a scan of the symbol tables, not a copy and demangling of
+    /// each of their entries.
+    pub fn open_for(path: &Path, name: Option<&str>) -> Result<Self, ElfError> {
         let open_error = |source| ElfError::Open {
             path: path.to_path_buf(),
             source,
@@ -98,7 +109,7 @@ impl ElfObject {
         // file underneath would fault this process; object files are
         // replaced by rename, not rewritten in place.
         let data = unsafe { memmap2::Mmap::map(&file) }.map_err(open_error)?;
-        let parsed = Parsed::parse(&data).map_err(|source| ElfError::Parse {
+        let parsed = Parsed::parse(&data, name).map_err(|source| ElfError::Parse {
             path: path.to_path_buf(),
             source,
         })?;
@@ -169,7 +180,7 @@ struct Parsed {
 }
 
 impl Parsed {
-    fn parse(data: &[u8]) -> Result<Self, object::Error> {
+    fn parse(data: &[u8], only: Option<&str>) -> Result<Self, object::Error> {
         let file = ElfFile64::<Endianness>::parse(data)?;
         let endian = file.endian();
         let loads = file
@@ -213,7 +224,7 @@ impl Parsed {
                 continue;
             }
             let Ok(name) = symbol.name() else { continue };
-            if name.is_empty() {
+            if name.is_empty() || only.is_some_and(|wanted| !may_name(name, wanted)) {
                 continue;
             }
             let demangled = format!("{:#}", rustc_demangle::demangle(name));
@@ -243,6 +254,19 @@ impl Parsed {
     }
 }
 
+/// Whether the symbol stored as `raw` may be `wanted` or a part split off
+/// it: `raw` starts with `wanted`, or `raw` is mangled (Itanium `_Z`, Rust
+/// v0 `_R`) and holds the last path component of `wanted`, which every
+/// mangling keeps verbatim for ASCII identifiers. A cheap superset: the
+/// exact test ([`FunctionSymbol::is_named`], split-part names) follows.
+fn may_name(raw: &str, wanted: &str) -> bool {
+    if raw.starts_with(wanted) {
+        return true;
+    }
+    let ident = wanted.rsplit("::").next().unwrap_or(wanted);
+    (raw.starts_with("_Z") || raw.starts_with("_R")) && raw.contains(ident)
+}
+
 /// `DT_SONAME`; `None` when absent or malformed (it is informative only).
 fn soname(file: &ElfFile64<'_, Endianness>, data: &[u8]) -> Option<String> {
     let endian = file.endian();
@@ -269,6 +293,51 @@ mod tests {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .expect("the system libz.so.1 (Debian package zlib1g)")
+    }
+
+    #[test]
+    fn opening_for_one_name_finds_what_a_full_parse_finds() {
+        let exe = std::env::current_exe().unwrap();
+        let full = ElfObject::open(&exe).unwrap();
+        // A C name, a Rust path (demangled), and names that are absent.
+        let rust = full
+            .functions
+            .iter()
+            .filter_map(|f| f.demangled.clone())
+            .find(|d| d.contains("::"))
+            .expect("a test binary has mangled Rust functions");
+        for name in ["main", rust.as_str(), "no_such_function_here", "crc32"] {
+            let only = ElfObject::open_for(&exe, Some(name)).unwrap();
+            let names = |e: &ElfObject| {
+                e.functions_named(name)
+                    .iter()
+                    .map(|f| (f.name.clone(), f.vaddr))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(names(&only), names(&full), "{name}");
+            assert!(only.functions.len() < full.functions.len(), "{name}");
+        }
+        let libz = libz_path();
+        let only = ElfObject::open_for(&libz, Some("crc32")).unwrap();
+        assert_eq!(only.functions_named("crc32").len(), 1);
+        assert_eq!(only.soname.as_deref(), Some("libz.so.1"));
+    }
+
+    #[test]
+    fn the_name_filter_keeps_split_parts_and_mangled_candidates() {
+        assert!(may_name("crc32", "crc32"));
+        assert!(may_name("crc32.cold", "crc32"));
+        assert!(may_name(
+            "_ZN4core3fmt5write17h0123456789abcdefE",
+            "core::fmt::write"
+        ));
+        assert!(may_name("_RNvCs1234_4core5write", "core::fmt::write"));
+        assert!(!may_name("adler32", "crc32"));
+        assert!(!may_name("xcrc32", "crc32"));
+        assert!(!may_name(
+            "_ZN4core3fmt5print17h0123456789abcdefE",
+            "core::fmt::write"
+        ));
     }
 
     #[test]

@@ -224,7 +224,7 @@ pub fn resolve_symbol(
     let mut selected_any = false;
     for candidate in &candidates {
         let path = &candidate.first.name;
-        let elf = match open_object(&maps, candidate.first) {
+        let elf = match open_object(&maps, candidate.first, name) {
             Ok(elf) => elf,
             Err(err) => {
                 // Objects that are not ELF files (locale archives, fonts…)
@@ -345,11 +345,15 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
 }
 
 /// Opens the ELF file behind `mapping` (see the module documentation).
-fn open_object(maps: &ProcessMaps, mapping: &Mapping) -> Result<ElfObject, ResolveError> {
+fn open_object(
+    maps: &ProcessMaps,
+    mapping: &Mapping,
+    name: &str,
+) -> Result<ElfObject, ResolveError> {
     let map_file = adapt_profile::maps::proc_dir(maps.pid)
         .join("map_files")
         .join(format!("{:x}-{:x}", mapping.start, mapping.end));
-    if let Ok(elf) = ElfObject::open(&map_file) {
+    if let Ok(elf) = ElfObject::open_for(&map_file, Some(name)) {
         return Ok(elf);
     }
     let path = maps.open_path(&mapping.name);
@@ -362,7 +366,7 @@ fn open_object(maps: &ProcessMaps, mapping: &Mapping) -> Result<ElfObject, Resol
             on_disk,
         });
     }
-    Ok(ElfObject::open(Path::new(&path))?)
+    Ok(ElfObject::open_for(Path::new(&path), Some(name))?)
 }
 
 /// The definition of `name` in `elf`, per the rules above.
