@@ -17,6 +17,7 @@
 //! | find the library directory | [`default_library_dir`], [`Library::open_default`], [`Library::open`] |
 //! | list segment files | [`Library::segment_paths`], [`Library::load_all`] (each with its own `Result`) |
 //! | load one | [`Library::find`] by name, [`Segment::read_file`], [`Segment::from_bytes`] |
+//! | verify once per content | [`VerifyCache::verify`] (remembers successes by content hash and verifier build) |
 //! | verify | [`verify_segment`] → per-variant [`VariantReport`]s or [`VerifyError::Refused`] with [`Refusal`]s (offset, instruction, [`Rule`]) |
 //! | describe for display / JSON | [`Segment::describe`] → [`SegmentSummary`] (`Display` and `Serialize`) |
 //! | choose a variant | [`CpuFeatures::detect`], [`Segment::best_variant`], [`Segment::supported_variants`] |
@@ -40,6 +41,7 @@ pub mod loader;
 pub mod reloc;
 pub mod validate;
 pub mod verify;
+pub mod verify_cache;
 
 pub use codec::hex;
 pub use contract::{CType, Contract, Indirection, Param, Scalar};
@@ -58,3 +60,4 @@ pub use reloc::{apply_relocations, page_align, Layout, RelocError, PAGE_SIZE};
 pub use verify::{
     verify_segment, verify_variant, Refusal, Rule, VariantReport, VerifyError, BASELINE_CPUID,
 };
+pub use verify_cache::{Verified, VerifyCache};

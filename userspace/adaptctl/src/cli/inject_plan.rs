@@ -6,7 +6,7 @@
 
 use super::contract::{target_contract, TargetContract};
 use super::timings::Timings;
-use adapt_segment::{verify_segment, CpuFeatures, Library, Segment};
+use adapt_segment::{CpuFeatures, Library, Segment, VerifyCache};
 use adapt_target::{CheckOptions, Target};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,10 @@ pub(crate) fn plan(request: &Request<'_>, timings: &mut Timings) -> anyhow::Resu
         None => find_by_function(&library, wanted)?,
     };
     timings.mark("library");
-    if let Err(err) = verify_segment(&segment) {
+    // Verified once per content and build of the verifier: the result is
+    // remembered in the cache directory (adapt_segment::verify_cache).
+    let verifier = VerifyCache::open(adapt_select::cache::default_cache_dir().as_deref());
+    if let Err(err) = verifier.verify(&segment) {
         return Err(PlanError::Refused {
             segment: segment.name.clone(),
             first: err.to_string(),
@@ -159,8 +162,22 @@ pub(crate) fn plan(request: &Request<'_>, timings: &mut Timings) -> anyhow::Resu
     })
 }
 
-/// The first segment (in file order) replacing a function named `symbol`.
+/// The segment replacing a function named `symbol`: the file named like
+/// the function (`crc32.seg` for `crc32`) if it replaces it, else the first
+/// segment in file order that does. The first rule reads one file instead
+/// of the whole library.
 fn find_by_function(library: &Library, symbol: &str) -> anyhow::Result<(PathBuf, Segment)> {
+    // Only a plain name (a target's symbol names may be hostile): never a
+    // path out of the library directory.
+    let plain = !symbol.is_empty() && !symbol.contains('/') && !symbol.starts_with('.');
+    if plain {
+        let named = library.path_for(symbol);
+        if let Ok(segment) = Segment::read_file(&named) {
+            if segment.function(symbol).is_some() {
+                return Ok((named, segment));
+            }
+        }
+    }
     for (path, segment) in library.load_all()? {
         // Unreadable files cannot replace anything; `library list` names them.
         if let Ok(segment) = segment {
