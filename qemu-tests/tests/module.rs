@@ -80,7 +80,8 @@ fn device_node_is_root_only() {
 fn status_reports_versions_and_the_sampling_fallback() {
     let out = guest("adaptctl status && adaptctl status --json");
     assert_clean(&out, 0);
-    assert!(out.stdout.contains("ABI        v1"), "{}", out.stdout);
+    let abi_line = format!("ABI        v{}", adapt_abi::ADAPT_ABI_VERSION);
+    assert!(out.stdout.contains(&abi_line), "{}", out.stdout);
     let json_start = out.stdout.find('{').expect("JSON document");
     let doc: serde_json::Value =
         serde_json::from_str(&out.stdout[json_start..]).expect("status --json is JSON");
