@@ -1,17 +1,19 @@
 # The control path's wall times, in one guest run (issue 17):
-#   cargo vm exec -- sh qemu-tests/bench/control_path.sh [CYCLES]
+#   cargo vm exec -- sh qemu-tests/bench/control_path.sh [CYCLES [PROFILES]]
 # For each adaptctl build present (target/release first: what guests run;
-# target/debug for comparison): `--version`, `status`, `list` (median and
-# max of 10 runs), then CYCLES (default 20) `inject --no-measure` / `revert`
+# target/debug for comparison; PROFILES, e.g. "release", picks one):
+# `--version`, `status`, `list` (median and max of 10 runs, after the same
+# for /bin/true), then CYCLES (default 20) `inject --no-measure` / `revert`
 # cycles of zlib's crc32 beside adapt-crc-stress with 1 and with 8 busy
 # threads: median and max wall time, the rendezvous attempt histogram, and
 # whether the stress program saw a wrong crc32. Times are `date +%s%N`
 # around each command, as a user would measure them.
 set -u
 cycles=${1:-20}
+profiles=${2:-release debug}
 tmp=$(mktemp -d)
 bins=""
-for profile in release debug; do
+for profile in $profiles; do
     for dir in $(echo "$PATH" | tr ':' ' '); do
         case "$dir" in
         */target/$profile) [ -x "$dir/adaptctl" ] && bins="$bins $dir" ;;
