@@ -25,12 +25,14 @@ pub(crate) struct Timings {
 impl Timings {
     /// Starts the clock; `enabled` false makes [`Timings::print`] silent.
     pub(crate) fn start(enabled: bool) -> Self {
+        // Read before the clock starts: reading /proc is not the command's.
+        let startup = enabled.then(startup).flatten();
         let now = Instant::now();
         Self {
             enabled,
             created: now,
             last: now,
-            startup: enabled.then(startup).flatten(),
+            startup,
             phases: Vec::new(),
             inside: Vec::new(),
         }
