@@ -4,8 +4,11 @@
 //! never make `rmmod` hang, address-space sharers are refused, a process
 //! whose main thread exited stays tracked, an exec race leaves no
 //! untracked mapping, and a `/dev/adapt` descriptor passed to an
-//! unprivileged process is worth nothing. Every scenario here failed on
-//! the module before the protocol was made to re-check under the park.
+//! unprivileged process is worth nothing. Each scenario targets a hole the
+//! module had before the protocol re-checked everything under the park
+//! (blind revert writes, unmapping under a signal frame, waiting on a
+//! stopped thread, unparked sharers, forgetting a leader-less process,
+//! open-time-only authority).
 //! The runner fails any test whose guest kernel logged a WARN, BUG, oops,
 //! lockdep or kmemleak report.
 
