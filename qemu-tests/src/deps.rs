@@ -30,8 +30,9 @@ pub const APT_PACKAGES: &[&str] = &[
 ];
 
 /// rustup components (Rust-for-Linux builds `core` from rust-src; the module
-/// is linted with `CLIPPY=1`).
-pub const RUSTUP_COMPONENTS: &[&str] = &["rust-src", "clippy"];
+/// is linted with `CLIPPY=1`; `cargo vm test` checks the userspace with
+/// rustfmt and clippy before it tests).
+pub const RUSTUP_COMPONENTS: &[&str] = &["rust-src", "clippy", "rustfmt"];
 
 /// The bindgen the kernel build is known to work with.
 pub const BINDGEN_VERSION: &str = "0.73.2";
@@ -283,13 +284,14 @@ mod tests {
 
     #[test]
     fn rustup_component_parsing() {
-        let listed = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\nrust-src\n";
+        let listed = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\n\
+                      rust-src\nrustfmt-x86_64-unknown-linux-gnu\n";
         assert!(missing_components_in(listed).is_empty());
         assert_eq!(
-            missing_components_in("rust-src\n"),
+            missing_components_in("rust-src\nrustfmt-x86_64-unknown-linux-gnu\n"),
             vec!["clippy".to_string()]
         );
-        assert_eq!(missing_components_in("clippy-preview-x86_64\n").len(), 2);
+        assert_eq!(missing_components_in("clippy-preview-x86_64\n").len(), 3);
     }
 
     #[test]

@@ -8,9 +8,11 @@ use crate::pipeline;
 use crate::progress::say;
 use crate::workspace::{cargo_command, Workspace};
 
-/// Build everything, then run `cargo test --workspace` (the host unit tests
-/// and the guest integration tests in qemu-tests/tests/, which boot guests
-/// from what was just built). Extra arguments go to cargo test, e.g.
+/// Build everything, check the userspace with `cargo fmt --all --check` and
+/// `cargo clippy --workspace --all-targets -- -D warnings` (the module is
+/// linted by its own build, `CLIPPY=1`), then run `cargo test --workspace`
+/// (the host unit tests and the guest integration tests in qemu-tests/tests/,
+/// which boot guests from what was just built). Extra arguments go to cargo test, e.g.
 /// `cargo vm test -- --nocapture` or `cargo vm test -p adapt-qemu-tests`.
 /// Exits with cargo test's status.
 #[derive(Debug, clap::Args)]
@@ -27,6 +29,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     pipeline::build_all()?;
     let ws = Workspace::locate()?;
+    lint(&ws)?;
     say(format_args!(
         "cargo test --workspace {}",
         args.cargo_test_args.join(" ")
@@ -44,4 +47,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// The userspace is formatted and lint-free, or the run fails before the
+/// (long) tests, naming the command that reproduces the complaint.
+fn lint(ws: &Workspace) -> Result<()> {
+    let steps: [(&str, &[&str]); 2] = [
+        ("cargo fmt --all --check", &["fmt", "--all", "--check"]),
+        (
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    for (shown, args) in steps {
+        say(format_args!("{shown}"));
+        let status = cargo_command()
+            .current_dir(&ws.root)
+            .args(args)
+            .status()
+            .with_context(|| format!("cannot run `{shown}`"))?;
+        if !status.success() {
+            anyhow::bail!(
+                "`{shown}` failed ({status}): fix what it printed above \
+                 (`cargo fmt --all` rewrites the formatting), then run `cargo vm test` again"
+            );
+        }
+    }
+    Ok(())
 }

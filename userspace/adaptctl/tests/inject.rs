@@ -65,9 +65,13 @@ fn load_libz() {
 }
 
 /// A zlib-compatible crc32 inside this executable (bitwise).
+///
+/// # Safety
+///
+/// `buf` is null or points to `len` readable bytes.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn adapt_cli_test_crc32(crc: u64, buf: *const u8, len: u32) -> u64 {
+pub unsafe extern "C" fn adapt_cli_test_crc32(crc: u64, buf: *const u8, len: u32) -> u64 {
     if buf.is_null() {
         return 0;
     }
@@ -135,10 +139,9 @@ fn zlib_crc32_in_a_live_process_is_planned_with_its_declared_contract() {
 
 #[test]
 fn a_function_in_the_executable_needs_an_assumed_contract() {
-    assert_eq!(
-        adapt_cli_test_crc32(0, b"123456789".as_ptr(), 9),
-        0xcbf4_3926
-    );
+    // SAFETY: nine readable bytes of a string literal.
+    let check = unsafe { adapt_cli_test_crc32(0, b"123456789".as_ptr(), 9) };
+    assert_eq!(check, 0xcbf4_3926);
     let base = [
         "--symbol",
         "adapt_cli_test_crc32",

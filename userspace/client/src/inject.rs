@@ -760,6 +760,16 @@ fn name_lossy(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..len]).into_owned()
 }
 
+/// Replaces the whole policy (as loaded from a policy file). The module
+/// validates it again; `EINVAL` becomes an error naming the file's fields.
+pub fn set_policy_raw(device: &Device, policy: &abi::AdaptPolicy) -> Result<(), InjectError> {
+    let mut arg = *policy;
+    device
+        .ioctl(abi::ADAPT_IOC_POLICY_SET, &mut arg)
+        .map(drop)
+        .map_err(|source| common_error("ADAPT_IOC_POLICY_SET", source))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1041,14 +1051,4 @@ mod tests {
         assert_eq!(i.original.len(), 32);
         assert_eq!(i.state, "state9");
     }
-}
-
-/// Replaces the whole policy (as loaded from a policy file). The module
-/// validates it again; `EINVAL` becomes an error naming the file's fields.
-pub fn set_policy_raw(device: &Device, policy: &abi::AdaptPolicy) -> Result<(), InjectError> {
-    let mut arg = *policy;
-    device
-        .ioctl(abi::ADAPT_IOC_POLICY_SET, &mut arg)
-        .map(drop)
-        .map_err(|source| common_error("ADAPT_IOC_POLICY_SET", source))
 }

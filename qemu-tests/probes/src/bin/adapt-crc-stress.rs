@@ -258,7 +258,7 @@ fn main() {
     match &o.control {
         Some(path) => control_loop(path, &o, f, &counters, start, deadline),
         None => {
-            while !STOP.load(Ordering::Relaxed) && deadline.map_or(true, |d| Instant::now() < d) {
+            while !STOP.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

@@ -130,7 +130,7 @@ fn resolve(
             };
             loaded
                 .iter()
-                .filter(|v| v.segment == segment && variant.map_or(true, |name| v.variant == name))
+                .filter(|v| v.segment == segment && variant.is_none_or(|name| v.variant == name))
                 .map(of)
                 .collect()
         };
