@@ -538,6 +538,16 @@ impl GuestOutput {
             .map(str::trim)
     }
 
+    /// The text the command printed between a `--- BEGIN name ---` line and
+    /// the next `--- END name ---` line (the first such section), trimmed.
+    pub fn section(&self, name: &str) -> Option<&str> {
+        let begin = format!("--- BEGIN {name} ---");
+        let end = format!("--- END {name} ---");
+        let start = self.stdout.find(&begin)? + begin.len();
+        let stop = self.stdout[start..].find(&end)? + start;
+        Some(self.stdout[start..stop].trim())
+    }
+
     /// Whether the command exited 0 and nothing else went wrong.
     pub fn success(&self) -> bool {
         self.failure().is_none() && self.status == 0
@@ -578,5 +588,43 @@ impl GuestOutput {
             self.run_dir.display()
         ));
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(stdout: &str) -> GuestOutput {
+        GuestOutput {
+            status: 0,
+            stdout: stdout.to_owned(),
+            kernel_problem: None,
+            console_log: PathBuf::from("/nonexistent/console.log"),
+            timed_out: false,
+            exit_reported: true,
+            setup_error: None,
+            run_dir: PathBuf::from("/nonexistent"),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn value_is_the_last_assignment_trimmed() {
+        let out = output("a=1\nb=2\na= 3 \nab=4\n");
+        assert_eq!(out.value("a"), Some("3"));
+        assert_eq!(out.value("ab"), Some("4"));
+        assert_eq!(out.value("c"), None);
+    }
+
+    #[test]
+    fn section_is_the_first_one_between_its_markers_trimmed() {
+        let out = output(
+            "x\n--- BEGIN doc ---\n{\"a\": 1}\n--- END doc ---\n\
+             --- BEGIN doc ---\nsecond\n--- END doc ---\n--- BEGIN open ---\nno end\n",
+        );
+        assert_eq!(out.section("doc"), Some("{\"a\": 1}"));
+        assert_eq!(out.section("open"), None);
+        assert_eq!(out.section("missing"), None);
     }
 }

@@ -1,56 +1,20 @@
 //! `adaptctl auto` in a real guest, on an unmodified python3 whose time goes
 //! to the system libz.so.1 (crc32, adler32) and to plain interpreter work.
 
-use adapt_qemu_tests::{Guest, GuestOutput};
+mod common;
+
+use adapt_qemu_tests::GuestOutput;
+use common::assert_clean;
 use serde_json::Value;
-use std::time::Duration;
 
-/// Runs `script` in a guest, with `@WORKLOADS@` and `@TARGET@` replaced by
-/// the workloads directory and the cargo target directory.
+/// Runs `script` in a guest (`@WORKLOADS@` and `@TARGET@` filled in).
 fn guest(script: &str) -> GuestOutput {
-    let guest = Guest::new()
-        .expect("guest artifacts (run `cargo vm build` first)")
-        .timeout(Duration::from_secs(900));
-    let script = script
-        .replace(
-            "@WORKLOADS@",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/workloads"),
-        )
-        .replace(
-            "@TARGET@",
-            &guest.artifacts().target_dir.display().to_string(),
-        );
-    guest.run(&["sh", "-c", &script]).expect("boot the guest")
-}
-
-fn assert_clean(out: &GuestOutput) {
-    assert!(
-        !out.timed_out,
-        "guest timed out; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.status,
-        0,
-        "output:\n{}\nconsole: {}",
-        out.stdout,
-        out.console_log.display()
-    );
+    common::run_sh(&common::guest(900), script)
 }
 
 /// The JSON-lines decisions printed by `auto --json`.
 fn decisions(out: &GuestOutput) -> Vec<Value> {
-    out.stdout
-        .lines()
-        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    common::decisions(&out.stdout)
 }
 
 fn of_kind<'a>(d: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -147,19 +111,11 @@ fn a_process_outside_the_policy_is_never_touched_and_limits_hold() {
     );
     assert_clean(&out);
     let (outside, limit) = out.stdout.split_once("--- limit").expect("both parts");
-    let outside_d: Vec<Value> = outside
-        .lines()
-        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let outside_d = common::decisions(outside);
     assert!(of_kind(&outside_d, "injected").is_empty(), "{outside}");
     assert!(outside.contains("no live injections"), "{outside}");
     assert!(!of_kind(&outside_d, "skipped").is_empty(), "{outside}");
-    let limit_d: Vec<Value> = limit
-        .lines()
-        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let limit_d = common::decisions(limit);
     assert_eq!(of_kind(&limit_d, "injected").len(), 1, "{limit}");
 }
 
@@ -220,13 +176,7 @@ fn a_policy_change_takes_effect_without_restarting_the_loop() {
     );
     assert_clean(&out);
     assert!(out.stdout.contains("while-disabled=0"), "{}", out.stdout);
-    let after: u32 = out
-        .stdout
-        .split("after-enable=")
-        .nth(1)
-        .and_then(|s| s.lines().next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let after = common::number(&out, "after-enable");
     assert!(
         after >= 1,
         "nothing injected after enabling: {}",

@@ -7,26 +7,21 @@
 //! The runner fails any test whose guest kernel logged a WARN, BUG, oops,
 //! lockdep or kmemleak report.
 
-use adapt_qemu_tests::{Guest, GuestOutput};
-use serde_json::Value;
-use std::time::Duration;
+mod common;
 
-/// Shell helpers every script starts with (bash).
+use adapt_qemu_tests::GuestOutput;
+use common::{assert_clean, assert_no_leaks, document, number, value};
+use serde_json::Value;
+
+/// Shell helpers on top of the common ones (bash).
 ///
 /// - `start NAME ARGS…`: runs `adapt-crc-stress --control /tmp/NAME.ctl
 ///   ARGS…` in the background, output in /tmp/NAME.out, pid in `$PID_NAME`,
 ///   and waits for its `ready` line.
 /// - `finish NAME`: SIGTERM, wait, print `NAME exit=N` and its summary line
 ///   (and any WRONG line) prefixed with `NAME: `.
-/// - `wait_line FILE REGEX`: waits (60 s at most) for a matching line.
-/// - `j FILE KEY.PATH`: one value of a JSON document.
-/// - `peek PID ADDR LEN`: hex bytes of a process's memory.
 const PRELUDE: &str = r#"
 set -e
-wait_line() {
-    for _ in $(seq 600); do grep -qE "$2" "$1" && return 0; sleep 0.1; done
-    echo "timed out waiting for /$2/ in $1:"; cat "$1"; return 1
-}
 start() {
     local name=$1; shift
     adapt-crc-stress --control /tmp/$name.ctl "$@" > /tmp/$name.out &
@@ -41,65 +36,13 @@ finish() {
     echo "$name exit=$rc"
     grep -E '^(calls=|WRONG)' /tmp/$name.out | sed "s/^/$name: /"
 }
-j() { adapt-inject-tool json "$@"; }
-peek() { adapt-inject-tool peek "$@"; }
 "#;
 
 fn guest(script: &str) -> GuestOutput {
-    Guest::new()
-        .expect("guest artifacts (run `cargo vm build` first)")
-        .timeout(Duration::from_secs(900))
-        // Correctness, not speed: inject whatever variant this CPU runs
-        // best, without the in-situ measurement (which may decline).
-        .env("ADAPT_NO_MEASURE", "1")
-        .run(&["bash", "-c", &format!("{PRELUDE}\n{script}")])
-        .expect("boot the guest")
-}
-
-fn assert_clean(out: &GuestOutput) {
-    assert!(
-        !out.timed_out,
-        "guest timed out; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.status,
-        0,
-        "output:\n{}\nconsole: {}",
-        out.stdout,
-        out.console_log.display()
-    );
-}
-
-/// The value printed as `name=value` (the last one).
-fn value<'a>(out: &'a GuestOutput, name: &str) -> &'a str {
-    let key = format!("{name}=");
-    out.stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix(&key))
-        .next_back()
-        .unwrap_or_else(|| panic!("no {key} in:\n{}", out.stdout))
-        .trim()
-}
-
-/// The JSON document printed between `--- BEGIN name ---` / `--- END name ---`.
-fn document(out: &GuestOutput, name: &str) -> Value {
-    let begin = format!("--- BEGIN {name} ---");
-    let end = format!("--- END {name} ---");
-    let start = out
-        .stdout
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
-        + begin.len();
-    let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    serde_json::from_str(&out.stdout[start..stop])
-        .unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
+    // Correctness, not speed: inject whatever variant this CPU runs best,
+    // without the in-situ measurement (which may decline).
+    let guest = common::guest(900).env("ADAPT_NO_MEASURE", "1");
+    common::run_bash(&guest, &format!("{PRELUDE}\n{script}"))
 }
 
 /// Asserts that workload `name` exited 0 after calls with no wrong result.
@@ -181,7 +124,7 @@ fn assert_cycles(out: &GuestOutput, cycles: u64) {
         "the text after the last revert is the original"
     );
     assert!(
-        value(out, "maps_seen").parse::<u64>().unwrap() > 0,
+        number(out, "maps_seen") > 0,
         "the watcher saw the segment mapped"
     );
     assert_eq!(value(out, "maps_writable"), "0", "{}", out.stdout);
@@ -189,7 +132,7 @@ fn assert_cycles(out: &GuestOutput, cycles: u64) {
     // the variant reused it: one placement (a code and at most one data
     // mapping) after all the cycles, not one per cycle.
     assert_eq!(value(out, "retired_left"), "1", "{}", out.stdout);
-    let maps_left: u32 = value(out, "maps_left").parse().unwrap();
+    let maps_left = number(out, "maps_left");
     assert!((1..=2).contains(&maps_left), "{}", out.stdout);
     assert_eq!(value(out, "live_left"), "0");
     assert_workload_correct(out, "a");
@@ -314,10 +257,7 @@ fn a_target_that_exits_during_an_injection_leaves_nothing_behind() {
         adaptctl revert --id $id && rc=0 || rc=$?
         echo "revert_after_exit=$rc"
         rmmod adapt
-        sleep 6
-        echo scan > /sys/kernel/debug/kmemleak
-        echo scan > /sys/kernel/debug/kmemleak
-        echo "kmemleak=$(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak || true)"
+        kmemleak_count
         "#,
     );
     assert_clean(&out);
@@ -328,7 +268,7 @@ fn a_target_that_exits_during_an_injection_leaves_nothing_behind() {
         "{}",
         out.stdout
     );
-    assert_eq!(value(&out, "kmemleak"), "0", "{}", out.stdout);
+    assert_no_leaks(&out);
 }
 
 #[test]
@@ -386,7 +326,7 @@ fn a_child_forked_after_an_injection_keeps_working_after_the_parents_revert() {
     );
     assert_clean(&out);
     assert!(
-        value(&out, "child_maps").parse::<u32>().unwrap() >= 1,
+        number(&out, "child_maps") >= 1,
         "the child inherits the mapping: {}",
         out.stdout
     );

@@ -8,12 +8,14 @@
 //! fails a run whose console shows a WARN, BUG, oops or lockdep report, so
 //! each test also proves "no warning".
 
+mod common;
+
 use adapt_qemu_tests::{Guest, GuestOutput};
+use common::{assert_clean, assert_no_leaks, document};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// The library built on the host for the guests (once per test binary).
 fn library_dir(guest: &Guest) -> &'static str {
@@ -37,49 +39,9 @@ fn library_dir(guest: &Guest) -> &'static str {
 }
 
 fn guest(script: &str) -> GuestOutput {
-    let guest = Guest::new()
-        .expect("guest artifacts (run `cargo vm build` first)")
-        .timeout(Duration::from_secs(900));
+    let guest = common::guest(900);
     let dir = library_dir(&guest);
-    guest
-        .env("ADAPT_LIBRARY", dir)
-        .run(&["sh", "-c", script])
-        .expect("boot the guest")
-}
-
-fn assert_clean(out: &GuestOutput) {
-    assert!(
-        !out.timed_out,
-        "guest timed out; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "kernel problem; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.status,
-        0,
-        "output:\n{}\nconsole: {}",
-        out.stdout,
-        out.console_log.display()
-    );
-}
-
-/// The JSON document printed between `--- BEGIN name ---` / `--- END name ---`.
-fn document(out: &GuestOutput, name: &str) -> Value {
-    let begin = format!("--- BEGIN {name} ---");
-    let end = format!("--- END {name} ---");
-    let start = out
-        .stdout
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
-        + begin.len();
-    let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    serde_json::from_str(&out.stdout[start..stop])
-        .unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
+    common::run_sh(&guest.env("ADAPT_LIBRARY", dir), script)
 }
 
 fn array<'a>(v: &'a Value, what: &str) -> &'a Vec<Value> {
@@ -139,10 +101,7 @@ fn load_list_reload_unload_every_supported_variant_without_leaks() {
         adaptctl library unload --all
         echo '--- BEGIN empty ---'; adaptctl library list --json; echo '--- END empty ---'
         rmmod adapt
-        sleep 6
-        echo scan > /sys/kernel/debug/kmemleak
-        echo scan > /sys/kernel/debug/kmemleak
-        echo "kmemleak: $(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak || true)"
+        kmemleak_count
         echo done"#,
     );
     assert_clean(&out);
@@ -203,11 +162,7 @@ fn load_list_reload_unload_every_supported_variant_without_leaks() {
         0,
         "{empty}"
     );
-    assert!(
-        out.stdout.contains("kmemleak: 0"),
-        "leaks reported:\n{}",
-        out.stdout
-    );
+    assert_no_leaks(&out);
     assert!(out.stdout.contains("done"));
 }
 
@@ -259,11 +214,7 @@ fn unload_by_name_and_id_and_errors_name_their_cause() {
     // Every variant of every segment, supported or not (crc32's remaining
     // variants and adler32's non-portable ones were still loaded: they are
     // reported as already loaded).
-    let uploaded: usize = s
-        .lines()
-        .find_map(|l| l.strip_prefix("uploaded="))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("uploaded count");
+    let uploaded = common::number(&out, "uploaded");
     assert!(uploaded >= 10, "{s}");
     assert!(
         s.contains("nonroot=5") && s.contains("permission denied"),

@@ -5,37 +5,13 @@
 //! fails a run whose console shows a WARN, BUG, oops, lockdep or
 //! sleeping-in-atomic report, so each test also proves "no warning".
 
-use adapt_qemu_tests::{Guest, GuestOutput};
-use std::time::Duration;
+mod common;
+
+use adapt_qemu_tests::GuestOutput;
+use common::{assert_clean, assert_no_leaks};
 
 fn guest(script: &str) -> GuestOutput {
-    Guest::new()
-        .expect("guest artifacts (run `cargo vm build` first)")
-        .timeout(Duration::from_secs(600))
-        .run(&["sh", "-c", script])
-        .expect("boot the guest")
-}
-
-/// Asserts the run ended with `status` and no kernel problem.
-fn assert_clean(out: &GuestOutput, status: i32) {
-    assert!(
-        !out.timed_out,
-        "guest timed out; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "kernel reported a problem; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.status,
-        status,
-        "unexpected exit status; output:\n{}\nconsole: {}",
-        out.stdout,
-        out.console_log.display()
-    );
+    common::run_sh(&common::guest(600), script)
 }
 
 #[test]
@@ -53,33 +29,26 @@ fn load_unload_50_times_without_leak_or_warning() {
         done
         adaptctl status >/dev/null
         rmmod adapt
-        sleep 6
-        echo scan > /sys/kernel/debug/kmemleak
-        echo scan > /sys/kernel/debug/kmemleak
-        echo "kmemleak: $(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak || true)"
+        kmemleak_count
         grep -q '^adapt ' /proc/modules && exit 1
         echo done"#,
     );
-    assert_clean(&out, 0);
-    assert!(
-        out.stdout.contains("kmemleak: 0"),
-        "leaks reported:\n{}",
-        out.stdout
-    );
+    assert_clean(&out);
+    assert_no_leaks(&out);
     assert!(out.stdout.contains("done"));
 }
 
 #[test]
 fn device_node_is_root_only() {
     let out = guest("stat -c '%a %U %F' /dev/adapt");
-    assert_clean(&out, 0);
+    assert_clean(&out);
     assert_eq!(out.stdout.trim(), "600 root character special file");
 }
 
 #[test]
 fn status_reports_versions_and_the_sampling_fallback() {
     let out = guest("adaptctl status && adaptctl status --json");
-    assert_clean(&out, 0);
+    assert_clean(&out);
     let abi_line = format!("ABI        v{}", adapt_abi::ADAPT_ABI_VERSION);
     assert!(out.stdout.contains(&abi_line), "{}", out.stdout);
     let json_start = out.stdout.find('{').expect("JSON document");
@@ -108,7 +77,7 @@ fn status_errors_name_their_cause() {
         adaptctl status --json; echo "unloaded-json=$?"
         "#,
     );
-    assert_clean(&out, 0);
+    assert_clean(&out);
     let s = &out.stdout;
     assert!(
         s.contains("nonroot=5") && s.contains("permission denied"),
@@ -125,7 +94,7 @@ fn status_errors_name_their_cause() {
 #[test]
 fn malformed_ioctls_get_the_promised_errno() {
     let out = guest("adapt-ioctl-abuse /dev/adapt");
-    assert_clean(&out, 0);
+    assert_clean(&out);
     assert!(out.stdout.contains(" 0 failed"), "{}", out.stdout);
 }
 
@@ -139,7 +108,7 @@ fn an_open_device_pins_the_module() {
         rmmod adapt; echo "after-close=$?"
         "#,
     );
-    assert_clean(&out, 0);
+    assert_clean(&out);
     assert!(out.stdout.contains("while-open=1"), "{}", out.stdout);
     assert!(out.stdout.contains("in use"), "{}", out.stdout);
     assert!(out.stdout.contains("after-close=0"), "{}", out.stdout);
@@ -155,21 +124,18 @@ fn self_injection_round_trips_under_a_concurrent_caller_without_leaks() {
         echo clear > /sys/kernel/debug/kmemleak
         adapt-inject-smoke 200
         rmmod adapt
-        sleep 6
-        echo scan > /sys/kernel/debug/kmemleak
-        echo scan > /sys/kernel/debug/kmemleak
-        echo "kmemleak: $(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak || true)""#,
+        kmemleak_count"#,
     );
-    assert_clean(&out, 0);
+    assert_clean(&out);
     assert!(out.stdout.contains(" 0 failed"), "{}", out.stdout);
     assert!(out.stdout.contains("rounds=200"), "{}", out.stdout);
-    assert!(out.stdout.contains("kmemleak: 0"), "{}", out.stdout);
+    assert_no_leaks(&out);
 }
 
 #[test]
 fn a_fault_inside_a_segment_quarantines_its_variant() {
     let out = guest("adapt-inject-smoke fault && adaptctl status && rmmod adapt");
-    assert_clean(&out, 0);
+    assert_clean(&out);
     assert!(
         out.stdout.contains("quarantine smoke/trap"),
         "status must say so: {}",

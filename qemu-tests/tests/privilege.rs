@@ -9,13 +9,15 @@
 //! Fixtures: `qemu-tests/fixtures/privilege/{fake_libz.c,target.c}`, built
 //! with gcc in the guest.
 
-use adapt_qemu_tests::{Guest, GuestOutput};
+mod common;
+
+use adapt_qemu_tests::GuestOutput;
+use common::{assert_clean, document as json, section};
 use serde_json::Value;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 const SCRIPT: &str = r#"set -u
-F=@FIXTURES@
+F=@FIXTURES@/privilege
 mkdir -p /tmp/priv && chmod 0777 /tmp/priv
 gcc -O2 -shared -fPIC -Wl,-soname,libz.so.1 -o /tmp/priv/libz.so.1 $F/fake_libz.c || exit 2
 gcc -O2 -o /tmp/priv/target $F/target.c /tmp/priv/libz.so.1 -Wl,-rpath,/tmp/priv || exit 2
@@ -48,55 +50,15 @@ echo '--- END log ---'
 fn run_guest() -> &'static GuestOutput {
     static OUT: OnceLock<GuestOutput> = OnceLock::new();
     OUT.get_or_init(|| {
-        let script = SCRIPT.replace(
-            "@FIXTURES@",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/privilege"),
-        );
-        Guest::new()
-            .expect("guest artifacts (run `cargo vm build` first)")
-            .timeout(Duration::from_secs(600))
-            .env("ADAPT_CACHE_DIR", "/tmp/adapt-cache")
-            .run(&["sh", "-c", &script])
-            .expect("boot the guest")
+        let guest = common::guest(600).env("ADAPT_CACHE_DIR", "/tmp/adapt-cache");
+        common::run_sh(&guest, SCRIPT)
     })
-}
-
-fn section<'a>(out: &'a GuestOutput, name: &str) -> &'a str {
-    let begin = format!("--- BEGIN {name} ---");
-    let end = format!("--- END {name} ---");
-    let start = out
-        .stdout
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
-        + begin.len();
-    let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    out.stdout[start..stop].trim()
-}
-
-fn json(out: &GuestOutput, name: &str) -> Value {
-    let text = section(out, name);
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{text}"))
-}
-
-fn clean(out: &GuestOutput) {
-    assert!(
-        !out.timed_out,
-        "timed out; console {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "console {}",
-        out.console_log.display()
-    );
-    assert_eq!(out.status, 0, "{}", out.stdout);
 }
 
 #[test]
 fn no_code_of_the_fake_library_runs_as_root() {
     let out = run_guest();
-    clean(out);
+    assert_clean(out);
     let log = section(out, "log");
     println!("euid log:\n{log}");
     let euids: Vec<&str> = log
@@ -118,7 +80,7 @@ fn no_code_of_the_fake_library_runs_as_root() {
 #[test]
 fn bench_measures_the_fake_original_as_nobody_and_trusts_it_by_name_only() {
     let out = run_guest();
-    clean(out);
+    assert_clean(out);
     let b = json(out, "bench");
     let o = &b["original"];
     println!("{o:#}");
@@ -142,7 +104,7 @@ fn bench_measures_the_fake_original_as_nobody_and_trusts_it_by_name_only() {
 #[test]
 fn inject_and_auto_measure_the_original_as_the_targets_user() {
     let out = run_guest();
-    clean(out);
+    assert_clean(out);
     let i = json(out, "inject");
     let o = &i["measurement"]["original"];
     println!("{o:#}");
@@ -154,11 +116,7 @@ fn inject_and_auto_measure_the_original_as_the_targets_user() {
     assert_eq!(o["evidence"]["by_content"], false, "{o:#}");
     let auto = section(out, "auto");
     println!("{auto}");
-    let decisions: Vec<Value> = auto
-        .lines()
-        .filter(|l| l.starts_with('{') && l.contains("\"kind\""))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let decisions = common::decisions(auto);
     let about_original: Vec<&Value> = decisions
         .iter()
         .filter(|d| d["function"] == "crc32" && !d["details"]["original"].is_null())

@@ -3,51 +3,14 @@
 //! the profile cleanly, PIE executables and shared libraries are symbolized,
 //! and bad targets are refused with their own errors.
 
-use adapt_qemu_tests::{Guest, GuestOutput};
+mod common;
+
+use adapt_qemu_tests::GuestOutput;
+use common::{assert_clean, assert_no_leaks, document};
 use serde_json::Value;
-use std::time::Duration;
 
 fn guest(script: &str) -> GuestOutput {
-    Guest::new()
-        .expect("guest artifacts (run `cargo vm build` first)")
-        .timeout(Duration::from_secs(600))
-        .run(&["sh", "-c", script])
-        .expect("boot the guest")
-}
-
-fn assert_clean(out: &GuestOutput) {
-    assert!(
-        !out.timed_out,
-        "guest timed out; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.status,
-        0,
-        "output:\n{}\nconsole: {}",
-        out.stdout,
-        out.console_log.display()
-    );
-}
-
-/// The JSON document printed between `--- BEGIN name ---` / `--- END name ---`.
-fn document(out: &GuestOutput, name: &str) -> Value {
-    let begin = format!("--- BEGIN {name} ---");
-    let end = format!("--- END {name} ---");
-    let start = out
-        .stdout
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
-        + begin.len();
-    let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    serde_json::from_str(&out.stdout[start..stop])
-        .unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{}", out.stdout))
+    common::run_sh(&common::guest(600), script)
 }
 
 fn share(profile: &Value, function: &str) -> f64 {
@@ -147,32 +110,19 @@ fn a_target_that_exits_ends_the_profile_and_nothing_leaks() {
         wait $pid || true
         rmmod adapt
         insmod "$ADAPT_KO"
-        sleep 6
-        echo scan > /sys/kernel/debug/kmemleak
-        echo scan > /sys/kernel/debug/kmemleak
-        echo "kmemleak: $(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak || true)"
+        kmemleak_count
         rmmod adapt"#,
     );
     assert_clean(&out);
     let p = document(&out, "profile");
     assert_eq!(p["target_exited"], true, "{p}");
     assert!(p["total_samples"].as_u64().unwrap() > 0);
-    let took: u64 = out
-        .stdout
-        .split("took=")
-        .nth(1)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let took = common::number(&out, "took");
     assert!(
         took < 20,
         "profile should end with the target (6 s), not run its 30 s: took {took} s"
     );
-    assert!(out.stdout.contains("kmemleak: 0"), "{}", out.stdout);
+    assert_no_leaks(&out);
 }
 
 #[test]

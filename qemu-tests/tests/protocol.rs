@@ -12,25 +12,24 @@
 //! The runner fails any test whose guest kernel logged a WARN, BUG, oops,
 //! lockdep or kmemleak report.
 
-use adapt_qemu_tests::{Guest, GuestOutput};
-use std::time::Duration;
+mod common;
 
+use adapt_qemu_tests::GuestOutput;
+use common::{assert_clean, number, value};
+
+/// Shell helpers on top of the common ones (bash).
+///
+/// - `hostile NAME MODE ARGS…`: starts adapt-hostile, pid in `$NAME`,
+///   output in /tmp/NAME.out, and waits for its `ready` line.
+/// - `stop NAME`: SIGTERM, wait, print `NAME_exit=N` and `NAME_summary=…`.
 const PRELUDE: &str = r#"
 set -e
-wait_line() {
-    for _ in $(seq 600); do grep -qE "$2" "$1" && return 0; sleep 0.1; done
-    echo "timed out waiting for /$2/ in $1:"; cat "$1"; return 1
-}
-j() { adapt-inject-tool json "$@"; }
-peek() { adapt-inject-tool peek "$@"; }
-# hostile NAME MODE ARGS...: starts adapt-hostile, pid in $NAME, output in /tmp/NAME.out
 hostile() {
     local name=$1; shift
     adapt-hostile "$@" > /tmp/$name.out 2>&1 &
     eval "$name=$!"
     wait_line /tmp/$name.out '^ready'
 }
-# stop NAME: SIGTERM, wait, print NAME_exit=N and NAME_summary=...
 stop() {
     local name=$1 pid rc
     eval "pid=\$$name"
@@ -43,22 +42,9 @@ stop() {
 "#;
 
 fn guest(script: &str) -> GuestOutput {
-    Guest::new()
-        .expect("guest artifacts (run `cargo vm build` first)")
-        .timeout(Duration::from_secs(600))
-        // Correctness, not speed: inject without measuring first.
-        .env("ADAPT_NO_MEASURE", "1")
-        .run(&["bash", "-c", &format!("{PRELUDE}\n{script}")])
-        .expect("boot the guest")
-}
-
-fn clean(out: &GuestOutput) {
-    assert!(out.success(), "{}", out.report());
-}
-
-fn value<'a>(out: &'a GuestOutput, name: &str) -> &'a str {
-    out.value(name)
-        .unwrap_or_else(|| panic!("no {name}= in:\n{}", out.stdout))
+    // Correctness, not speed: inject without measuring first.
+    let guest = common::guest(600).env("ADAPT_NO_MEASURE", "1");
+    common::run_bash(&guest, &format!("{PRELUDE}\n{script}"))
 }
 
 /// `NAME_exit=0` and a summary with calls and no wrong result.
@@ -126,7 +112,7 @@ fn a_revert_never_writes_over_a_site_that_changed() {
         kill -KILL $u; wait $u || true
         "#,
     );
-    clean(&out);
+    assert_clean(&out);
     let s = &out.stdout;
     assert!(
         s.contains("remapped addr="),
@@ -171,7 +157,7 @@ fn a_signal_handler_that_interrupted_the_segment_returns_safely_after_reverts() 
         stop s
         "#,
     );
-    clean(&out);
+    assert_clean(&out);
     assert_eq!(value(&out, "cycles"), "150", "{}", out.stdout);
     assert_eq!(value(&out, "cycle_error"), "null", "{}", out.stdout);
     // One retired placement, reused by every cycle.
@@ -207,16 +193,16 @@ fn a_stopped_target_is_refused_and_rmmod_never_hangs() {
         stop a
         "#,
     );
-    clean(&out);
+    assert_clean(&out);
     let s = &out.stdout;
     assert_eq!(value(&out, "stopped_inject"), "17", "{s}");
     assert!(s.contains("is stopped, traced or frozen (EDEADLK)"), "{s}");
     assert!(s.contains("inject=error kind=thread-held"), "{s}");
-    let ms: u64 = value(&out, "stopped_inject_ms").parse().unwrap();
+    let ms = number(&out, "stopped_inject_ms");
     assert!(ms < 4000, "refusing a stopped target took {ms} ms: {s}");
     assert_eq!(value(&out, "stopped_revert"), "17", "{s}");
     assert_eq!(value(&out, "rmmod"), "0", "{s}");
-    let ms: u64 = value(&out, "rmmod_ms").parse().unwrap();
+    let ms = number(&out, "rmmod_ms");
     assert!(ms < 10_000, "rmmod took {ms} ms: {s}");
     correct(&out, "a");
 }
@@ -282,7 +268,7 @@ fn sharers_leader_exit_exec_races_fd_passing_and_eintr() {
         stop x
         "#,
     );
-    clean(&out);
+    assert_clean(&out);
     let s = &out.stdout;
     assert_eq!(value(&out, "sharer_inject"), "15", "{s}");
     assert!(
@@ -313,15 +299,12 @@ fn sharers_leader_exit_exec_races_fd_passing_and_eintr() {
         );
     }
     correct(&out, "e");
-    let eintr: u64 = value(&out, "eintr").parse().unwrap();
+    let eintr = number(&out, "eintr");
     assert!(
         eintr >= 1,
         "parking interrupts epoll_wait (documented): {s}"
     );
-    assert!(
-        value(&out, "exec_injects").parse::<u32>().unwrap() > 0,
-        "{s}"
-    );
+    assert!(number(&out, "exec_injects") > 0, "{s}");
     assert_eq!(value(&out, "exec_untracked"), "0", "{s}");
     correct(&out, "x");
 }

@@ -3,15 +3,15 @@
 //! kernel fails with "run `cargo vm build` first"). These check the runner
 //! itself, so most skip loading adapt.ko.
 
+mod common;
+
 use std::time::Duration;
 
 use adapt_qemu_tests::exit_code;
 use adapt_qemu_tests::{Artifacts, Guest};
 
 fn guest() -> Guest {
-    Guest::new()
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .timeout(Duration::from_secs(300))
+    common::guest(300)
 }
 
 #[test]

@@ -9,10 +9,12 @@
 //! "the decision follows from the figures of the same run"; the ratios are
 //! printed (`cargo test --test selection -- --nocapture`).
 
-use adapt_qemu_tests::{Guest, GuestOutput};
+mod common;
+
+use adapt_qemu_tests::GuestOutput;
+use common::{assert_clean, document as json, section};
 use serde_json::Value;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// python3 with zlib: crc32 of 64 KiB in a loop, every result checked
 /// against the value libz computed before any injection; SIGUSR1 prints
@@ -103,52 +105,9 @@ echo '--- END labels ---'
 fn run_guest() -> &'static GuestOutput {
     static OUT: OnceLock<GuestOutput> = OnceLock::new();
     OUT.get_or_init(|| {
-        let script = SCRIPT.replace("@WORKLOAD@", WORKLOAD.trim());
-        Guest::new()
-            .expect("guest artifacts (run `cargo vm build` first)")
-            .timeout(Duration::from_secs(900))
-            .env("ADAPT_CACHE_DIR", "/tmp/adapt-cache")
-            .run(&["sh", "-c", &script])
-            .expect("boot the guest")
+        let guest = common::guest(900).env("ADAPT_CACHE_DIR", "/tmp/adapt-cache");
+        common::run_sh(&guest, &SCRIPT.replace("@WORKLOAD@", WORKLOAD.trim()))
     })
-}
-
-fn section<'a>(out: &'a GuestOutput, name: &str) -> &'a str {
-    let begin = format!("--- BEGIN {name} ---");
-    let end = format!("--- END {name} ---");
-    let start = out
-        .stdout
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no {name} in:\n{}", out.stdout))
-        + begin.len();
-    let stop = out.stdout[start..].find(&end).expect("end marker") + start;
-    out.stdout[start..stop].trim()
-}
-
-fn json(out: &GuestOutput, name: &str) -> Value {
-    let text = section(out, name);
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}):\n{text}"))
-}
-
-fn assert_clean(out: &GuestOutput) {
-    assert!(
-        !out.timed_out,
-        "guest timed out; console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.kernel_problem,
-        None,
-        "console: {}",
-        out.console_log.display()
-    );
-    assert_eq!(
-        out.status,
-        0,
-        "output:\n{}\nconsole: {}",
-        out.stdout,
-        out.console_log.display()
-    );
 }
 
 fn f(v: &Value) -> f64 {
