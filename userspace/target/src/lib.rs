@@ -19,6 +19,7 @@
 pub mod elf;
 pub mod memory;
 pub mod prologue;
+pub mod relocate;
 pub mod resolve;
 
 pub use elf::{ElfError, ElfObject, FunctionSymbol};
