@@ -3,11 +3,8 @@
 //! and the flame graph of that.
 
 pub mod aggregate;
-pub mod elf_symbols;
 pub mod flamegraph;
-pub mod maps;
 pub mod symbolizer;
 
 pub use aggregate::{FunctionShare, Profile, ProfileBuilder};
-pub use maps::{Mapping, ProcessMaps};
 pub use symbolizer::{Location, Symbolizer};

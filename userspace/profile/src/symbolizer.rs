@@ -1,7 +1,6 @@
 //! Instruction pointer → (function, object file).
 
-use crate::elf_symbols::ElfSymbols;
-use crate::maps::{Mapping, ProcessMaps};
+use adapt_elf::{ElfObject, FunctionsByAddress, Mapping, ProcessMaps};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
@@ -31,7 +30,7 @@ impl Location {
 pub struct Symbolizer {
     maps: ProcessMaps,
     /// Symbols per object path; `None` when the file could not be read.
-    objects: HashMap<String, Option<ElfSymbols>>,
+    objects: HashMap<String, Option<FunctionsByAddress>>,
 }
 
 impl Symbolizer {
@@ -99,11 +98,14 @@ impl Symbolizer {
         }
     }
 
-    fn symbols(&mut self, mapping: &Mapping) -> Option<&ElfSymbols> {
+    fn symbols(&mut self, mapping: &Mapping) -> Option<&FunctionsByAddress> {
         let maps = &self.maps;
         self.objects
             .entry(mapping.name.clone())
-            .or_insert_with(|| ElfSymbols::load(&maps.open_path(&mapping.name)).ok())
+            .or_insert_with(|| {
+                let elf = ElfObject::open(&maps.open_path(&mapping.name)).ok()?;
+                Some(FunctionsByAddress::new(elf.into_facts()))
+            })
             .as_ref()
     }
 }

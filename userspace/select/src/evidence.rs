@@ -20,6 +20,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use adapt_segment::codec::hex;
+
 use crate::original::PreparedOriginal;
 
 /// The list, as shipped.
@@ -75,10 +77,6 @@ pub struct Evidence {
     pub by_content: bool,
     /// One sentence for people.
     pub summary: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Evidence {

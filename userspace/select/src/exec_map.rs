@@ -26,7 +26,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use crate::elf_info::{ElfInfo, FunctionSym, ObjectKind};
+use adapt_elf::{ElfFacts, FunctionSymbol, ObjectKind};
+
 use crate::error::OriginalError;
 
 const PAGE: u64 = 4096;
@@ -67,10 +68,15 @@ impl Drop for Reservation {
 }
 
 impl MappedImage {
-    /// Maps `info`'s file (opened as `file`) and locates `f`. The caller
-    /// must have run [`crate::leaf_check::check_self_contained`] on `f`.
-    pub fn map(info: &ElfInfo, file: &File, f: &FunctionSym) -> Result<MappedImage, OriginalError> {
-        let path = info.path.as_path();
+    /// Maps `info`'s file (`path`, opened as `file`) and locates `f`. The
+    /// caller must have run [`crate::leaf_check::check_self_contained`] on
+    /// `f`.
+    pub fn map(
+        path: &Path,
+        info: &ElfFacts,
+        file: &File,
+        f: &FunctionSymbol,
+    ) -> Result<MappedImage, OriginalError> {
         let not = |why: String| OriginalError::NotLoadable {
             path: path.to_path_buf(),
             why,

@@ -26,11 +26,15 @@
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Mnemonic, OpKind, Register};
 
-use crate::elf_info::{ElfInfo, FunctionSym, ObjectKind};
+use adapt_elf::{ElfFacts, FunctionSymbol, ObjectKind};
 
 /// Checks `body`, the bytes of `f` from its file, against the rules above;
 /// the error names the first offending instruction.
-pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Result<(), String> {
+pub fn check_self_contained(
+    info: &ElfFacts,
+    f: &FunctionSymbol,
+    body: &[u8],
+) -> Result<(), String> {
     if f.ifunc {
         return Err("it is an IFUNC resolver, not the function".to_owned());
     }
@@ -141,12 +145,10 @@ pub fn check_self_contained(info: &ElfInfo, f: &FunctionSym, body: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf_info::Load;
-    use std::path::PathBuf;
+    use adapt_elf::{Load, SymbolSource};
 
-    fn info(kind: ObjectKind) -> ElfInfo {
-        ElfInfo {
-            path: PathBuf::from("/test"),
+    fn info(kind: ObjectKind) -> ElfFacts {
+        ElfFacts {
             kind,
             loads: vec![
                 Load {
@@ -174,12 +176,15 @@ mod tests {
             text_relocations: false,
             functions: vec![],
             build_id: None,
+            soname: None,
+            symbol_source: SymbolSource::None,
         }
     }
 
-    fn func(size: usize) -> FunctionSym {
-        FunctionSym {
+    fn func(size: usize) -> FunctionSymbol {
+        FunctionSymbol {
             name: "f".into(),
+            demangled: None,
             vaddr: 0x1000,
             size: size as u64,
             global: true,

@@ -21,7 +21,7 @@
 //! The caller is usually root; the original is code the target chose. So
 //! this process only *opens and reads* the original's file (through
 //! `/proc/PID/map_files` for a target) and parses it as hostile input
-//! ([`elf_info`], size-bounded). Everything that runs code — the original
+//! ([`adapt_elf`], size-bounded). Everything that runs code — the original
 //! and the variants, one mechanism — runs in a forked child that first
 //! drops every privilege (the target's uid or `nobody`, no capability,
 //! `no_new_privs`, seccomp, no inherited descriptor, CPU and wall-clock
@@ -57,7 +57,6 @@ pub mod child;
 pub mod cpu_id;
 pub mod decide;
 pub mod driver;
-pub mod elf_info;
 pub mod error;
 pub mod evidence;
 pub mod exact_f64;

@@ -19,7 +19,7 @@
 //!   directory).
 //!
 //! The bytes are read through the descriptor (at most
-//! [`crate::elf_info::MAX_FILE`]), hashed (the cache and the content
+//! [`adapt_elf::MAX_FILE`]), hashed (the cache and the content
 //! evidence, [`crate::evidence`], key on them) and parsed with `object`
 //! as hostile input. A function of an executable must pass
 //! [`crate::leaf_check`] here, before any child exists.
@@ -43,10 +43,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use adapt_elf::{ElfFacts, FunctionSymbol, ObjectKind, ParseError, SymbolFilter, MAX_FILE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::elf_info::{ElfInfo, FunctionSym, ObjectKind, MAX_FILE};
 use crate::error::OriginalError;
 use crate::exec_map::MappedImage;
 use crate::leaf_check::check_self_contained;
@@ -103,9 +103,9 @@ pub struct PreparedOriginal {
     /// Where it was opened from (`/proc/PID/map_files/…` or the path).
     pub opened: String,
     /// Its ELF facts.
-    pub info: ElfInfo,
+    pub info: ElfFacts,
     /// The function.
-    pub function: FunctionSym,
+    pub function: FunctionSymbol,
     /// sha256 of the file, hex.
     pub file_sha256: String,
     /// sha256 of the function's bytes in the file, hex (absent when its
@@ -117,10 +117,54 @@ pub struct PreparedOriginal {
 
 /// hex of sha256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    adapt_segment::codec::hex(&Sha256::digest(data))
+}
+
+/// The facts of `data`, the file `path`, with the function symbols that
+/// may be `symbol`; refused unless it is an executable or a shared library.
+fn parse_elf(path: &Path, data: &[u8], symbol: &str) -> Result<ElfFacts, OriginalError> {
+    let info = ElfFacts::parse(data, SymbolFilter::MayBe(symbol)).map_err(|e| match e {
+        ParseError::Object(source) => OriginalError::Elf {
+            path: path.to_path_buf(),
+            source,
+        },
+        too_many @ ParseError::TooManySymbols { .. } => OriginalError::NotLoadable {
+            path: path.to_path_buf(),
+            why: too_many.to_string(),
+        },
+    })?;
+    if let ObjectKind::Other(other) = info.kind {
+        return Err(OriginalError::NotLoadable {
+            path: path.to_path_buf(),
+            why: format!("ELF type {other} is neither an executable nor a shared library"),
+        });
+    }
+    Ok(info)
+}
+
+/// The function named `name` in `info` (versioned names such as
+/// `crc32@@ZLIB_1.2.0` match too): a global definition first; several
+/// file-local ones at different addresses are ambiguous.
+fn find_function<'i>(
+    path: &Path,
+    info: &'i ElfFacts,
+    name: &str,
+) -> Result<&'i FunctionSymbol, OriginalError> {
+    let found = info.functions_where(|f| {
+        f.name == name || f.name.split_once('@').is_some_and(|(base, _)| base == name)
+    });
+    match found.as_slice() {
+        [] => Err(OriginalError::NoSymbol {
+            path: path.to_path_buf(),
+            symbol: name.to_owned(),
+        }),
+        [one, ..] if one.global => Ok(one),
+        [one] => Ok(one),
+        many => Err(OriginalError::NotLoadable {
+            path: path.to_path_buf(),
+            why: format!("{} file-local functions are named {name}", many.len()),
+        }),
+    }
 }
 
 fn open_file(path: &Path) -> Result<File, OriginalError> {
@@ -195,7 +239,7 @@ impl PreparedOriginal {
         let (file, path, opened, identity) = match spec.pid {
             Some(pid) => {
                 let maps =
-                    adapt_profile::ProcessMaps::read(pid).map_err(|source| OriginalError::Io {
+                    adapt_elf::ProcessMaps::read(pid).map_err(|source| OriginalError::Io {
                         path: PathBuf::from(format!("/proc/{pid}/maps")),
                         source,
                     })?;
@@ -214,8 +258,9 @@ impl PreparedOriginal {
                         path: PathBuf::from(&spec.object),
                         why: format!("process {pid} maps no file {}", spec.object),
                     })?;
-                let via = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
-                let file = open_file(Path::new(&via))?;
+                let via = maps.map_file(m);
+                let file = open_file(&via)?;
+                let via = via.display().to_string();
                 (file, m.name.clone(), via, Identity::of_process(pid))
             }
             None => {
@@ -239,15 +284,15 @@ impl PreparedOriginal {
                 path: label.clone(),
                 source,
             })?;
-        let info = ElfInfo::parse(&label, &data)?;
-        let function = info.function(&spec.symbol)?.clone();
+        let info = parse_elf(&label, &data, &spec.symbol)?;
+        let function = find_function(&label, &info, &spec.symbol)?.clone();
         if function.ifunc {
             return Err(OriginalError::NotLoadable {
                 path: label,
                 why: format!("{} is an IFUNC resolver", spec.symbol),
             });
         }
-        let body = info.function_bytes(&data, &function);
+        let body = info.bytes_in(&data, function.vaddr, function.size);
         if info.kind != ObjectKind::SharedLibrary {
             let body = body
                 .filter(|_| {
@@ -348,12 +393,13 @@ impl Original {
     pub fn load_in_child(p: &PreparedOriginal, fd: RawFd) -> Result<Original, OriginalError> {
         match p.info.kind {
             ObjectKind::SharedLibrary => Original::dlopen(p, fd),
-            ObjectKind::PieExecutable | ObjectKind::FixedExecutable => {
+            // (`prepare` refused every other kind.)
+            ObjectKind::PieExecutable | ObjectKind::FixedExecutable | ObjectKind::Other(_) => {
                 // SAFETY: `fd` is the child's open copy of the file; the
                 // File is never dropped (ManuallyDrop), so the descriptor
                 // stays owned by the sandbox.
                 let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
-                let image = MappedImage::map(&p.info, &file, &p.function)?;
+                let image = MappedImage::map(Path::new(&p.path), &p.info, &file, &p.function)?;
                 Ok(Original {
                     entry: image.entry(),
                     method: LoadMethod::MappedExecutable,

@@ -11,8 +11,7 @@
 
 use std::path::Path;
 
-use adapt_profile::ProcessMaps;
-use adapt_select::elf_info::ElfInfo;
+use adapt_elf::{ElfFacts, FunctionsByAddress, ProcessMaps, SymbolFilter};
 use adapt_select::{OriginalSpec, PreparedOriginal};
 use proptest::prelude::*;
 
@@ -43,15 +42,14 @@ fn seed_cached() -> &'static [u8] {
 
 /// Every reader of ELF files, on `data`: no panic.
 fn read_all_ways(data: &[u8]) {
-    let path = Path::new("/fuzz/libz.so.1");
-    if let Ok(info) = ElfInfo::parse(path, data) {
+    if let Ok(info) = ElfFacts::parse(data, SymbolFilter::All) {
         for f in info.functions.iter().take(64) {
-            let _ = info.function_bytes(data, f);
+            let _ = info.bytes_in(data, f.vaddr, f.size);
             let _ = info.load_of(f.vaddr);
         }
-        let _ = info.function("crc32");
+        let _ = info.functions_named("crc32");
+        let _ = FunctionsByAddress::new(info);
     }
-    let _ = adapt_profile::elf_symbols::ElfSymbols::parse(data);
 }
 
 /// Edits at offsets biased to the headers (ELF, program and section

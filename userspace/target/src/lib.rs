@@ -16,20 +16,19 @@
 //! inside it, or in the parts the compiler split off it (`NAME.cold`,
 //! `NAME.part.N`, …), may branch into the replaced bytes.
 
-pub mod elf;
 pub mod memory;
 pub mod prologue;
 pub mod relocate;
 pub mod resolve;
 
-pub use elf::{ElfError, ElfObject, FunctionSymbol};
 pub use memory::{read_memory, MemoryError};
 pub use prologue::{check_branches, plan_patch, CheckOptions, PatchPlan, PrologueError};
 pub use resolve::{
-    resolve_symbol, ObjectKind, ObjectRef, Resolution, ResolveError, ResolvedSymbol,
+    resolve_symbol, ObjectRef, ObjectRole, Resolution, ResolveError, ResolvedSymbol,
 };
 
 use adapt_abi::ADAPT_PATCH_MAX;
+use adapt_segment::codec::hex;
 use serde::Serialize;
 
 /// How many entry bytes are compared between memory and the file (and
@@ -189,10 +188,6 @@ fn why_modified(live: &[u8]) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +255,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.symbol.address, crc32 as u64);
-        assert_eq!(t.symbol.object.kind, ObjectKind::SharedLibrary);
+        assert_eq!(t.symbol.object.kind, ObjectRole::SharedLibrary);
         assert!(t.symbol.object.is_library("libz.so.1"));
         assert_eq!(t.symbol.object.soname.as_deref(), Some("libz.so.1"));
         // Debian's zlib 1.2.13 crc32 is `mov edx,edx; jmp crc32_z@plt`.

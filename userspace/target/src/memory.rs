@@ -29,19 +29,18 @@ pub enum MemoryError {
 
 /// `len` bytes of process `pid` at `addr`, read through `/proc/PID/mem`.
 pub fn read_memory(pid: u32, addr: u64, len: usize) -> Result<Vec<u8>, MemoryError> {
-    let file =
-        File::open(adapt_profile::maps::proc_dir(pid).join("mem")).map_err(|err| {
-            match err.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::ESRCH) => MemoryError::NoSuchProcess { pid },
-                Some(libc::EACCES) | Some(libc::EPERM) => MemoryError::NotPermitted { pid },
-                _ => MemoryError::Io {
-                    pid,
-                    addr,
-                    len,
-                    source: err,
-                },
-            }
-        })?;
+    let file = File::open(adapt_elf::proc_dir(pid).join("mem")).map_err(|err| {
+        match err.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => MemoryError::NoSuchProcess { pid },
+            Some(libc::EACCES) | Some(libc::EPERM) => MemoryError::NotPermitted { pid },
+            _ => MemoryError::Io {
+                pid,
+                addr,
+                len,
+                source: err,
+            },
+        }
+    })?;
     let mut buf = vec![0u8; len];
     let mut done = 0;
     while done < len {

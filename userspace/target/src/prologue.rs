@@ -247,10 +247,11 @@ fn format_instruction(instruction: &Instruction) -> String {
     text
 }
 
+/// `bytes` in hex, a space between bytes.
 fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
-        .map(|b| format!("{b:02x}"))
+        .map(|b| adapt_segment::codec::hex(&[*b]))
         .collect::<Vec<_>>()
         .join(" ")
 }

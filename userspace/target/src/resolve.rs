@@ -29,16 +29,15 @@
 //! back to the path as the process sees it (`/proc/PID/root/…`) when its
 //! inode is the mapped one.
 
-use crate::elf::{ElfError, ElfObject, FunctionSymbol};
-use adapt_profile::{Mapping, ProcessMaps};
+use adapt_elf::{ElfError, ElfObject, FunctionSymbol, Mapping, ProcessMaps};
 use serde::Serialize;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// What kind of object a symbol was found in.
+/// What role the object a symbol was found in plays in the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ObjectKind {
+pub enum ObjectRole {
     /// The process's executable (PIE or not).
     Executable,
     /// A shared library (or any other ELF object mapped into the process).
@@ -50,7 +49,7 @@ pub enum ObjectKind {
 pub struct ObjectRef {
     /// The path in `/proc/PID/maps`.
     pub path: String,
-    pub kind: ObjectKind,
+    pub kind: ObjectRole,
     /// `DT_SONAME`, if it has one.
     pub soname: Option<String>,
 }
@@ -192,7 +191,7 @@ pub struct Resolution {
 /// executable.
 struct Candidate<'m> {
     first: &'m Mapping,
-    kind: ObjectKind,
+    kind: ObjectRole,
 }
 
 /// Resolves `name` in process `pid`, optionally only in the objects
@@ -203,7 +202,7 @@ pub fn resolve_symbol(
     object: Option<&str>,
 ) -> Result<Resolution, ResolveError> {
     let maps = read_maps(pid)?;
-    let exe = std::fs::read_link(adapt_profile::maps::proc_dir(pid).join("exe"));
+    let exe = std::fs::read_link(adapt_elf::proc_dir(pid).join("exe"));
     if maps.mappings.is_empty()
         && exe
             .as_ref()
@@ -330,9 +329,9 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
         }
         seen.push(key);
         let kind = if exe == Some(mapping.name.as_str()) {
-            ObjectKind::Executable
+            ObjectRole::Executable
         } else {
-            ObjectKind::SharedLibrary
+            ObjectRole::SharedLibrary
         };
         out.push(Candidate {
             first: mapping,
@@ -340,7 +339,7 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
         });
     }
     // Stable: the executable moves to the front, the rest keep map order.
-    out.sort_by_key(|c| c.kind != ObjectKind::Executable);
+    out.sort_by_key(|c| c.kind != ObjectRole::Executable);
     out
 }
 
@@ -350,10 +349,7 @@ fn open_object(
     mapping: &Mapping,
     name: &str,
 ) -> Result<ElfObject, ResolveError> {
-    let map_file = adapt_profile::maps::proc_dir(maps.pid)
-        .join("map_files")
-        .join(format!("{:x}-{:x}", mapping.start, mapping.end));
-    if let Ok(elf) = ElfObject::open_for(&map_file, Some(name)) {
+    if let Ok(elf) = ElfObject::open_for(&maps.map_file(mapping), Some(name)) {
         return Ok(elf);
     }
     let path = maps.open_path(&mapping.name);
@@ -401,7 +397,7 @@ fn runtime_address(
         link_address: function.vaddr,
     };
     let load = elf.load_of(function.vaddr).ok_or_else(not_code)?;
-    if !load.executable {
+    if !load.executable() {
         return Err(not_code());
     }
     let offset = elf.offset_of(function.vaddr).ok_or_else(not_code)?;
@@ -442,13 +438,16 @@ mod tests {
             r.symbol.address,
             adapt_target_test_function as *const () as u64
         );
-        assert_eq!(r.symbol.object.kind, ObjectKind::Executable);
+        assert_eq!(r.symbol.object.kind, ObjectRole::Executable);
         assert_eq!(
             r.symbol.object.path,
             std::env::current_exe().unwrap().to_string_lossy()
         );
         assert!(r.symbol.size > 0 && !r.symbol.local);
-        assert!(r.elf.position_independent, "cargo builds PIE test binaries");
+        assert!(
+            r.elf.kind.position_independent(),
+            "cargo builds PIE test binaries"
+        );
         assert_ne!(
             r.symbol.address, r.symbol.link_address,
             "PIE: loaded at a bias"
@@ -459,7 +458,7 @@ mod tests {
     fn a_libc_function_resolves_to_the_address_the_dynamic_loader_bound() {
         // getpid is a plain function in glibc (not an IFUNC).
         let r = resolve_symbol(me(), "getpid", None).unwrap();
-        assert_eq!(r.symbol.object.kind, ObjectKind::SharedLibrary);
+        assert_eq!(r.symbol.object.kind, ObjectRole::SharedLibrary);
         assert_eq!(r.symbol.object.soname.as_deref(), Some("libc.so.6"));
         assert!(r.symbol.object.is_library("libc.so.6"));
         assert_eq!(r.symbol.address, libc::getpid as *const () as u64);
@@ -521,7 +520,7 @@ mod tests {
         let r = resolve_symbol(me(), "memfrob", None).unwrap();
         assert_eq!(
             r.symbol.object.kind,
-            ObjectKind::Executable,
+            ObjectRole::Executable,
             "{:?}",
             r.symbol
         );
@@ -541,7 +540,7 @@ mod tests {
     fn library_names_match_by_soname_and_prefix() {
         let libz = ObjectRef {
             path: "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13".into(),
-            kind: ObjectKind::SharedLibrary,
+            kind: ObjectRole::SharedLibrary,
             soname: None,
         };
         assert!(libz.is_library("libz.so.1"));

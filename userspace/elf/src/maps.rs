@@ -85,6 +85,15 @@ impl ProcessMaps {
         (addr < mapping.end).then_some(mapping)
     }
 
+    /// `/proc/PID/map_files/START-END` of `mapping`: exactly the file
+    /// mapped there, even if its path was replaced or deleted since
+    /// (opening it needs `CAP_SYS_ADMIN`).
+    pub fn map_file(&self, mapping: &Mapping) -> PathBuf {
+        proc_dir(self.pid)
+            .join("map_files")
+            .join(format!("{:x}-{:x}", mapping.start, mapping.end))
+    }
+
     /// Where the process's view of `path` can be opened from this process
     /// (through `/proc/PID/root`, so mount namespaces and chroots are
     /// honoured), falling back to the path itself.
