@@ -33,6 +33,15 @@ impl Device {
         }
     }
 
+    /// Opens the device node at `path` and checks that the loaded module
+    /// speaks this client's ABI ([`crate::Status::check_abi`]): what every
+    /// command that changes the module's state opens it with.
+    pub fn open_checked(path: impl AsRef<Path>) -> Result<Self, DeviceError> {
+        let device = Self::open(path)?;
+        crate::Status::query(&device)?;
+        Ok(device)
+    }
+
     /// The path this handle was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,10 +1,10 @@
-//! Errors of the device client, each with a stable kind and exit code.
+//! Errors of the device client, each with a stable kind.
 
 use std::io;
 use std::path::PathBuf;
 
-/// A coarse, stable classification of [`DeviceError`], for exit codes and
-/// `--json` output.
+/// A coarse, stable classification of [`DeviceError`], for `--json`
+/// output (and the exit codes adaptctl derives from it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     ModuleNotLoaded,
@@ -16,19 +16,6 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The process exit code adaptctl uses for this kind (documented in
-    /// `adaptctl --help`).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            ErrorKind::Io => 1,
-            ErrorKind::ModuleNotLoaded => 3,
-            ErrorKind::NoDeviceNode => 4,
-            ErrorKind::PermissionDenied => 5,
-            ErrorKind::AbiMismatch => 6,
-            ErrorKind::NotAdaptDevice => 7,
-        }
-    }
-
     /// A stable identifier for scripts (`--json`).
     pub fn as_str(self) -> &'static str {
         match self {

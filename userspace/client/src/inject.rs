@@ -448,62 +448,7 @@ impl InjectError {
             InjectError::Io { .. } => "io",
         }
     }
-
-    /// The process exit code adaptctl uses (documented in `adaptctl
-    /// --help`).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            InjectError::NoSuchProcess { .. } => EXIT_NO_SUCH_PROCESS,
-            InjectError::KernelThread { .. } | InjectError::NotPermitted { .. } => {
-                EXIT_NOT_PERMITTED
-            }
-            InjectError::NotSupported { .. } => 6,
-            InjectError::NoSuchVariant { .. } | InjectError::NoSuchInjection { .. } => {
-                EXIT_NOT_FOUND
-            }
-            InjectError::PolicyDisabled
-            | InjectError::Quarantined { .. }
-            | InjectError::TargetNotAllowed { .. }
-            | InjectError::LimitReached { .. } => EXIT_POLICY,
-            InjectError::CpuLacksFeature { .. }
-            | InjectError::ContractMismatch { .. }
-            | InjectError::NotExecutable { .. }
-            | InjectError::BytesChanged { .. }
-            | InjectError::AlreadyPatched { .. }
-            | InjectError::SharedAddressSpace { .. }
-            | InjectError::SiteModified { .. }
-            | InjectError::AnonymousCode { .. }
-            | InjectError::RevertStale { .. }
-            | InjectError::BadPatchLength { .. } => EXIT_NOT_INJECTABLE,
-            InjectError::NoAddressSpace { .. }
-            | InjectError::Busy { .. }
-            | InjectError::ThreadHeld { .. }
-            | InjectError::RevertHeld { .. }
-            | InjectError::RevertShared { .. }
-            | InjectError::Interrupted { .. }
-            | InjectError::ThreadsKeepAppearing { .. }
-            | InjectError::RevertBusy { .. } => EXIT_BUSY,
-            InjectError::BadRequest { .. }
-            | InjectError::BadPolicy { .. }
-            | InjectError::Io { .. } => 1,
-        }
-    }
 }
-
-/// Exit code: no such process.
-pub const EXIT_NO_SUCH_PROCESS: u8 = 8;
-/// Exit code: the process may not be targeted.
-pub const EXIT_NOT_PERMITTED: u8 = 9;
-/// Exit code: no such library variant or injection.
-pub const EXIT_NOT_FOUND: u8 = 12;
-/// Exit code: the policy refused it (disabled, limit, quarantine).
-pub const EXIT_POLICY: u8 = 14;
-/// Exit code: the function cannot be injected safely (contract, prologue,
-/// bytes changed, already patched, CPU features).
-pub const EXIT_NOT_INJECTABLE: u8 = 15;
-/// Exit code: a thread stayed in the way, or no room near the function:
-/// nothing changed, retrying may work.
-pub const EXIT_BUSY: u8 = 17;
 
 /// Redirects `request.target` to the variant's entry. On `EACCES` the
 /// policy is read to tell a disabled policy from a quarantined variant.
@@ -837,37 +782,33 @@ mod tests {
     fn every_documented_inject_errno_has_its_own_error() {
         let r = request();
         let cases = [
-            (libc::ESRCH, "no-such-process", 8),
-            (libc::EOPNOTSUPP, "kernel-thread", 9),
-            (libc::EPERM, "not-permitted", 9),
-            (libc::EACCES, "policy-disabled", 14),
-            (libc::EDQUOT, "limit-reached", 14),
-            (libc::ENOENT, "no-such-variant", 12),
-            (libc::EINVAL, "bad-request", 1),
-            (libc::ENODEV, "unsupported-variant", 15),
-            (libc::EPROTO, "contract-mismatch", 15),
-            (libc::EFAULT, "not-executable", 15),
-            (libc::ESTALE, "bytes-changed", 15),
-            (libc::EEXIST, "already-patched", 15),
-            (libc::ENOSPC, "no-address-space", 17),
-            (libc::EBUSY, "busy", 17),
-            (libc::EDEADLK, "thread-held", 17),
-            (libc::EUSERS, "shared-address-space", 15),
-            (libc::ETXTBSY, "site-modified", 15),
-            (libc::ENOEXEC, "anonymous-code", 15),
-            (libc::EINTR, "interrupted", 17),
-            (libc::EAGAIN, "threads-keep-appearing", 17),
-            (libc::ENOTTY, "abi-mismatch", 6),
-            (libc::EIO, "io", 1),
+            (libc::ESRCH, "no-such-process"),
+            (libc::EOPNOTSUPP, "kernel-thread"),
+            (libc::EPERM, "not-permitted"),
+            (libc::EACCES, "policy-disabled"),
+            (libc::EDQUOT, "limit-reached"),
+            (libc::ENOENT, "no-such-variant"),
+            (libc::EINVAL, "bad-request"),
+            (libc::ENODEV, "unsupported-variant"),
+            (libc::EPROTO, "contract-mismatch"),
+            (libc::EFAULT, "not-executable"),
+            (libc::ESTALE, "bytes-changed"),
+            (libc::EEXIST, "already-patched"),
+            (libc::ENOSPC, "no-address-space"),
+            (libc::EBUSY, "busy"),
+            (libc::EDEADLK, "thread-held"),
+            (libc::EUSERS, "shared-address-space"),
+            (libc::ETXTBSY, "site-modified"),
+            (libc::ENOEXEC, "anonymous-code"),
+            (libc::EINTR, "interrupted"),
+            (libc::EAGAIN, "threads-keep-appearing"),
+            (libc::ENOTTY, "abi-mismatch"),
+            (libc::EIO, "io"),
         ];
         let mut messages = std::collections::HashSet::new();
-        for (e, kind, code) in cases {
+        for (e, kind) in cases {
             let err = inject_error(&r, None, errno(e));
-            assert_eq!(
-                (err.kind(), err.exit_code()),
-                (kind, code),
-                "errno {e}: {err}"
-            );
+            assert_eq!(err.kind(), kind, "errno {e}: {err}");
             let msg = err.to_string();
             assert!(!msg.contains('\n'), "{msg}");
             assert!(
@@ -948,7 +889,7 @@ mod tests {
     fn revert_errnos() {
         let err = revert_error(7, errno(libc::ENOENT));
         assert!(matches!(err, InjectError::NoSuchInjection { id: 7 }));
-        assert_eq!(err.exit_code(), 12);
+        assert_eq!(err.kind(), "no-such-injection");
         assert!(err.to_string().contains("no live injection has id 7"));
         let err = revert_error(7, errno(libc::EBUSY));
         assert!(matches!(err, InjectError::RevertBusy { id: 7 }));

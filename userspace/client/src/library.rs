@@ -199,22 +199,6 @@ impl LibraryError {
             LibraryError::Io { .. } => "io",
         }
     }
-
-    /// The process exit code adaptctl uses (documented in `adaptctl --help`).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            LibraryError::PermissionDenied { .. } => 5,
-            LibraryError::NotSupported { .. } => 6,
-            LibraryError::InUse { .. } => 11,
-            LibraryError::NoSuchVariant { .. } => 12,
-            LibraryError::LibraryFull => 13,
-            LibraryError::NameTooLong { .. }
-            | LibraryError::CountOverflow { .. }
-            | LibraryError::TooLarge { .. }
-            | LibraryError::Malformed { .. }
-            | LibraryError::Io { .. } => 1,
-        }
-    }
 }
 
 impl VariantUpload {
@@ -393,7 +377,7 @@ pub fn feature_names(bits: u64) -> Vec<String> {
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    adapt_segment::codec::hex(bytes)
 }
 
 #[cfg(test)]
@@ -485,10 +469,9 @@ mod tests {
         );
         let err = u.load_error(io::Error::from_raw_os_error(libc::ENOSPC));
         assert!(matches!(err, LibraryError::LibraryFull));
-        assert_eq!(err.exit_code(), 13);
         assert!(err.to_string().contains("256 variants and 32 MiB"), "{err}");
         let err = u.load_error(io::Error::from_raw_os_error(libc::ENOTTY));
-        assert_eq!(err.exit_code(), 6);
+        assert_eq!(err.kind(), "abi-mismatch");
         assert!(err.to_string().contains("insmod"), "{err}");
         let err = u.load_error(io::Error::from_raw_os_error(libc::EIO));
         assert!(matches!(
@@ -505,14 +488,13 @@ mod tests {
         let err = unload_error(9, 0, io::Error::from_raw_os_error(libc::ENOENT));
         assert!(matches!(err, LibraryError::NoSuchVariant { id: 9 }));
         assert!(err.to_string().contains("library id 9"), "{err}");
-        assert_eq!(err.exit_code(), 12);
         let err = unload_error(4, 3, io::Error::from_raw_os_error(libc::EBUSY));
         assert_eq!(
             err.to_string().split(" (EBUSY)").next(),
             Some("library variant 4 is used by 3 live injection(s)")
         );
         assert!(err.to_string().contains("--force"));
-        assert_eq!((err.kind(), err.exit_code()), ("variant-in-use", 11));
+        assert_eq!(err.kind(), "variant-in-use");
     }
 
     #[test]

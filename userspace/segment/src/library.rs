@@ -104,6 +104,15 @@ impl Library {
         Library::open(default_library_dir().ok_or(LibraryError::NotFound)?)
     }
 
+    /// The library in `dir` if one is given (a `--dir` option), else the
+    /// default library.
+    pub fn open_or_default(dir: Option<&Path>) -> Result<Library, LibraryError> {
+        match dir {
+            Some(dir) => Library::open(dir),
+            None => Library::open_default(),
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -1,22 +1,19 @@
 //! `adaptctl inject --pid P --symbol NAME [...]`: redirect a function of a
 //! running process to a verified library variant.
 //!
-//! Steps: plan (`inject_plan.rs`: segment, function, variant, verifier,
-//! prologue, contract), make sure the variant is loaded in the module
-//! (`adapt_client::upload`, in-process), inject, report. The in-situ measurement of a later
-//! issue goes between [`execute`] and the report: it measures the target
-//! before and after, and reverts on a regression.
+//! The steps are `adapt_ops`': plan (segment, function, variant, verifier,
+//! prologue, contract), measure (unless `--no-measure`), upload and inject.
+//! This file turns the options into a request and the outcome into a report.
 
-use super::contract::ContractSource;
-use super::inject_plan::{self, Plan};
-use super::module_open::open_checked;
-use super::timings::Timings;
-use adapt_client::inject::{self, InjectRequest, Injected};
+use super::exit::Exit;
+use super::render;
+use adapt_client::inject::Injected;
 use adapt_client::library::hex;
-use adapt_client::upload;
 use adapt_client::Device;
-use adapt_target::TargetError;
-use anyhow::Context;
+use adapt_ops::contract::ContractSource;
+use adapt_ops::plan::{self, Plan};
+use adapt_ops::timings::Timings;
+use adapt_ops::{inject, measure};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -130,33 +127,16 @@ struct RequestDoc {
     expected: String,
 }
 
-/// Errors of the command itself.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum InjectCommandError {
-    #[error(
-        "{symbol} at {address:#x} in pid {pid} is already redirected by injection #{id} \
-         ({segment}/{variant}): revert it first with `adaptctl revert --id {id}`"
-    )]
-    AlreadyInjected {
-        symbol: String,
-        address: u64,
-        pid: u32,
-        id: u64,
-        segment: String,
-        variant: String,
-    },
-}
-
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let mut timings = Timings::start(args.timings);
     // Open the module first: without root, that is the error to show.
     let device = if args.dry_run {
         None
     } else {
-        Some(open_checked(device_path)?)
+        Some(Device::open_checked(device_path)?)
     };
     timings.mark("open");
-    let request = inject_plan::Request {
+    let request = plan::Request {
         pid: args.pid,
         symbol: &args.symbol,
         object: args.object.as_deref(),
@@ -167,17 +147,12 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         allow_indirect_jumps: args.allow_indirect_jumps,
         dir: args.dir.as_deref(),
     };
-    let mut plan = match inject_plan::plan(&request, &mut timings) {
-        Ok(plan) => plan,
-        Err(err) => return Err(explain_modified(device.as_ref(), args.pid, err)),
-    };
-    // The in-situ measurement (bench.rs) picks the variant, or none.
+    let mut plan = plan::plan(&request, &mut timings)
+        .map_err(|err| inject::explain_modified(device.as_ref(), args.pid, err))?;
+    // The in-situ measurement picks the variant, or none.
     let measurement = match args.no_measure {
         true => None,
-        false => Some(super::bench::measure_before_inject(
-            &mut plan,
-            args.variant.as_deref(),
-        )?),
+        false => Some(measure::before_inject(&mut plan, args.variant.as_deref())?),
     };
     if measurement.is_some() {
         timings.mark("measure");
@@ -197,84 +172,32 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         let code = print(&report, args.json)?;
         timings.mark("report");
         timings.print();
-        return Ok(if no_gain {
-            ExitCode::from(super::bench::EXIT_NO_GAIN)
-        } else {
-            code
-        });
+        return Ok(if no_gain { Exit::NoGain.into() } else { code });
     };
 
-    let variant_id = upload::ensure_loaded(&device, &plan.verified, &plan.variant)
-        .with_context(|| format!("loading {}/{} into the module", plan.segment, plan.variant))?
-        .id;
-    timings.mark("upload");
-    let request = InjectRequest {
-        pid: plan.pid,
-        target: plan.target.symbol.address,
-        variant_id,
-        entry: plan.entry,
-        contract_hash: plan.contract.hash,
-        expected: plan.target.patch.bytes().to_vec(),
-        automatic: false,
-    };
-    let injected = execute(&device, &request)?;
-    timings.mark("inject");
-    timings.inside(
-        "threads held",
-        std::time::Duration::from_nanos(injected.pause_ns),
-    );
+    let done = inject::execute(&device, &plan, false, &mut timings)?;
     let code = print(
         &Report {
             dry_run: false,
             plan: &plan,
-            variant_id: Some(variant_id),
-            injection: Some(injected),
+            variant_id: Some(done.variant_id),
             measurement: measurement.as_ref(),
             request: Some(RequestDoc {
-                pid: request.pid,
-                target: request.target,
-                variant_id,
-                entry: request.entry,
-                contract_hash: request.contract_hash,
+                pid: done.request.pid,
+                target: done.request.target,
+                variant_id: done.variant_id,
+                entry: done.request.entry,
+                contract_hash: done.request.contract_hash,
                 patch_len: plan.target.patch.patch_len,
-                expected: hex(&request.expected),
+                expected: hex(&done.request.expected),
             }),
+            injection: Some(done.injected),
         },
         args.json,
     )?;
     timings.mark("report");
     timings.print();
     Ok(code)
-}
-
-/// Asks the module.
-fn execute(device: &Device, request: &InjectRequest) -> anyhow::Result<Injected> {
-    Ok(inject::inject(device, request)?)
-}
-
-/// A target whose entry already starts with a `jmp` may be one of ours:
-/// name the injection.
-fn explain_modified(device: Option<&Device>, pid: u32, err: anyhow::Error) -> anyhow::Error {
-    let (Some(device), Some(TargetError::Modified { name, address, .. })) =
-        (device, err.downcast_ref::<TargetError>())
-    else {
-        return err;
-    };
-    match inject::list(device, Some(pid)) {
-        Ok(list) => match list.into_iter().find(|i| i.target == *address) {
-            Some(i) => InjectCommandError::AlreadyInjected {
-                symbol: name.clone(),
-                address: *address,
-                pid,
-                id: i.id,
-                segment: i.segment,
-                variant: i.variant,
-            }
-            .into(),
-            None => err,
-        },
-        Err(_) => err,
-    }
 }
 
 fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
@@ -284,7 +207,7 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
     }
     let plan = report.plan;
     if let Some(m) = report.measurement {
-        super::bench::print_measurement(m);
+        render::measurement(m);
         if m.decision.variant_to_inject().is_none() {
             println!("nothing injected: {}", m.verdict());
             return Ok(ExitCode::SUCCESS);
@@ -304,7 +227,7 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
             println!(
                 "  threads held: {}, pause: {}, rendezvous attempts: {}",
                 i.threads,
-                super::list::duration_ns(i.pause_ns),
+                render::duration_ns(i.pause_ns),
                 i.attempts
             );
         }
@@ -326,7 +249,7 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
         "  contract: {} ({source}, hash {:016x})",
         plan.contract
             .signature
-            .trim_start_matches(super::contract::SIGNATURE_PREFIX),
+            .trim_start_matches(adapt_ops::contract::SIGNATURE_PREFIX),
         plan.contract.hash
     );
     if !symbol.also_defined_in.is_empty() {

@@ -125,11 +125,6 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Exit code: a segment was refused by the verifier.
-pub(crate) const EXIT_REFUSED: u8 = 10;
-/// Exit code: no such segment, variant or library directory.
-pub(crate) const EXIT_NOT_FOUND: u8 = 12;
-
 /// Errors of the library commands that are not the client's or the segment
 /// crate's.
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +161,14 @@ pub(crate) enum CommandError {
 }
 
 impl CommandError {
-    pub(crate) fn kind(&self) -> (&'static str, u8) {
+    /// The `--json` kind (its exit code is in `exit.rs`).
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
-            CommandError::Refused(_) => ("refused", EXIT_REFUSED),
-            CommandError::NoSuchVariantName { .. } => ("no-such-variant", EXIT_NOT_FOUND),
-            CommandError::Unsupported { .. } => ("unsupported-variant", 1),
-            CommandError::NotLoaded { .. } => ("no-such-variant", EXIT_NOT_FOUND),
+            CommandError::Refused(_) => "refused",
+            CommandError::NoSuchVariantName { .. } | CommandError::NotLoaded { .. } => {
+                "no-such-variant"
+            }
+            CommandError::Unsupported { .. } => "unsupported-variant",
         }
     }
 }

@@ -2,9 +2,10 @@
 //! and stale ones a revert could not restore), how many reverted segments
 //! are still mapped (retired), and its quarantined variants.
 
-use super::module_open::open_checked;
+use super::render::duration_ns;
 use adapt_client::inject::{self, Injection};
 use adapt_client::library::{self, LoadedVariant};
+use adapt_client::Device;
 use adapt_profile::Symbolizer;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -54,7 +55,7 @@ struct Report {
 }
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
-    let device = open_checked(device_path)?;
+    let device = Device::open_checked(device_path)?;
     let (injections, retired) = if args.retired {
         inject::list_with_retired(&device, args.pid)?
     } else {
@@ -181,28 +182,9 @@ fn monotonic_ns() -> Option<u64> {
     (ret == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
-/// A duration in ns for people: `850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
-pub(crate) fn duration_ns(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns} ns"),
-        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
-        _ => format!("{:.2} s", ns as f64 / 1e9),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration_ns(0), "0 ns");
-        assert_eq!(duration_ns(850), "850 ns");
-        assert_eq!(duration_ns(12_345), "12.3 µs");
-        assert_eq!(duration_ns(4_560_000), "4.56 ms");
-        assert_eq!(duration_ns(1_200_000_000), "1.20 s");
-    }
 
     #[test]
     fn the_monotonic_clock_advances() {

@@ -1,20 +1,19 @@
-//! Argument parsing and dispatch; one file per subcommand.
+//! Argument parsing and dispatch; one file per subcommand, each an adapter
+//! from its options to the operations of `adapt_ops` (or the client and
+//! library crates) and from their outcome to a report. `exit.rs` decides
+//! every exit code; `render.rs` holds the rendering several share.
 
 mod auto;
 mod bench;
-mod contract;
+mod exit;
 mod inject;
-mod inject_plan;
 mod library;
-mod library_index;
 mod list;
-mod module_open;
 mod policy;
 mod profile;
-mod report;
+mod render;
 mod revert;
 mod status;
-mod timings;
 
 use adapt_client::DEFAULT_DEVICE_PATH;
 use clap::{Parser, Subcommand};
@@ -159,7 +158,7 @@ pub(crate) fn main() -> ExitCode {
     let json = cli.command.json();
     match run(cli) {
         Ok(code) => code,
-        Err(err) => report::error(&err, json),
+        Err(err) => exit::report(&err, json),
     }
 }
 

@@ -4,8 +4,8 @@
 //! whole policy from a TOML file (format in `adapt_auto::policy_file`), or
 //! nothing at all if the file is wrong.
 
-use super::module_open::open_checked;
 use adapt_client::inject::{self, Policy};
+use adapt_client::Device;
 use clap::Subcommand;
 use std::path::Path;
 use std::process::ExitCode;
@@ -96,7 +96,7 @@ pub(crate) fn apply(current: Policy, change: &Change) -> Policy {
 }
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
-    let device = open_checked(device_path)?;
+    let device = Device::open_checked(device_path)?;
     let policy = match &args.command {
         Command::Show { .. } => inject::get_policy(&device)?,
         Command::Set { change, .. } => {

@@ -1,17 +1,15 @@
 //! `adaptctl profile`: sample a running process and rank its functions.
 
-use super::library_index::LibraryIndex;
 use adapt_abi as abi;
-use adapt_client::{Device, ProfileSession, SamplingEvent};
-use adapt_profile::{flamegraph, Profile, ProfileBuilder, Symbolizer};
+use adapt_client::{Device, SamplingEvent};
+use adapt_ops::collect;
+use adapt_ops::library_index::LibraryIndex;
+use adapt_profile::{flamegraph, Profile};
 use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-
-/// How often the sample buffers are emptied.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -74,70 +72,34 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     for problem in &library.unreadable {
         eprintln!("adaptctl: warning: skipping library segment {problem}");
     }
-    let command = std::fs::read_to_string(format!("/proc/{}/comm", args.pid))
-        .map(|c| c.trim().to_owned())
-        .unwrap_or_default();
-    // Start first: the module's checks give the precise error for a bad pid.
-    let session = ProfileSession::start(&device, args.pid, args.freq, args.software)?;
-    let mut symbolizer = Symbolizer::new(args.pid).with_context(|| {
-        format!(
-            "cannot read the mappings of pid {} (/proc/{}/maps)",
-            args.pid, args.pid
-        )
-    })?;
-    let started = Instant::now();
-    let mut builder = ProfileBuilder::default();
-    let (mut recorded, mut dropped): (u64, u64);
-    let mut exited = false;
-    loop {
-        let deadline_passed = started.elapsed() >= args.duration;
-        // Drain everything that is waiting.
-        loop {
-            let batch = session.read(abi::ADAPT_PROFILE_READ_MAX)?;
-            recorded = batch.recorded;
-            dropped = batch.dropped;
-            exited |= batch.target_exited;
-            for sample in &batch.samples {
-                let in_kernel = u32::from(sample.flags) & abi::ADAPT_SAMPLE_F_KERNEL != 0;
-                if !in_kernel && !symbolizer.covers(sample.ip) {
-                    // A library loaded or a segment mapped since the last look.
-                    symbolizer.refresh();
-                }
-                builder.add(
-                    symbolizer.locate(sample.ip, in_kernel),
-                    sample.tid,
-                    in_kernel,
-                );
-            }
-            if batch.samples.is_empty() || exited {
-                break;
-            }
-        }
-        if exited || deadline_passed {
-            break;
-        }
-        std::thread::sleep(POLL_INTERVAL.min(args.duration.saturating_sub(started.elapsed())));
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let event = session.event();
-    let freq_hz = session.freq_hz();
-    session.stop()?;
-
-    let profile = builder.finish(|function, _| library.segment_for(function).map(str::to_owned));
+    let command = adapt_ops::auto::processes::command_of(args.pid);
+    let collected = collect::collect(
+        &device,
+        &collect::Request {
+            pid: args.pid,
+            freq: args.freq,
+            software: args.software,
+            duration: args.duration,
+            library: &library,
+            stop: None,
+        },
+    )?;
+    let elapsed = collected.elapsed.as_secs_f64();
+    let profile = collected.profile;
     let report = Report {
         pid: args.pid,
         command,
-        event,
-        freq_hz,
+        event: collected.event,
+        freq_hz: collected.freq_hz,
         duration_s: elapsed,
         effective_rate_hz: if elapsed > 0.0 {
             profile.total_samples as f64 / elapsed
         } else {
             0.0
         },
-        recorded_samples: recorded,
-        dropped_samples: dropped,
-        target_exited: exited,
+        recorded_samples: collected.recorded,
+        dropped_samples: collected.dropped,
+        target_exited: collected.target_exited,
         library: library.dir.clone(),
         profile,
     };

@@ -15,10 +15,7 @@ pub(crate) struct DirArg {
 impl DirArg {
     /// The library `--dir` names, or the default one.
     pub(crate) fn open(&self) -> Result<Library, LibraryError> {
-        match &self.dir {
-            Some(dir) => Library::open(dir),
-            None => Library::open_default(),
-        }
+        Library::open_or_default(self.dir.as_deref())
     }
 
     /// Where `library build` writes: `--dir`, else the default library if

@@ -1,14 +1,12 @@
 //! The module side of the library commands: opening `/dev/adapt` with the
 //! ABI checked, or learning that the module is not loaded.
 
-use adapt_client::{Device, DeviceError, ErrorKind, Status};
+use adapt_client::{Device, DeviceError, ErrorKind};
 use std::path::Path;
 
-/// Opens the device and checks that the module speaks adaptctl's ABI.
+/// Opens the device with the ABI checked ([`Device::open_checked`]).
 pub(crate) fn open(path: &Path) -> Result<Device, DeviceError> {
-    let device = Device::open(path)?;
-    Status::query(&device)?;
-    Ok(device)
+    Device::open_checked(path)
 }
 
 /// Like [`open`], but a module that is not loaded is `Ok(Err(why))`: the

@@ -2,6 +2,7 @@
 
 use super::module;
 use super::CommandError;
+use crate::cli::exit::Exit;
 use adapt_client::library::{self, LoadedVariant};
 use serde::Serialize;
 use std::path::Path;
@@ -78,7 +79,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 report.refused.push(Refused {
                     target,
                     kind: err.kind(),
-                    exit_code: err.exit_code(),
+                    exit_code: Exit::for_kind(err.kind()) as u8,
                     message: err.to_string(),
                 });
             }

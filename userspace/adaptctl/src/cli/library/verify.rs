@@ -1,7 +1,7 @@
 //! `adaptctl library verify [NAME…]`.
 
 use super::disk::{self, DirArg};
-use super::EXIT_REFUSED;
+use crate::cli::exit::Exit;
 use adapt_segment::{verify_segment, Refusal, Segment, VariantReport, VerifyError};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -101,7 +101,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(if report.refused == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_REFUSED)
+        Exit::Refused.into()
     })
 }
 

@@ -19,27 +19,26 @@
 //! # Signatures and hashes
 //!
 //! The signature is the contract signature defined with the library upload
-//! (`cli/library/upload.rs`): `adapt-contract-v1:RET(P1,P2,...)` with
+//! (`adapt_client::upload`): `adapt-contract-v1:RET(P1,P2,...)` with
 //! `void u8 u16 u32 u64 i32 i64 f32 f64`, `const T*` (read-only pointer)
 //! and `T*`; the hash is the first 8 bytes of its sha256, little-endian.
 //! `--assume-contract` takes it with or without the prefix and with any
 //! spacing (`u64 (u64, const u8 *, u32)`); `(void)` is `()`.
-//!
-//! This file repeats that definition because the upload code is private to
-//! `library`; the pinned test below and the module's own comparison
-//! (`EPROTO`) catch any divergence.
+//! This module parses what a user writes into that canonical form; the
+//! pinned test below and the module's own comparison (`EPROTO`) catch any
+//! divergence from the upload's definition.
 
 use adapt_segment::{Contract, Function};
 use adapt_target::ObjectRef;
 use serde::Serialize;
 
 /// Prefix and version of the contract signature.
-pub(crate) const SIGNATURE_PREFIX: &str = adapt_client::upload::CONTRACT_SIGNATURE_PREFIX;
+pub const SIGNATURE_PREFIX: &str = adapt_client::upload::CONTRACT_SIGNATURE_PREFIX;
 
 /// Where the target's contract came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum ContractSource {
+pub enum ContractSource {
     /// The segment declares it for exactly this symbol in this library.
     Declared,
     /// The caller stated it with `--assume-contract`.
@@ -48,11 +47,11 @@ pub(crate) enum ContractSource {
 
 /// The contract the injection will name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub(crate) struct TargetContract {
-    pub(crate) signature: String,
+pub struct TargetContract {
+    pub signature: String,
     #[serde(serialize_with = "hex_u64")]
-    pub(crate) hash: u64,
-    pub(crate) source: ContractSource,
+    pub hash: u64,
+    pub source: ContractSource,
 }
 
 fn hex_u64<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -61,7 +60,7 @@ fn hex_u64<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 
 /// Why the contract could not be established.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ContractError {
+pub enum ContractError {
     #[error(
         "adaptctl cannot vouch for the C contract of {target}: segment {segment} declares \
          `{declared}` for {declared_for}, and {why}; if the target really has that signature, pass \
@@ -97,7 +96,7 @@ pub(crate) enum ContractError {
 }
 
 /// The contract of the target, per the rule in the module documentation.
-pub(crate) fn target_contract(
+pub fn target_contract(
     segment: &str,
     function: &Function,
     symbol: &str,
@@ -156,12 +155,12 @@ pub(crate) fn target_contract(
 
 /// The canonical contract signature of `contract` (the definition the
 /// library upload uses, so the module compares like with like).
-pub(crate) fn signature(contract: &Contract) -> String {
+pub fn signature(contract: &Contract) -> String {
     adapt_client::upload::contract_signature(contract)
 }
 
 /// The contract hash of a canonical signature.
-pub(crate) fn hash(signature: &str) -> u64 {
+pub fn hash(signature: &str) -> u64 {
     adapt_client::upload::signature_hash(signature)
 }
 
@@ -170,7 +169,7 @@ const SCALARS: [&str; 9] = [
 ];
 
 /// `given` (a signature as a user writes it) in canonical form.
-pub(crate) fn canonical(given: &str) -> Result<String, ContractError> {
+pub fn canonical(given: &str) -> Result<String, ContractError> {
     let fail = |why: &str| ContractError::Syntax {
         given: given.to_owned(),
         why: why.to_owned(),
@@ -230,7 +229,7 @@ fn canonical_type(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use adapt_segment::{CType, Param, Scalar};
-    use adapt_target::ObjectKind;
+    use adapt_target::ObjectRole as ObjectKind;
     use sha2::{Digest, Sha256};
 
     fn crc32() -> Function {

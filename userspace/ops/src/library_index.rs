@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 
 /// Symbol name → name of the segment that replaces it.
 #[derive(Debug, Default)]
-pub(crate) struct LibraryIndex {
-    pub(crate) dir: Option<PathBuf>,
+pub struct LibraryIndex {
+    pub dir: Option<PathBuf>,
     by_symbol: HashMap<String, String>,
     /// Segment files that could not be loaded, with the reason.
-    pub(crate) unreadable: Vec<String>,
+    pub unreadable: Vec<String>,
 }
 
 impl LibraryIndex {
     /// Indexes the library in `dir`, or the default library; an absent
     /// default library gives an empty index (nothing is covered).
-    pub(crate) fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(dir: Option<&Path>) -> crate::Result<Self> {
         let Some(dir) = dir.map(Path::to_path_buf).or_else(default_library_dir) else {
             return Ok(Self::default());
         };
@@ -42,7 +42,7 @@ impl LibraryIndex {
     }
 
     /// The segment replacing `symbol`, if any.
-    pub(crate) fn segment_for(&self, symbol: &str) -> Option<&str> {
+    pub fn segment_for(&self, symbol: &str) -> Option<&str> {
         self.by_symbol.get(symbol).map(String::as_str)
     }
 }

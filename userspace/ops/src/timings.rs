@@ -1,6 +1,6 @@
-//! `--timings` for `adaptctl inject` and `revert`: where the wall time of
-//! one command went, printed on stderr (stdout stays the report, `--json`
-//! included).
+//! `--timings` for `adaptctl inject`, `revert` and `auto`: where the wall
+//! time of one command went, printed on stderr (stdout stays the report,
+//! `--json` included); and durations written for people.
 //!
 //! Phases are consecutive: each [`Timings::mark`] closes the phase that
 //! began at the previous mark. `startup` is the time from the process's
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Phase durations of one command, in order.
 #[derive(Debug)]
-pub(crate) struct Timings {
+pub struct Timings {
     enabled: bool,
     created: Instant,
     last: Instant,
@@ -24,7 +24,7 @@ pub(crate) struct Timings {
 
 impl Timings {
     /// Starts the clock; `enabled` false makes [`Timings::print`] silent.
-    pub(crate) fn start(enabled: bool) -> Self {
+    pub fn start(enabled: bool) -> Self {
         // Read before the clock starts: reading /proc is not the command's.
         let startup = enabled.then(startup).flatten();
         let now = Instant::now();
@@ -39,7 +39,7 @@ impl Timings {
     }
 
     /// Closes the phase `name`, which began at the previous mark.
-    pub(crate) fn mark(&mut self, name: &'static str) {
+    pub fn mark(&mut self, name: &'static str) {
         let now = Instant::now();
         self.phases.push((name, now - self.last));
         self.last = now;
@@ -47,12 +47,12 @@ impl Timings {
 
     /// Records a duration the module measured inside a phase (e.g. how long
     /// it held the target's threads).
-    pub(crate) fn inside(&mut self, name: &'static str, took: Duration) {
+    pub fn inside(&mut self, name: &'static str, took: Duration) {
         self.inside.push((name, took));
     }
 
     /// The phases as text, one per line.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let mut out = String::from("timings:\n");
         let line = |out: &mut String, name: &str, d: Duration| {
             out.push_str(&format!(
@@ -78,10 +78,20 @@ impl Timings {
     }
 
     /// Prints [`Timings::render`] on stderr when enabled.
-    pub(crate) fn print(&self) {
+    pub fn print(&self) {
         if self.enabled {
             eprint!("{}", self.render());
         }
+    }
+}
+
+/// A duration in ns for people: `850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`.
+pub fn duration_ns(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
 
@@ -116,6 +126,15 @@ fn startup() -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration_ns(0), "0 ns");
+        assert_eq!(duration_ns(850), "850 ns");
+        assert_eq!(duration_ns(12_345), "12.3 µs");
+        assert_eq!(duration_ns(4_560_000), "4.56 ms");
+        assert_eq!(duration_ns(1_200_000_000), "1.20 s");
+    }
 
     #[test]
     fn phases_are_consecutive_and_named_in_order() {

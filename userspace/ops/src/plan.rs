@@ -4,8 +4,8 @@
 //! has. `adaptctl inject` then loads the variant and asks the module;
 //! `--dry-run` prints this plan and stops.
 
-use super::contract::{target_contract, TargetContract};
-use super::timings::Timings;
+use crate::contract::{target_contract, TargetContract};
+use crate::timings::Timings;
 use adapt_segment::{CpuFeatures, Library, Segment, VerifyCache};
 use adapt_target::{CheckOptions, Target};
 use serde::Serialize;
@@ -13,42 +13,42 @@ use std::path::{Path, PathBuf};
 
 /// What the caller asked for.
 #[derive(Debug)]
-pub(crate) struct Request<'a> {
-    pub(crate) pid: u32,
-    pub(crate) symbol: &'a str,
-    pub(crate) object: Option<&'a str>,
-    pub(crate) segment: Option<&'a str>,
-    pub(crate) function: Option<&'a str>,
-    pub(crate) variant: Option<&'a str>,
-    pub(crate) assume_contract: Option<&'a str>,
-    pub(crate) allow_indirect_jumps: bool,
-    pub(crate) dir: Option<&'a Path>,
+pub struct Request<'a> {
+    pub pid: u32,
+    pub symbol: &'a str,
+    pub object: Option<&'a str>,
+    pub segment: Option<&'a str>,
+    pub function: Option<&'a str>,
+    pub variant: Option<&'a str>,
+    pub assume_contract: Option<&'a str>,
+    pub allow_indirect_jumps: bool,
+    pub dir: Option<&'a Path>,
 }
 
 /// Everything decided; serialized as part of `adaptctl inject --json`.
 #[derive(Debug, Serialize)]
-pub(crate) struct Plan {
-    pub(crate) pid: u32,
+pub struct Plan {
+    pub pid: u32,
     /// The function in the process and the bytes the patch replaces.
-    pub(crate) target: Target,
-    pub(crate) segment: String,
-    pub(crate) segment_file: PathBuf,
+    pub target: Target,
+    pub segment: String,
+    pub segment_file: PathBuf,
     /// The segment function the target is replaced with.
-    pub(crate) function: String,
+    pub function: String,
     /// Its entry index in every variant.
-    pub(crate) entry: u32,
-    pub(crate) variant: String,
+    pub entry: u32,
+    pub variant: String,
     /// CPU features the variant needs.
-    pub(crate) variant_features: Vec<String>,
-    pub(crate) contract: TargetContract,
+    pub variant_features: Vec<String>,
+    pub contract: TargetContract,
     /// The segment as read and verified: what is uploaded.
     #[serde(skip)]
-    pub(crate) verified: Segment,
+    pub verified: Segment,
 }
 
 /// Why no plan could be made (besides target and contract errors).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PlanError {
+pub enum PlanError {
     #[error(
         "no segment of the library in {dir} replaces {symbol}: see `adaptctl library list`, or \
          name one with --segment (and --function)"
@@ -89,27 +89,10 @@ pub(crate) enum PlanError {
     Refused { segment: String, first: String },
 }
 
-impl PlanError {
-    pub(crate) fn kind(&self) -> (&'static str, u8) {
-        match self {
-            PlanError::NoSegment { .. } => ("no-such-segment", 12),
-            PlanError::NoSuchFunction { .. } => ("no-such-function", 12),
-            PlanError::NoSuchVariant { .. } => ("no-such-variant", 12),
-            PlanError::Unsupported { .. } | PlanError::NoSupportedVariant { .. } => {
-                ("unsupported-variant", 15)
-            }
-            PlanError::Refused { .. } => ("refused", 10),
-        }
-    }
-}
-
 /// Makes the plan for `request` (see the module documentation); its phases
 /// (library, verify, target, contract) are marked in `timings`.
-pub(crate) fn plan(request: &Request<'_>, timings: &mut Timings) -> anyhow::Result<Plan> {
-    let library = match request.dir {
-        Some(dir) => Library::open(dir)?,
-        None => Library::open_default()?,
-    };
+pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan> {
+    let library = Library::open_or_default(request.dir)?;
     let wanted = request.function.unwrap_or(request.symbol);
     let (segment_file, segment) = match request.segment {
         Some(name) => library.find(name)?,
@@ -166,7 +149,7 @@ pub(crate) fn plan(request: &Request<'_>, timings: &mut Timings) -> anyhow::Resu
 /// the function (`crc32.seg` for `crc32`) if it replaces it, else the first
 /// segment in file order that does. The first rule reads one file instead
 /// of the whole library.
-fn find_by_function(library: &Library, symbol: &str) -> anyhow::Result<(PathBuf, Segment)> {
+fn find_by_function(library: &Library, symbol: &str) -> crate::Result<(PathBuf, Segment)> {
     // Only a plain name (a target's symbol names may be hostile): never a
     // path out of the library directory.
     let plain = !symbol.is_empty() && !symbol.contains('/') && !symbol.starts_with('.');
