@@ -8,7 +8,6 @@
 //! (default `target/adapt-library/`); measure it with
 //! `cargo run --release -p adapt-segments --bin bench-library`.
 
-pub mod bench;
 pub mod builder;
 pub mod catalog;
 pub mod compile;

@@ -6,6 +6,7 @@
 mod common;
 
 use adapt_segments::reference::SystemZlib;
+use adapt_select::driver::gamma32;
 use common::{byte_cases, loaded_variants, segment, Guarded, Tally};
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -179,12 +180,6 @@ fn fill_floats(r: &mut impl Rng, g: &mut Guarded) -> &'static mut [f32] {
         *x = if r.gen() { m } else { -m } * 2f32.powi(e);
     }
     f
-}
-
-/// gamma(n) = n*u/(1-n*u) for binary32's unit roundoff u = 2^-24.
-fn gamma32(n: usize) -> f64 {
-    let nu = n as f64 * 2f64.powi(-24);
-    nu / (1.0 - nu)
 }
 
 #[test]

@@ -9,12 +9,33 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use adapt_segment::{CpuFeatures, LoadedVariant, Segment};
-use adapt_segments::bench::{mbps, measure, Candidate};
 use adapt_segments::builder::{build_library, default_out_dir, default_sources_dir, BuildOptions};
 use adapt_segments::reference::SystemZlib;
+use adapt_select::timing::{measure, Budget, Runner};
 use anyhow::{Context, Result};
 
 const SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
+
+/// 4 ms batches, 11 interleaved rounds per size.
+const BUDGET: Budget = Budget {
+    batch: std::time::Duration::from_millis(4),
+    rounds: 11,
+};
+
+/// A column of a table: its name and what it times.
+struct Candidate<'a> {
+    name: String,
+    run: Runner<'a>,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(name: impl Into<String>, run: impl FnMut(u64) + 'a) -> Candidate<'a> {
+        Candidate {
+            name: name.into(),
+            run: Box::new(run),
+        }
+    }
+}
 
 type ZFnZ = unsafe extern "C" fn(u64, *const u8, usize) -> u64;
 type C32c = unsafe extern "C" fn(u32, *const u8, usize) -> u32;
@@ -53,9 +74,12 @@ fn table<'a>(
     println!("\n{title} (MB/s; median of interleaved batches)");
     let mut header_done = false;
     for &size in &SIZES {
-        let mut cands = make(size);
-        let tp = measure(&mut cands, size as u64);
-        let names: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
+        let (names, mut runners): (Vec<String>, Vec<Runner<'a>>) =
+            make(size).into_iter().map(|c| (c.name, c.run)).unzip();
+        let tp: Vec<f64> = measure(&mut runners, size as u64, BUDGET)
+            .iter()
+            .map(|series| series.figure().bytes_per_sec)
+            .collect();
         if !header_done {
             print!("{:>8}", "size");
             for n in &names {
@@ -70,7 +94,7 @@ fn table<'a>(
         }
         print!("{size:>8}");
         for t in &tp {
-            print!(" {:>16}", mbps(*t));
+            print!(" {:>16.0}", t / 1e6);
         }
         let col = |n: &str| names.iter().position(|x| *x == n).map(|i| tp[i]);
         let b = col(best).unwrap_or(f64::NAN);

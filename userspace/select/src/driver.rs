@@ -374,7 +374,7 @@ impl Workload {
 
 /// γ(n) = n·u / (1 − n·u) with u = 2⁻²⁴: the relative error bound of any
 /// order of summing n single-precision products.
-fn gamma32(n: usize) -> f64 {
+pub fn gamma32(n: usize) -> f64 {
     let nu = n as f64 * 2f64.powi(-24);
     if nu >= 1.0 {
         f64::INFINITY
