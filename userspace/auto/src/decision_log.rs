@@ -22,7 +22,7 @@ pub enum DecisionKind {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Decision {
+pub struct DecisionRecord {
     /// Seconds since the Unix epoch.
     pub time: f64,
     pub kind: DecisionKind,
@@ -41,7 +41,7 @@ pub struct Decision {
 pub struct DecisionLog<W: Write> {
     out: W,
     json: bool,
-    pub decisions: Vec<Decision>,
+    pub decisions: Vec<DecisionRecord>,
 }
 
 impl<W: Write> DecisionLog<W> {
@@ -68,7 +68,7 @@ impl<W: Write> DecisionLog<W> {
         let time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let d = Decision {
+        let d = DecisionRecord {
             time,
             kind,
             pid,

@@ -79,7 +79,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// sha256 (hex) of everything that determines what variant `index` of
 /// `segment` executes: its name, features, code, read-only data and its
 /// alignment, relocations and entry offsets, and the segment's functions.
-pub fn variant_hash(segment: &Segment, index: usize) -> Option<String> {
+pub fn variant_cache_hash(segment: &Segment, index: usize) -> Option<String> {
     let v = segment.variants.get(index)?;
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
@@ -127,7 +127,7 @@ pub struct CacheKey {
     pub function: String,
     /// Variant name.
     pub variant: String,
-    /// [`variant_hash`].
+    /// [`variant_cache_hash`].
     pub variant_hash: String,
     /// The CPU.
     pub cpu: CpuIdentity,

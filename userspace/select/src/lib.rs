@@ -43,7 +43,7 @@
 //! | sizes from the command line | [`parse_sizes`], [`SizeClass`], [`DEFAULT_SIZES`] |
 //! | read the original (parent) | [`PreparedOriginal::prepare`] with an [`OriginalSpec`] |
 //! | run something unprivileged | [`sandbox::Sandbox`], [`Identity`], [`Limits`] |
-//! | the cache | [`default_cache_dir`], [`Cache`], [`variant_hash`] |
+//! | the cache | [`default_cache_dir`], [`Cache`], [`variant_cache_hash`] |
 //!
 //! When the original cannot be run (an executable's
 //! function that is not a self-contained leaf, a fixed-address executable
@@ -65,13 +65,13 @@ pub mod leaf_check;
 pub mod original;
 pub mod report;
 pub mod sandbox;
-pub mod select;
+pub mod selection;
 pub mod shape;
 pub mod sizes;
 pub mod timing;
 
 pub use cache::{
-    default_cache_dir, variant_hash, Cache, CacheEntry, CacheKey, OriginalKey, CACHE_FILE,
+    default_cache_dir, variant_cache_hash, Cache, CacheEntry, CacheKey, OriginalKey, CACHE_FILE,
 };
 pub use cpu_id::CpuIdentity;
 pub use decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
@@ -79,9 +79,9 @@ pub use error::{OriginalError, SelectError};
 pub use evidence::{Evidence, Match};
 pub use original::{LoadMethod, Original, OriginalSpec, PreparedOriginal};
 pub use sandbox::{Identity, Limits};
-pub use select::{
+pub use selection::{
     select, CacheReport, CacheUse, OriginalReport, SelectRequest, Selection, SizeRow, Skipped,
-    VariantFigure, VariantSummary,
+    VariantFigure, VariantSpeedup,
 };
 pub use shape::{Shape, UnknownShape};
 pub use sizes::{parse_size, parse_sizes, SizeClass, SizeParseError, DEFAULT_SIZES};

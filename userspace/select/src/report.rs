@@ -6,7 +6,7 @@
 use std::fmt;
 
 use crate::decide::Choice;
-use crate::select::Selection;
+use crate::selection::Selection;
 use crate::timing::Figure;
 
 fn cell(f: &Figure) -> String {

@@ -16,8 +16,8 @@ use adapt_segments::builder::{
 };
 use adapt_segments::reference::SystemZlib;
 use adapt_select::{
-    select, variant_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original, OriginalSpec,
-    PreparedOriginal, SelectRequest, Selection, DEFAULT_MARGIN,
+    select, variant_cache_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original,
+    OriginalSpec, PreparedOriginal, SelectRequest, Selection, DEFAULT_MARGIN,
 };
 
 /// The library, built once per test binary.
@@ -412,11 +412,11 @@ fn the_cache_is_reused_and_invalidated_by_cpu_and_library_changes() {
     // A rebuilt library (another variant hash): measured again.
     let mut rebuilt = seg.clone();
     let (i, _) = rebuilt.variant("portable").unwrap();
-    let before = variant_hash(&rebuilt, i).unwrap();
+    let before = variant_cache_hash(&rebuilt, i).unwrap();
     // One more (unreachable) ret after the code: a different build of the
     // same functions (the entries do not move).
     rebuilt.variants[i].code.push(0xc3);
-    assert_ne!(variant_hash(&rebuilt, i).unwrap(), before);
+    assert_ne!(variant_cache_hash(&rebuilt, i).unwrap(), before);
     let mut req2 = quick(&rebuilt, CacheUse::Use(dir.path().to_path_buf()));
     req2.only = vec!["portable".into()];
     req2.cpu = other_features.cpu.clone();

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use adapt_segment::{CpuFeatures, LoadedVariant, Segment};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{variant_hash, Cache, CacheEntry, CacheKey, OriginalKey};
+use crate::cache::{variant_cache_hash, Cache, CacheEntry, CacheKey, OriginalKey};
 use crate::child::{self, Job, JobVariant, Timed};
 use crate::cpu_id::CpuIdentity;
 use crate::decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
@@ -140,7 +140,7 @@ pub struct SizeRow {
 
 /// One variant over all sizes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VariantSummary {
+pub struct VariantSpeedup {
     /// Variant name.
     pub variant: String,
     /// Geometric mean of the ratios (absent without an original).
@@ -195,7 +195,7 @@ pub struct Selection {
     /// Figures per size class.
     pub sizes: Vec<SizeRow>,
     /// Figures per variant.
-    pub variants: Vec<VariantSummary>,
+    pub variants: Vec<VariantSpeedup>,
     /// Variants not measured.
     pub skipped: Vec<Skipped>,
     /// The decision.
@@ -285,7 +285,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         let entry = loaded.entry_address(&function.symbol)?;
         cands.push(Candidate {
             name: seg.variants[i].name.clone(),
-            hash: variant_hash(seg, i).unwrap_or_default(),
+            hash: variant_cache_hash(seg, i).unwrap_or_default(),
             _loaded: loaded,
             entry,
         });
@@ -512,7 +512,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     };
     let variants = comparisons
         .iter()
-        .map(|c| VariantSummary {
+        .map(|c| VariantSpeedup {
             variant: c.variant.clone(),
             speedup: (!c.ratios.is_empty()).then(|| c.speedup()),
             worst: (!c.ratios.is_empty()).then(|| c.worst()),
