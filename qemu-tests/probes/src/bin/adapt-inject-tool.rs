@@ -20,6 +20,7 @@
 //! object). Addresses are hex (`0x…`) or decimal.
 
 use adapt_client::inject::{self, InjectRequest};
+use adapt_client::library::hex;
 use adapt_client::{Device, InjectError, DEFAULT_DEVICE_PATH};
 use serde_json::{json, Value};
 use std::os::unix::fs::FileExt;
@@ -236,8 +237,4 @@ pub fn stats(values: &mut [u64]) -> Value {
             json!({"count": v.len(), "median": v[v.len() / 2], "max": v[v.len() - 1], "min": v[0]})
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
