@@ -25,8 +25,9 @@ pub enum FormatError {
         /// Magic found.
         found: String,
     },
-    /// The format version is not [`crate::FORMAT_VERSION`].
-    #[error("format version {found} is not supported (this build reads version {supported})", supported = crate::FORMAT_VERSION)]
+    /// The format version is neither [`crate::FORMAT_VERSION`] nor
+    /// [`crate::FORMAT_VERSION_IMPORTS`].
+    #[error("format version {found} is not supported (this build reads versions {leaf} and {imports})", leaf = crate::FORMAT_VERSION, imports = crate::FORMAT_VERSION_IMPORTS)]
     UnsupportedVersion {
         /// Version found.
         found: u32,
@@ -52,6 +53,20 @@ pub enum FormatError {
         len: u64,
         /// The limit.
         limit: u64,
+    },
+    /// The segment declares imports, and the caller reads leaf segments
+    /// only ([`crate::Segment::from_bytes`]); callers that resolve imports
+    /// read it with [`crate::SegmentFile::from_bytes`].
+    #[error(
+        "segment {segment} imports {} (format version 2): its code calls through an import table \
+         this reader does not fill; it needs a build of adapt that resolves imports",
+        imports.join(", ")
+    )]
+    HasImports {
+        /// The segment's name.
+        segment: String,
+        /// The names of its imports.
+        imports: Vec<String>,
     },
     /// A field has a value the format forbids.
     #[error("{what}: {why}")]

@@ -10,17 +10,73 @@
 //! ```text
 //! SegmentFile
 //! ├─ magic            "adapt-segment"
-//! ├─ format_version   FORMAT_VERSION
+//! ├─ format_version   FORMAT_VERSION (1), or FORMAT_VERSION_IMPORTS (2) with imports
 //! ├─ content_hash     sha256 of the canonical CBOR encoding of `segment`
-//! └─ segment: Segment
-//!    ├─ name, version, description, build
-//!    ├─ functions[i]   symbol, library, C contract, reference
-//!    └─ variants[j]    best first
-//!       ├─ name, features (closed under implication, sorted)
-//!       ├─ code, rodata, rodata_align
-//!       ├─ relocations[k]   { offset, rodata_offset, addend }   (rel32)
-//!       └─ entry_offsets[i] entry of functions[i], a code offset
+//! │                   (then of `imports` too, when there are imports)
+//! ├─ segment: Segment
+//! │  ├─ name, version, description, build
+//! │  ├─ functions[i]   symbol, library, C contract, reference
+//! │  └─ variants[j]    best first
+//! │     ├─ name, features (closed under implication, sorted)
+//! │     ├─ code, rodata, rodata_align
+//! │     ├─ relocations[k]   { offset, rodata_offset, addend }   (rel32)
+//! │     └─ entry_offsets[i] entry of functions[i], a code offset
+//! └─ imports[m]       name (`fallback` or a C symbol), library, C contract;
+//!                     absent in version 1
 //! ```
+//!
+//! # Imports (format version 2, issue 12)
+//!
+//! A segment may call out of itself, but only to what its file declares in
+//! [`SegmentFile::imports`]: `fallback` ([`FALLBACK`], the trampoline to the
+//! original function, see `adapt_target::relocate`) or a function of the
+//! target's own objects by symbol name (`memset`, `free`, `xerbla_`), each
+//! with its C [`Contract`] declared like the segment's own functions.
+//!
+//! Every variant of such a segment gets an **import table**: one 8-byte
+//! slot per declared import, slot `m` holding the run-time address of
+//! `imports[m]`. Its place relative to the variant's code is fixed (see
+//! [`import_table`]), so the code reaches slot `m` with a plain RIP-relative
+//! operand and no relocation:
+//!
+//! ```text
+//! code offset 0                      the variant's code (code.len() bytes)
+//! trampoline_offset(len)             = len rounded up to 16: TRAMPOLINE_SPACE
+//!                                      bytes for the trampoline (int3 when none)
+//! import_table_offset(len)           = page_align(trampoline_offset + TRAMPOLINE_SPACE)
+//! slot_offset(len, m)                = import_table_offset(len) + 8 * m
+//! ```
+//!
+//! The only instructions that may use a slot are `call qword ptr [rip+d]`
+//! and `jmp qword ptr [rip+d]` whose operand is exactly `slot_offset(len, m)`
+//! for a declared `m` (the verifier refuses everything else, and checks the
+//! stack alignment at each call; see [`crate::verify`]).
+//!
+//! ## How the kernel will map it, what adaptctl must resolve (next session)
+//!
+//! - **Code + trampoline**: one read+execute mapping (module pages,
+//!   `VM_WRITE`/`VM_MAYWRITE` clear), from the code's start through
+//!   `import_table_offset(len)`; the module writes the code, the trampoline
+//!   adaptctl relocated for the address the module chose, and `int3` fill
+//!   into its own pages before they are mapped.
+//! - **Import table**: its own read-only, non-executable mapping starting
+//!   exactly at `code_base + import_table_offset(len)` (whole pages: the
+//!   table is `8 * imports.len()` bytes, at most one page); the module
+//!   writes the slot values before mapping it, never afterwards.
+//! - **Read-only data**: after the import table's pages (any place within
+//!   ±2 GiB is valid, relocations are resolved for it); see
+//!   [`import_table::ImportLayout`].
+//! - **adaptctl at inject time** resolves every import: `fallback` is the
+//!   address of the trampoline (`code_base + trampoline_offset(len)`); a
+//!   symbol is looked up in the target's symbol tables (the replaced
+//!   function's object first when `library` is empty, else the object
+//!   named), checked to be a function, and recorded in the injection; an
+//!   import that does not resolve refuses the injection with its name.
+//!
+//! Files whose segment declares no imports are written exactly as before,
+//! with [`FORMAT_VERSION`] (1), the same bytes and the same content hash;
+//! files with imports carry [`FORMAT_VERSION_IMPORTS`] (2), which older
+//! builds refuse with "format version 2 is not supported".
 
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +86,18 @@ use crate::cpu::CpuFeatures;
 /// Magic string every segment file starts with.
 pub const MAGIC: &str = "adapt-segment";
 
-/// Version of the segment file format. Bumped on every incompatible change;
-/// a reader refuses every other version.
+/// Version of the segment file format of segments without imports (leaf
+/// code). Bumped on every incompatible change; a reader refuses every
+/// version it does not know.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Version of files whose segment declares imports ([`SegmentFile::imports`]
+/// non-empty). A file without imports is always written as
+/// [`FORMAT_VERSION`], so leaf segments keep their bytes and content hash.
+pub const FORMAT_VERSION_IMPORTS: u32 = 2;
+
+/// The import that names the trampoline to the original function.
+pub const FALLBACK: &str = "fallback";
 
 /// Size limits, checked on load (and again by the kernel on upload).
 pub mod limits {
@@ -58,6 +123,80 @@ pub mod limits {
     pub const MAX_NAME: usize = 64;
     /// Longest free text (description, reference, build information).
     pub const MAX_TEXT: usize = 1024;
+    /// Most imports of one segment (the import table is at most one page).
+    pub const MAX_IMPORTS: usize = 64;
+}
+
+/// Where a variant's trampoline space and import table lie relative to its
+/// code (see the module documentation). Everything here is a function of
+/// the code's length only, so the verifier, adaptctl and the module agree
+/// without any field in the file.
+pub mod import_table {
+    use crate::reloc::page_align;
+
+    /// Bytes reserved for the trampoline after the code (at least what
+    /// `adapt_target::relocate` may produce: its `TRAMPOLINE_MAX`).
+    pub const TRAMPOLINE_SPACE: usize = 64;
+
+    /// Bytes of one import slot (a 64-bit address, little-endian).
+    pub const SLOT_SIZE: usize = 8;
+
+    /// Code offset of the trampoline: the code's end rounded up to 16.
+    pub const fn trampoline_offset(code_len: usize) -> usize {
+        code_len.div_ceil(16) * 16
+    }
+
+    /// Code offset of the import table: the first page boundary after the
+    /// trampoline space.
+    pub const fn import_table_offset(code_len: usize) -> usize {
+        page_align(trampoline_offset(code_len) + TRAMPOLINE_SPACE)
+    }
+
+    /// Code offset of slot `index`.
+    pub const fn slot_offset(code_len: usize, index: usize) -> usize {
+        import_table_offset(code_len) + index * SLOT_SIZE
+    }
+
+    /// The placement of a variant with imports, as the module will map it:
+    /// code and trampoline read+execute, the import table read-only on its
+    /// own pages, the read-only data after it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ImportLayout {
+        /// Offset of the trampoline from the code's start.
+        pub trampoline_offset: usize,
+        /// Bytes of the read+execute pages (code and trampoline).
+        pub exec_pages: usize,
+        /// Offset of the import table (= `exec_pages`).
+        pub import_table_offset: usize,
+        /// Bytes of the import table's pages.
+        pub import_table_pages: usize,
+        /// Offset of the read-only data.
+        pub rodata_offset: usize,
+        /// Bytes of the read-only data's pages.
+        pub rodata_pages: usize,
+    }
+
+    impl ImportLayout {
+        /// The layout of a variant of `code_len` bytes of code and
+        /// `rodata_len` bytes of read-only data, with `imports` slots.
+        pub const fn of(code_len: usize, rodata_len: usize, imports: usize) -> ImportLayout {
+            let table = import_table_offset(code_len);
+            let table_pages = page_align(imports * SLOT_SIZE);
+            ImportLayout {
+                trampoline_offset: trampoline_offset(code_len),
+                exec_pages: table,
+                import_table_offset: table,
+                import_table_pages: table_pages,
+                rodata_offset: table + table_pages,
+                rodata_pages: page_align(rodata_len),
+            }
+        }
+
+        /// Bytes of the whole reservation.
+        pub const fn total(&self) -> usize {
+            self.rodata_offset + self.rodata_pages
+        }
+    }
 }
 
 /// What a segment file holds on disk.
@@ -72,6 +211,32 @@ pub struct SegmentFile {
     pub content_hash: Vec<u8>,
     /// The segment.
     pub segment: Segment,
+    /// What the segment's code may call (format version 2; absent, and
+    /// empty, in version 1 files). Slot `m` of every variant's import
+    /// table holds the address of `imports[m]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<Import>,
+}
+
+/// A function a segment's code may call through its import table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Import {
+    /// [`FALLBACK`] (the trampoline to the original of the function being
+    /// replaced), or the C symbol of a function in the target's objects.
+    pub name: String,
+    /// The object expected to define the symbol, e.g. `libc.so.6`; empty:
+    /// the object of the replaced function first, then the executable and
+    /// its libraries in load order. Always empty for [`FALLBACK`].
+    pub library: String,
+    /// Its C ABI contract (for [`FALLBACK`]: the replaced functions' own).
+    pub contract: Contract,
+}
+
+impl Import {
+    /// Whether this is the trampoline to the original.
+    pub fn is_fallback(&self) -> bool {
+        self.name == FALLBACK
+    }
 }
 
 /// A segment: functions it replaces and the variants implementing them.

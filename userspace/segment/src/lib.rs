@@ -24,6 +24,7 @@
 //! | identify | [`Segment::content_hash`] (sha256 of [`Segment::canonical_bytes`]) |
 //! | upload bytes | [`Variant`] fields are flat: `code`, `rodata`, `rodata_align`, `relocations`, `entry_offsets`; [`Layout`] and [`apply_relocations`] define placement |
 //! | run here | [`LoadedVariant::load`] then [`LoadedVariant::function`] |
+//! | segments with imports (format version 2) | [`SegmentFile::from_bytes`], [`SegmentFile::verify`]; [`import_table`] fixes where each variant's import slots are (see [`format`](mod@format)) |
 //!
 //! Loading a file ([`Segment::from_bytes`]) checks, in order: the size limit,
 //! the CBOR shape, the magic, the [`FORMAT_VERSION`], that the encoding is
@@ -49,7 +50,8 @@ pub use cpu::{CpuFeature, CpuFeatures, UnknownCpuFeature};
 pub use describe::{FunctionSummary, SegmentSummary, VariantSummary};
 pub use error::{FormatError, LoadError};
 pub use format::{
-    limits, Function, Relocation, Segment, SegmentFile, Variant, FORMAT_VERSION, MAGIC,
+    import_table, limits, Function, Import, Relocation, Segment, SegmentFile, Variant, FALLBACK,
+    FORMAT_VERSION, FORMAT_VERSION_IMPORTS, MAGIC,
 };
 pub use library::{
     default_library_dir, Library, LibraryError, LoadedFile, LIBRARY_DIR_NAME, LIBRARY_ENV,
@@ -58,6 +60,7 @@ pub use library::{
 pub use loader::{LoadedVariant, LoaderError};
 pub use reloc::{apply_relocations, page_align, Layout, RelocError, PAGE_SIZE};
 pub use verify::{
-    verify_segment, verify_variant, Refusal, Rule, VariantReport, VerifyError, BASELINE_CPUID,
+    verify_segment, verify_variant, verify_with_imports, Refusal, Rule, VariantReport, VerifyError,
+    BASELINE_CPUID,
 };
 pub use verify_cache::{Verified, VerifyCache};

@@ -5,7 +5,7 @@
 
 use crate::contract::{CType, Contract, Indirection, Scalar};
 use crate::error::FormatError;
-use crate::format::{limits, Segment, Variant};
+use crate::format::{limits, Import, Segment, SegmentFile, Variant, FALLBACK};
 
 fn limit(what: impl Into<String>, len: usize, max: usize) -> Result<(), FormatError> {
     if len > max {
@@ -146,6 +146,71 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+impl SegmentFile {
+    /// [`Segment::validate`], then the imports: at most
+    /// [`limits::MAX_IMPORTS`], each named [`FALLBACK`] or a C identifier,
+    /// no name twice, a valid contract; `fallback` has no library and the
+    /// contract of every function the segment replaces (it stands for the
+    /// original of whichever is injected).
+    pub fn validate(&self) -> Result<(), FormatError> {
+        self.segment.validate()?;
+        validate_imports(&self.segment, &self.imports)
+    }
+}
+
+/// The import checks of [`SegmentFile::validate`] (the segment itself is
+/// assumed valid).
+pub fn validate_imports(segment: &Segment, imports: &[Import]) -> Result<(), FormatError> {
+    let seg = format!("segment {}", segment.name);
+    limit(
+        format!("{seg}: imports"),
+        imports.len(),
+        limits::MAX_IMPORTS,
+    )?;
+    for (m, import) in imports.iter().enumerate() {
+        let what = format!("{seg}: import {m}");
+        if !import.is_fallback() {
+            check_identifier(&format!("{what} name"), &import.name)?;
+        }
+        if imports[..m].iter().any(|other| other.name == import.name) {
+            return Err(invalid(
+                format!("{what} name"),
+                format!("{} appears twice", import.name),
+            ));
+        }
+        check_text(
+            &format!("{what} library"),
+            &import.library,
+            limits::MAX_NAME,
+        )?;
+        check_contract(&format!("{seg}: import {}", import.name), &import.contract)?;
+        if import.is_fallback() {
+            if !import.library.is_empty() {
+                return Err(invalid(
+                    format!("{what} library"),
+                    format!("{FALLBACK} is the trampoline to the original: it has no library"),
+                ));
+            }
+            if let Some(f) = segment
+                .functions
+                .iter()
+                .find(|f| f.contract != import.contract)
+            {
+                return Err(invalid(
+                    format!("{what} contract"),
+                    format!(
+                        "{FALLBACK} is declared as `{}` but the segment replaces `{}`: the \
+                         fallback has the contract of every function it replaces",
+                        import.contract.declaration(FALLBACK),
+                        f.contract.declaration(&f.symbol)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Variant {

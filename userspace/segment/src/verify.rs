@@ -18,8 +18,8 @@
 //! | [`Rule::SystemCall`] | `syscall`, `sysenter`, `sysexit`, `sysret`, `int n`, `int3`, `int1`, `into` |
 //! | [`Rule::Privileged`] | CPL-0 and IOPL instructions (iced's `is_privileged`, plus VM entry/exit calls) |
 //! | [`Rule::Trap`] | `ud0`, `ud1`, `ud2` (a fault inside a segment kills or reverts the target) |
-//! | [`Rule::IndirectBranch`] | jumps and calls through a register or memory, far jumps, calls and returns |
-//! | [`Rule::Call`] | any direct call: segments are leaf code |
+//! | [`Rule::IndirectBranch`] | jumps and calls through a register or memory, far jumps, calls and returns (except, in a segment with imports, `call`/`jmp qword ptr [rip+slot]` on a declared import slot) |
+//! | [`Rule::Call`] | any direct call: segments call nothing but their imports |
 //! | [`Rule::ProcessState`] | writes to segment registers (`mov fs, ax`, `pop gs`, `lss`, ...) and `popf`, which would change the target thread's TLS base or trap flags |
 //! | [`Rule::Relocation`] | a relocation whose field is not the 32-bit displacement of a RIP-relative operand |
 //! | [`Rule::SegmentOverride`] | memory operands through `fs` or `gs` (thread-local storage of the target) |
@@ -29,7 +29,35 @@
 //! | [`Rule::UndeclaredFeature`] | instructions whose CPUID features are neither baseline ([`BASELINE_CPUID`]) nor made available by the variant's declared features |
 //! | [`Rule::BranchTarget`] | direct branches to outside the code or into the middle of an instruction |
 //! | [`Rule::EntryPoint`] | entry points not at the start of an instruction |
-//! | [`Rule::FallsOffEnd`] | a last instruction that is not `ret` or an unconditional `jmp` |
+//! | [`Rule::FallsOffEnd`] | a last instruction that is not `ret`, an unconditional `jmp` or a tail jump through an import slot |
+//! | [`Rule::StackAlignment`] | (segments with imports) a `call` through an import slot where `rsp % 16 != 0`, a tail jump or `ret` with the stack not as at entry |
+//! | [`Rule::StackDepth`] | (segments with imports) a change of `rsp` the stack-depth analysis cannot follow, a depth that differs where paths join, `rsp` above the entry's |
+//!
+//! # Imports (segments of format version 2)
+//!
+//! A segment that declares imports ([`crate::SegmentFile::imports`],
+//! verified with [`verify_with_imports`] or [`SegmentFile::verify`]) may
+//! leave its code in exactly one way more: `call qword ptr [rip+d]` or
+//! `jmp qword ptr [rip+d]` (no relocation, no segment override) whose
+//! operand is exactly slot `m < imports.len()` of the variant's import
+//! table, at code offset [`slot_offset`]`(code.len(), m)`. Every other
+//! indirect transfer stays refused, and so does every other access to the
+//! table.
+//!
+//! Calls need the System V stack alignment (`rsp % 16 == 0` before `call`;
+//! at entry `rsp % 16 == 8`), so each variant with imports is also run
+//! through a stack-depth analysis: from each entry (depth 0), along
+//! fall-through and direct branches, it tracks the bytes below the entry's
+//! `rsp` through `push`, `pop`, `sub/add rsp, imm`, `lea rsp, [rsp|rbp+d]`,
+//! `mov rbp, rsp` / `mov rsp, rbp` / `leave` (a frame pointer), and
+//! `and rsp, -2^k` (k ≥ 4; after it only the depth modulo 16 is known). A
+//! call through a slot needs a depth ≡ 8 (mod 16); a tail jump through a
+//! slot and `ret` need depth 0 exactly. Any other write to `rsp`, a depth
+//! that differs where paths join, or a `pop` above the entry's `rsp`, is
+//! refused: the analysis proves alignment or the segment is refused.
+//!
+//! Segments without imports are verified exactly as before (no analysis, the
+//! same rules and messages).
 
 use std::fmt;
 
@@ -41,8 +69,10 @@ use serde::Serialize;
 
 use crate::codec::hex;
 use crate::error::FormatError;
-use crate::format::{Segment, Variant};
+use crate::format::import_table::{import_table_offset, slot_offset, SLOT_SIZE};
+use crate::format::{Import, Segment, SegmentFile, Variant};
 use crate::reloc::apply_relocations;
+use crate::validate::validate_imports;
 
 /// CPUID features every x86-64 CPU has; instructions needing only these are
 /// allowed in every variant: the 8086–486 integer instruction sets, 64-bit
@@ -109,6 +139,11 @@ pub enum Rule {
     EntryPoint,
     /// Execution can run past the end of the code.
     FallsOffEnd,
+    /// A call through an import slot with a misaligned stack, or a tail
+    /// jump or return with the stack not as at entry.
+    StackAlignment,
+    /// The stack depth cannot be followed (or differs at a join).
+    StackDepth,
 }
 
 impl Rule {
@@ -131,6 +166,8 @@ impl Rule {
             Rule::BranchTarget => "branch-target",
             Rule::EntryPoint => "entry-point",
             Rule::FallsOffEnd => "falls-off-end",
+            Rule::StackAlignment => "stack-alignment",
+            Rule::StackDepth => "stack-depth",
         }
     }
 }
@@ -203,13 +240,35 @@ pub struct VariantReport {
     pub features_used: Vec<String>,
 }
 
-/// Verifies every variant of `segment` (after [`Segment::validate`]).
+/// Verifies every variant of `segment` (after [`Segment::validate`]), a
+/// segment without imports: no control transfer may leave its code.
 pub fn verify_segment(segment: &Segment) -> Result<Vec<VariantReport>, VerifyError> {
+    verify_with_imports(segment, &[])
+}
+
+impl SegmentFile {
+    /// Verifies every variant of the file's segment with its imports (see
+    /// [`verify_with_imports`]).
+    pub fn verify(&self) -> Result<Vec<VariantReport>, VerifyError> {
+        verify_with_imports(&self.segment, &self.imports)
+    }
+}
+
+/// Verifies every variant of `segment` whose file declares `imports` (after
+/// [`Segment::validate`] and the import checks of
+/// [`SegmentFile::validate`]): calls and tail jumps through the declared
+/// slots are allowed, and the stack alignment at each is proven (see the
+/// module documentation). With no imports this is [`verify_segment`].
+pub fn verify_with_imports(
+    segment: &Segment,
+    imports: &[Import],
+) -> Result<Vec<VariantReport>, VerifyError> {
     segment.validate()?;
+    validate_imports(segment, imports)?;
     let mut reports = Vec::new();
     let mut refusals = Vec::new();
     for v in &segment.variants {
-        match verify_checked(v) {
+        match verify_checked(v, imports.len()) {
             Ok(r) => reports.push(r),
             Err(mut r) => refusals.append(&mut r),
         }
@@ -231,7 +290,7 @@ pub fn verify_variant(segment: &Segment, index: usize) -> Result<VariantReport, 
             what: format!("segment {}: variant {index}", segment.name),
             why: format!("there are only {} variants", segment.variants.len()),
         })?;
-    verify_checked(v).map_err(VerifyError::Refused)
+    verify_checked(v, 0).map_err(VerifyError::Refused)
 }
 
 struct Sweep<'a> {
@@ -285,6 +344,7 @@ fn instruction_rule(
     instr: &Instruction,
     reloc: Option<(u32, bool)>,
     v: &Variant,
+    imports: usize,
     allowed: &[CpuidFeature],
     info: &mut InstructionInfoFactory,
 ) -> Option<(Rule, String)> {
@@ -315,12 +375,33 @@ fn instruction_rule(
                 "an undefined-instruction trap would fault inside the target".into(),
             ));
         }
-        FlowControl::IndirectBranch => return Some((Rule::IndirectBranch, "indirect jump".into())),
-        FlowControl::IndirectCall => return Some((Rule::IndirectBranch, "indirect call".into())),
+        FlowControl::IndirectBranch | FlowControl::IndirectCall => {
+            let kind = if instr.flow_control() == FlowControl::IndirectCall {
+                "indirect call"
+            } else {
+                "indirect jump"
+            };
+            if imports == 0 {
+                return Some((Rule::IndirectBranch, kind.into()));
+            }
+            return match import_slot(instr, v.code.len(), imports) {
+                Ok(_) if reloc.is_some() => Some((
+                    Rule::Relocation,
+                    "an import slot is addressed without relocation (its place is fixed)".into(),
+                )),
+                Ok(_) => None,
+                Err(why) => Some((Rule::IndirectBranch, format!("{kind}: {why}"))),
+            };
+        }
         FlowControl::Call => {
             return Some((
                 Rule::Call,
-                "calls are refused: segments are leaf code".into(),
+                if imports == 0 {
+                    "calls are refused: segments are leaf code".into()
+                } else {
+                    "direct calls are refused: a segment calls only its imports, through their slots"
+                        .into()
+                },
             ))
         }
         FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
@@ -439,8 +520,42 @@ fn instruction_rule(
     None
 }
 
-/// Verifies one structurally valid variant.
-fn verify_checked(v: &Variant) -> Result<VariantReport, Vec<Refusal>> {
+/// The import slot `instr` calls or jumps through, for a variant of
+/// `code_len` bytes with `imports` slots (code placed at address 0), or why
+/// it is not a transfer through a declared slot.
+fn import_slot(instr: &Instruction, code_len: usize, imports: usize) -> Result<usize, String> {
+    let form = matches!(instr.code(), Code::Call_rm64 | Code::Jmp_rm64)
+        && instr.op0_kind() == OpKind::Memory
+        && instr.is_ip_rel_memory_operand()
+        && instr.memory_segment() == Register::DS;
+    if !form {
+        return Err(
+            "only `call`/`jmp qword ptr [rip+slot]` on a declared import slot may leave the segment"
+                .into(),
+        );
+    }
+    let addr = instr.ip_rel_memory_address();
+    let table = import_table_offset(code_len) as u64;
+    let slot = addr
+        .checked_sub(table)
+        .filter(|d| d % SLOT_SIZE as u64 == 0)
+        .map(|d| d / SLOT_SIZE as u64)
+        .filter(|&m| m < imports as u64);
+    match slot {
+        // `m` is below `imports`, a usize.
+        Some(m) => Ok(m as usize),
+        None => Err(format!(
+            "its operand code{:+#x} is not a declared import slot (the table is at code{:+#x}: \
+             {imports} slot(s) of {SLOT_SIZE} bytes, up to code{:+#x})",
+            addr as i64,
+            table,
+            slot_offset(code_len, imports)
+        )),
+    }
+}
+
+/// Verifies one structurally valid variant with `imports` import slots.
+fn verify_checked(v: &Variant, imports: usize) -> Result<VariantReport, Vec<Refusal>> {
     let mut code = v.code.clone();
     // The layout is fixed and the code at most 1 MiB, so every displacement
     // fits; a failure here is a malformed relocation, reported as such.
@@ -469,6 +584,7 @@ fn verify_checked(v: &Variant) -> Result<VariantReport, Vec<Refusal>> {
     let mut info = InstructionInfoFactory::new();
     let mut decoder = Decoder::with_ip(64, &code, 0, DecoderOptions::NONE);
     let mut starts: Vec<usize> = Vec::new();
+    let mut decoded: Vec<Instruction> = Vec::new();
     let mut targets: Vec<(usize, usize, Instruction, u64)> = Vec::new();
     let mut relocs = v.relocations.iter().peekable();
     let mut last: Option<Instruction> = None;
@@ -510,7 +626,10 @@ fn verify_checked(v: &Variant) -> Result<VariantReport, Vec<Refusal>> {
             }
         }
 
-        if let Some((rule, detail)) = instruction_rule(&instr, reloc, v, &allowed, &mut info) {
+        decoded.push(instr);
+        if let Some((rule, detail)) =
+            instruction_rule(&instr, reloc, v, imports, &allowed, &mut info)
+        {
             sweep.refuse(offset, len, Some(&instr), rule, detail);
         } else if matches!(
             instr.flow_control(),
@@ -548,7 +667,10 @@ fn verify_checked(v: &Variant) -> Result<VariantReport, Vec<Refusal>> {
     }
     if let Some(l) = last {
         let ends = l.mnemonic() == Mnemonic::Ret
-            || (l.flow_control() == FlowControl::UnconditionalBranch && l.code() != Code::INVALID);
+            || (l.flow_control() == FlowControl::UnconditionalBranch && l.code() != Code::INVALID)
+            || (imports > 0
+                && l.code() == Code::Jmp_rm64
+                && import_slot(&l, code.len(), imports).is_ok());
         if !ends {
             let off = starts.last().copied().unwrap_or(0);
             sweep.refuse(
@@ -561,6 +683,9 @@ fn verify_checked(v: &Variant) -> Result<VariantReport, Vec<Refusal>> {
         }
     }
 
+    if imports > 0 && sweep.refusals.is_empty() {
+        stack::check(&mut sweep, &starts, &decoded, &mut info);
+    }
     if !sweep.refusals.is_empty() {
         return Err(sweep.refusals);
     }
@@ -584,3 +709,5 @@ fn verify_checked(v: &Variant) -> Result<VariantReport, Vec<Refusal>> {
         features_used: features,
     })
 }
+
+mod stack;

@@ -4,7 +4,8 @@
 
 use adapt_segment::{
     limits, CType, Contract, CpuFeature, CpuFeatures, FormatError, Function, Library, Param,
-    Relocation, Scalar, Segment, SegmentFile, Variant, FORMAT_VERSION, MAGIC,
+    Relocation, Scalar, Segment, SegmentFile, Variant, FORMAT_VERSION, FORMAT_VERSION_IMPORTS,
+    MAGIC,
 };
 
 fn variant(name: &str, features: &[CpuFeature]) -> Variant {
@@ -62,6 +63,7 @@ fn file_of(seg: &Segment) -> SegmentFile {
         format_version: FORMAT_VERSION,
         content_hash: seg.content_hash().to_vec(),
         segment: seg.clone(),
+        imports: vec![],
     }
 }
 
@@ -167,12 +169,23 @@ fn hostile_lengths_do_not_allocate_or_crash() {
 fn wrong_magic_and_version_are_refused() {
     let s = sample();
     let mut f = file_of(&s);
-    f.format_version = FORMAT_VERSION + 1;
+    f.format_version = FORMAT_VERSION_IMPORTS + 1;
+    let err = Segment::from_bytes(&encode_file(&f)).unwrap_err();
     assert_eq!(
-        Segment::from_bytes(&encode_file(&f)),
-        Err(FormatError::UnsupportedVersion {
-            found: FORMAT_VERSION + 1
-        })
+        err,
+        FormatError::UnsupportedVersion {
+            found: FORMAT_VERSION_IMPORTS + 1
+        }
+    );
+    assert!(err.to_string().contains("versions 1 and 2"), "{err}");
+    // Version 2 is the version of segments with imports: a file without
+    // any is refused (it would have two encodings).
+    let mut f = file_of(&s);
+    f.format_version = FORMAT_VERSION_IMPORTS;
+    let err = Segment::from_bytes(&encode_file(&f)).unwrap_err();
+    assert!(
+        matches!(&err, FormatError::Invalid { why, .. } if why.contains("without imports")),
+        "{err}"
     );
     let mut f = file_of(&s);
     f.magic = "adapt-segmenT".into();

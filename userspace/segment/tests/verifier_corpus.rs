@@ -371,3 +371,365 @@ fn segment_registers_and_flags_stay_untouched() {
     // Reading them is harmless: mov eax, fs
     assert!(verify_segment(&simple(&[0x8c, 0xe0, RET])).is_ok());
 }
+
+// ---------------------------------------------------------------------------
+// Segments with imports (format version 2): calls and tail jumps through the
+// declared slots of the import table, and the stack alignment at each.
+
+mod imports {
+    use super::*;
+    use adapt_segment::{import_table, verify_with_imports, Import, SegmentFile, FALLBACK};
+
+    /// A piece of code; slot references are resolved once the code's length
+    /// (hence the import table's place) is known.
+    enum Op {
+        Bytes(&'static [u8]),
+        /// `call qword ptr [rip+d]` to the table's start plus this many bytes.
+        CallSlot(i64),
+        /// `jmp qword ptr [rip+d]` likewise.
+        JmpSlot(i64),
+        /// `mov rax, qword ptr [rip+d]` likewise.
+        ReadSlot(i64),
+    }
+    use Op::*;
+
+    fn len(op: &Op) -> usize {
+        match op {
+            Bytes(b) => b.len(),
+            CallSlot(_) | JmpSlot(_) => 6,
+            ReadSlot(_) => 7,
+        }
+    }
+
+    fn assemble(ops: &[Op]) -> Vec<u8> {
+        let total: usize = ops.iter().map(len).sum();
+        let table = import_table::import_table_offset(total) as i64;
+        let mut code = Vec::new();
+        for op in ops {
+            let end = (code.len() + len(op)) as i64;
+            let (opcode, at): (&[u8], i64) = match op {
+                Bytes(b) => {
+                    code.extend_from_slice(b);
+                    continue;
+                }
+                CallSlot(at) => (&[0xff, 0x15], *at),
+                JmpSlot(at) => (&[0xff, 0x25], *at),
+                ReadSlot(at) => (&[0x48, 0x8b, 0x05], *at),
+            };
+            code.extend_from_slice(opcode);
+            let d = i32::try_from(table + at - end).expect("small code");
+            code.extend_from_slice(&d.to_le_bytes());
+        }
+        assert_eq!(code.len(), total);
+        code
+    }
+
+    fn contract() -> Contract {
+        Contract {
+            returns: CType::value(Scalar::U32, "uint32_t"),
+            params: vec![Param {
+                name: "p".into(),
+                ty: CType::const_ptr(Scalar::U8, "const uint8_t *"),
+            }],
+        }
+    }
+
+    /// `fallback` (slot 0) and `memset` (slot 1).
+    fn imports() -> Vec<Import> {
+        vec![
+            Import {
+                name: FALLBACK.into(),
+                library: String::new(),
+                contract: contract(),
+            },
+            Import {
+                name: "memset".into(),
+                library: "libc.so.6".into(),
+                contract: Contract {
+                    returns: CType::mut_ptr(Scalar::Void, "void *"),
+                    params: vec![
+                        Param {
+                            name: "s".into(),
+                            ty: CType::mut_ptr(Scalar::Void, "void *"),
+                        },
+                        Param {
+                            name: "c".into(),
+                            ty: CType::value(Scalar::I32, "int"),
+                        },
+                        Param {
+                            name: "n".into(),
+                            ty: CType::value(Scalar::U64, "size_t"),
+                        },
+                    ],
+                },
+            },
+        ]
+    }
+
+    fn with(ops: &[Op]) -> Segment {
+        simple(&assemble(ops))
+    }
+
+    #[track_caller]
+    fn accepted(ops: &[Op]) {
+        let seg = with(ops);
+        if let Err(e) = verify_with_imports(&seg, &imports()) {
+            panic!("refused: {e}\n{:#?}", e.refusals());
+        }
+        // Through the file too.
+        let file = SegmentFile::new(seg, imports());
+        assert!(file.verify().is_ok());
+    }
+
+    #[track_caller]
+    fn refused_with(ops: &[Op], rule: Rule, offset: u32, text: &str) -> String {
+        let seg = with(ops);
+        match verify_with_imports(&seg, &imports()) {
+            Ok(r) => panic!("accepted, expected rule {rule}: {r:?}"),
+            Err(VerifyError::Malformed(e)) => panic!("malformed ({e}), expected rule {rule}"),
+            Err(VerifyError::Refused(list)) => {
+                let first = &list[0];
+                assert_eq!(first.rule, rule, "refusals: {list:#?}");
+                assert_eq!(first.offset, offset, "refusals: {list:#?}");
+                assert!(
+                    first.instruction.contains(text),
+                    "instruction {:?} lacks {text:?}",
+                    first.instruction
+                );
+                first.detail.clone()
+            }
+        }
+    }
+
+    const SLOT0: i64 = 0;
+    const SLOT1: i64 = 8;
+
+    #[test]
+    fn a_tail_jump_to_fallback_verifies() {
+        accepted(&[JmpSlot(SLOT0)]);
+        // The same segment without the import declared: refused as before.
+        let seg = with(&[JmpSlot(SLOT0)]);
+        let err = verify_segment(&seg).unwrap_err();
+        assert_eq!(err.refusals()[0].rule, Rule::IndirectBranch);
+        assert_eq!(err.refusals()[0].detail, "indirect jump");
+    }
+
+    #[test]
+    fn aligned_calls_verify() {
+        // sub rsp,8; call [fallback]; add rsp,8; ret
+        accepted(&[
+            Bytes(&[0x48, 0x83, 0xec, 0x08]),
+            CallSlot(SLOT0),
+            Bytes(&[0x48, 0x83, 0xc4, 0x08, RET]),
+        ]);
+        // push rbx; call [memset]; pop rbx; ret
+        accepted(&[Bytes(&[0x53]), CallSlot(SLOT1), Bytes(&[0x5b, RET])]);
+        // push rbp; mov rbp,rsp; and rsp,-16; call [memset]; mov rsp,rbp; pop rbp; ret
+        accepted(&[
+            Bytes(&[0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xe4, 0xf0]),
+            CallSlot(SLOT1),
+            Bytes(&[0x48, 0x89, 0xec, 0x5d, RET]),
+        ]);
+        // push rbp; mov rbp,rsp; sub rsp,0x20; call [fallback]; leave; ret
+        accepted(&[
+            Bytes(&[0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x20]),
+            CallSlot(SLOT0),
+            Bytes(&[0xc9, RET]),
+        ]);
+        // test rdi,rdi; jz +9 (to ret); sub rsp,8; call [fallback]; add rsp,8... ret:
+        // the paths join at the ret with the same depth.
+        accepted(&[
+            Bytes(&[0x48, 0x85, 0xff, 0x74, 0x0e]),
+            Bytes(&[0x48, 0x83, 0xec, 0x08]),
+            CallSlot(SLOT0),
+            Bytes(&[0x48, 0x83, 0xc4, 0x08]),
+            Bytes(&[RET]),
+        ]);
+        // A fast path that returns, a slow path that tail-jumps to fallback:
+        // test rdi,rdi; jnz +1; ret; jmp [fallback]
+        accepted(&[Bytes(&[0x48, 0x85, 0xff, 0x75, 0x01, RET]), JmpSlot(SLOT0)]);
+    }
+
+    #[test]
+    fn a_call_through_a_slot_that_is_not_declared() {
+        let why = refused_with(
+            &[Bytes(&[0x53]), CallSlot(16), Bytes(&[0x5b, RET])],
+            Rule::IndirectBranch,
+            1,
+            "call",
+        );
+        assert!(why.contains("not a declared import slot"), "{why}");
+        // Below the table: the trampoline space is not a slot either.
+        refused_with(&[JmpSlot(-8)], Rule::IndirectBranch, 0, "jmp");
+    }
+
+    #[test]
+    fn a_slot_address_off_by_one() {
+        let why = refused_with(
+            &[Bytes(&[0x53]), CallSlot(SLOT1 + 1), Bytes(&[0x5b, RET])],
+            Rule::IndirectBranch,
+            1,
+            "call",
+        );
+        assert!(why.contains("not a declared import slot"), "{why}");
+        refused_with(&[JmpSlot(SLOT0 - 1)], Rule::IndirectBranch, 0, "jmp");
+    }
+
+    #[test]
+    fn call_rax_stays_refused() {
+        // push rbx; call rax; pop rbx; ret
+        let why = refused_with(
+            &[Bytes(&[0x53, 0xff, 0xd0, 0x5b, RET])],
+            Rule::IndirectBranch,
+            1,
+            "call rax",
+        );
+        assert!(why.contains("import slot"), "{why}");
+        // jmp qword ptr [rdi]: memory, but not RIP-relative.
+        refused_with(&[Bytes(&[0xff, 0x27])], Rule::IndirectBranch, 0, "jmp");
+        // A direct call stays refused too.
+        refused_with(
+            &[Bytes(&[0x53, 0xe8, 0, 0, 0, 0, 0x5b, RET])],
+            Rule::Call,
+            1,
+            "call",
+        );
+    }
+
+    #[test]
+    fn a_misaligned_call() {
+        // call [fallback] right at entry: rsp % 16 == 8.
+        let why = refused_with(
+            &[CallSlot(SLOT0), Bytes(&[RET])],
+            Rule::StackAlignment,
+            0,
+            "call",
+        );
+        assert!(why.contains("rsp % 16 is 8"), "{why}");
+        // push rbx; push rbp; call [memset]: 16 bytes pushed, misaligned.
+        refused_with(
+            &[
+                Bytes(&[0x53, 0x55]),
+                CallSlot(SLOT1),
+                Bytes(&[0x5d, 0x5b, RET]),
+            ],
+            Rule::StackAlignment,
+            2,
+            "call",
+        );
+    }
+
+    #[test]
+    fn tail_jumps_and_returns_need_the_entry_stack() {
+        // push rbx; jmp [fallback]
+        refused_with(
+            &[Bytes(&[0x53]), JmpSlot(SLOT0)],
+            Rule::StackAlignment,
+            1,
+            "jmp",
+        );
+        // push rbx; ret
+        refused_with(&[Bytes(&[0x53, RET])], Rule::StackAlignment, 1, "ret");
+    }
+
+    #[test]
+    fn stack_depth_the_analysis_cannot_follow() {
+        // test rdi,rdi; jz +1; push rbx; (join) sub rsp,8; call; ...
+        let why = refused_with(
+            &[
+                Bytes(&[0x48, 0x85, 0xff, 0x74, 0x01, 0x53]),
+                Bytes(&[0x48, 0x83, 0xec, 0x08]),
+                CallSlot(SLOT0),
+                Bytes(&[RET]),
+            ],
+            Rule::StackDepth,
+            6,
+            "sub",
+        );
+        assert!(why.contains("paths join"), "{why}");
+        // mov rsp, rax
+        refused_with(
+            &[Bytes(&[0x48, 0x89, 0xc4]), JmpSlot(SLOT0)],
+            Rule::StackDepth,
+            0,
+            "mov rsp",
+        );
+        // pop rax at entry: reads the return address, above the entry's rsp.
+        refused_with(
+            &[Bytes(&[0x58]), JmpSlot(SLOT0)],
+            Rule::StackDepth,
+            0,
+            "pop",
+        );
+        // and rsp, -8 does not align to 16.
+        refused_with(
+            &[Bytes(&[0x48, 0x83, 0xe4, 0xf8]), JmpSlot(SLOT0)],
+            Rule::StackDepth,
+            0,
+            "and rsp",
+        );
+    }
+
+    #[test]
+    fn the_table_is_not_data() {
+        // mov rax, [slot 0]; ret: reading a slot is not calling it.
+        refused_with(
+            &[ReadSlot(SLOT0), Bytes(&[RET])],
+            Rule::RipRelative,
+            0,
+            "mov",
+        );
+    }
+
+    #[test]
+    fn a_relocated_slot_operand_is_refused() {
+        let mut seg = with(&[JmpSlot(SLOT0)]);
+        seg.variants[0].rodata = vec![0; 8];
+        seg.variants[0].relocations = vec![Relocation {
+            offset: 2,
+            rodata_offset: 0,
+            addend: -4,
+        }];
+        // Relocations point into the read-only data, never at a slot: the
+        // relocated operand is no slot any more.
+        let err = verify_with_imports(&seg, &imports()).unwrap_err();
+        assert_eq!(err.refusals()[0].rule, Rule::IndirectBranch, "{err}");
+        assert!(err.refusals()[0]
+            .detail
+            .contains("not a declared import slot"));
+    }
+
+    #[test]
+    fn the_table_follows_each_variant_s_own_code() {
+        // Two variants of different lengths, each addressing its own table.
+        let short = assemble(&[JmpSlot(SLOT0)]);
+        let mut long_ops = vec![Bytes(&[0x90; 64][..])];
+        long_ops.push(JmpSlot(SLOT0));
+        let long = assemble(&long_ops);
+        let mut seg = simple(&short);
+        let mut v = seg.variants[0].clone();
+        v.name = "long".into();
+        v.code = long.clone();
+        seg.variants.push(v);
+        assert!(verify_with_imports(&seg, &imports()).is_ok());
+        // Both tables are at 0x1000 while code and trampoline space fit a
+        // page; past that the table moves to the next page boundary.
+        let mut big_ops: Vec<Op> = (0..300).map(|_| Bytes(&[0x90; 16][..])).collect();
+        big_ops.push(JmpSlot(SLOT0));
+        let big = assemble(&big_ops);
+        assert_eq!(
+            import_table::import_table_offset(big.len()),
+            2 * 4096,
+            "4800 bytes of code and the trampoline space take two pages"
+        );
+        seg.variants[1].code = big;
+        assert!(verify_with_imports(&seg, &imports()).is_ok());
+        // The short variant's jump, copied into a long variant, misses.
+        let mut wrong = short.clone();
+        wrong.splice(0..0, [0x90; 4800]);
+        seg.variants[1].code = wrong;
+        let err = verify_with_imports(&seg, &imports()).unwrap_err();
+        assert_eq!(err.refusals()[0].variant, "long");
+        assert_eq!(err.refusals()[0].rule, Rule::IndirectBranch);
+    }
+}
