@@ -2,7 +2,7 @@
 //! The test-only library: its deliberately slow crc32 must still be exactly
 //! zlib's crc32, since `adaptctl auto` tests inject it into real programs.
 
-use adapt_segment::{verify_segment, LoadedVariant, Segment};
+use adapt_segment::{verify_segment, InProcessVariant, Segment};
 use adapt_segments::builder::{build_testing_library, default_sources_dir, BuildOptions};
 use adapt_segments::reference::SystemZlib;
 
@@ -25,7 +25,7 @@ fn the_slow_crc32_is_verified_and_exact() {
     verify_segment(&segment).unwrap();
 
     let zlib = SystemZlib::open().unwrap();
-    let loaded = LoadedVariant::load(&segment, 0).unwrap();
+    let loaded = InProcessVariant::load(&segment, 0).unwrap();
     // SAFETY: the catalog gives these entries zlib's prototypes.
     let (f, fz): (ZFn, ZFnZ) = unsafe {
         (

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
-use adapt_segment::{CpuFeatures, LoadedVariant, Segment};
+use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
 use adapt_segments::builder::{build_library, default_out_dir, default_sources_dir, BuildOptions};
 use adapt_segments::reference::SystemZlib;
 use adapt_select::timing::{measure, Budget, Runner};
@@ -44,12 +44,12 @@ type Axpy = unsafe extern "C" fn(f32, *const f32, *mut f32, usize);
 type Sha = unsafe extern "C" fn(*mut u32, *const u8, usize);
 
 /// The variants this CPU runs, loaded, best first.
-fn load_all(seg: &Segment) -> Result<Vec<LoadedVariant>> {
+fn load_all(seg: &Segment) -> Result<Vec<InProcessVariant>> {
     let cpu = CpuFeatures::detect();
     let mut out = Vec::new();
     for (i, v) in seg.variants.iter().enumerate() {
         if cpu.is_superset(&v.features) {
-            out.push(LoadedVariant::load(seg, i)?);
+            out.push(InProcessVariant::load(seg, i)?);
         } else {
             println!(
                 "  (variant {}/{} skipped: CPU lacks {})",

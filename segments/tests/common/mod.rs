@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use adapt_segment::{CpuFeatures, LoadedVariant, Segment};
+use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
 use adapt_segments::builder::{
     build_library, default_sources_dir, target_dir_of_current_exe, BuildOptions,
 };
@@ -59,7 +59,7 @@ pub struct Tally {
 
 /// Loads every variant this CPU can run; the others are reported on stderr
 /// and counted as skipped.
-pub fn loaded_variants(seg: &Segment, tally: &mut Tally) -> Vec<LoadedVariant> {
+pub fn loaded_variants(seg: &Segment, tally: &mut Tally) -> Vec<InProcessVariant> {
     let cpu = CpuFeatures::detect();
     let mut out = Vec::new();
     for (i, v) in seg.variants.iter().enumerate() {
@@ -74,7 +74,7 @@ pub fn loaded_variants(seg: &Segment, tally: &mut Tally) -> Vec<LoadedVariant> {
             continue;
         }
         out.push(
-            LoadedVariant::load(seg, i)
+            InProcessVariant::load(seg, i)
                 .unwrap_or_else(|e| panic!("loading {}/{}: {e}", seg.name, v.name)),
         );
         tally.ran.push(format!("{}/{}", seg.name, v.name));

@@ -25,7 +25,7 @@ pub enum Error {
     Upload(Box<adapt_client::UploadError>),
     /// The library directory on disk.
     #[error(transparent)]
-    Library(Box<adapt_segment::LibraryError>),
+    Library(Box<adapt_segment::LibraryDirError>),
     /// A segment file.
     #[error(transparent)]
     Segment(Box<adapt_segment::LoadError>),
@@ -88,7 +88,7 @@ boxed_from! {
     Profile: adapt_client::ProfileError,
     ModuleLibrary: adapt_client::LibraryError,
     Upload: adapt_client::UploadError,
-    Library: adapt_segment::LibraryError,
+    Library: adapt_segment::LibraryDirError,
     Segment: adapt_segment::LoadError,
     Plan: crate::plan::PlanError,
     Contract: crate::contract::ContractError,

@@ -23,7 +23,7 @@
 //! | choose a variant | [`CpuFeatures::detect`], [`Segment::best_variant`], [`Segment::supported_variants`] |
 //! | identify | [`Segment::content_hash`] (sha256 of [`Segment::canonical_bytes`]) |
 //! | upload bytes | [`Variant`] fields are flat: `code`, `rodata`, `rodata_align`, `relocations`, `entry_offsets`; [`Layout`] and [`apply_relocations`] define placement |
-//! | run here | [`LoadedVariant::load`] then [`LoadedVariant::function`] |
+//! | run here | [`InProcessVariant::load`] then [`InProcessVariant::function`] |
 //! | segments with imports (format version 2) | [`SegmentFile::from_bytes`], [`SegmentFile::verify`]; [`import_table`] fixes where each variant's import slots are (see [`format`](mod@format)) |
 //!
 //! Loading a file ([`Segment::from_bytes`]) checks, in order: the size limit,
@@ -54,10 +54,10 @@ pub use format::{
     FORMAT_VERSION, FORMAT_VERSION_IMPORTS, MAGIC,
 };
 pub use library::{
-    default_library_dir, Library, LibraryError, LoadedFile, LIBRARY_DIR_NAME, LIBRARY_ENV,
+    default_library_dir, Library, LibraryDirError, LoadedFile, LIBRARY_DIR_NAME, LIBRARY_ENV,
     SEGMENT_EXTENSION,
 };
-pub use loader::{LoadedVariant, LoaderError};
+pub use loader::{InProcessVariant, LoaderError};
 pub use reloc::{apply_relocations, page_align, Layout, RelocError, PAGE_SIZE};
 pub use verify::{
     verify_segment, verify_variant, verify_with_imports, Refusal, Rule, VariantReport, VerifyError,

@@ -16,7 +16,7 @@ pub const SEGMENT_EXTENSION: &str = "seg";
 
 /// Why the library could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum LibraryError {
+pub enum LibraryDirError {
     /// No library directory was found.
     #[error("no segment library found (looked at ${LIBRARY_ENV}, $CARGO_TARGET_DIR/{LIBRARY_DIR_NAME}, and {LIBRARY_DIR_NAME}/ or target/{LIBRARY_DIR_NAME}/ above the executable and the current directory); build it with `cargo run -p adapt-segments --bin build-library`")]
     NotFound,
@@ -91,22 +91,22 @@ pub struct Library {
 
 impl Library {
     /// The library in `dir`, which must be a directory.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Library, LibraryError> {
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Library, LibraryDirError> {
         let dir = dir.into();
         if !dir.is_dir() {
-            return Err(LibraryError::NotADirectory(dir));
+            return Err(LibraryDirError::NotADirectory(dir));
         }
         Ok(Library { dir })
     }
 
     /// The library at [`default_library_dir`].
-    pub fn open_default() -> Result<Library, LibraryError> {
-        Library::open(default_library_dir().ok_or(LibraryError::NotFound)?)
+    pub fn open_default() -> Result<Library, LibraryDirError> {
+        Library::open(default_library_dir().ok_or(LibraryDirError::NotFound)?)
     }
 
     /// The library in `dir` if one is given (a `--dir` option), else the
     /// default library.
-    pub fn open_or_default(dir: Option<&Path>) -> Result<Library, LibraryError> {
+    pub fn open_or_default(dir: Option<&Path>) -> Result<Library, LibraryDirError> {
         match dir {
             Some(dir) => Library::open(dir),
             None => Library::open_default(),
@@ -124,8 +124,8 @@ impl Library {
     }
 
     /// Every `*.seg` file, sorted by path.
-    pub fn segment_paths(&self) -> Result<Vec<PathBuf>, LibraryError> {
-        let io = |source| LibraryError::Io {
+    pub fn segment_paths(&self) -> Result<Vec<PathBuf>, LibraryDirError> {
+        let io = |source| LibraryDirError::Io {
             path: self.dir.clone(),
             source,
         };
@@ -142,7 +142,7 @@ impl Library {
 
     /// Every segment file with the result of loading it (a bad file does not
     /// hide the others).
-    pub fn load_all(&self) -> Result<Vec<LoadedFile>, LibraryError> {
+    pub fn load_all(&self) -> Result<Vec<LoadedFile>, LibraryDirError> {
         Ok(self
             .segment_paths()?
             .into_iter()
@@ -155,7 +155,7 @@ impl Library {
 
     /// The segment named `name`: the file `name.seg`, or else the file whose
     /// segment is called `name`.
-    pub fn find(&self, name: &str) -> Result<(PathBuf, Segment), LibraryError> {
+    pub fn find(&self, name: &str) -> Result<(PathBuf, Segment), LibraryDirError> {
         let direct = self.path_for(name);
         if direct.is_file() {
             let s = Segment::read_file(&direct)?;
@@ -168,7 +168,7 @@ impl Library {
                 }
             }
         }
-        Err(LibraryError::NoSuchSegment {
+        Err(LibraryDirError::NoSuchSegment {
             name: name.to_owned(),
             dir: self.dir.clone(),
         })

@@ -85,7 +85,7 @@ pub enum LoaderError {
 /// pages are read+execute and hold the relocated code, the read-only data
 /// pages (if any) are read-only and hold the data; nothing else refers to it.
 #[derive(Debug)]
-pub struct LoadedVariant {
+pub struct InProcessVariant {
     base: NonNull<u8>,
     layout: Layout,
     segment: String,
@@ -95,9 +95,9 @@ pub struct LoadedVariant {
 
 // SAFETY: the mapping is never written after `load` returns (it is read+exec
 // and read-only), so sharing or moving the handle across threads is sound.
-unsafe impl Send for LoadedVariant {}
-// SAFETY: as above: all accesses through `&LoadedVariant` are reads.
-unsafe impl Sync for LoadedVariant {}
+unsafe impl Send for InProcessVariant {}
+// SAFETY: as above: all accesses through `&InProcessVariant` are reads.
+unsafe impl Sync for InProcessVariant {}
 
 struct Reservation {
     base: *mut c_void,
@@ -107,7 +107,7 @@ struct Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         // SAFETY: `base..base+len` was returned by mmap and is owned by this
-        // guard, which is forgotten once ownership passes to LoadedVariant.
+        // guard, which is forgotten once ownership passes to InProcessVariant.
         unsafe { libc::munmap(self.base, self.len) };
     }
 }
@@ -146,10 +146,10 @@ unsafe fn map_rw_at(addr: *mut u8, len: usize) -> io::Result<()> {
     Ok(())
 }
 
-impl LoadedVariant {
+impl InProcessVariant {
     /// Verifies variant `index` of `segment`, checks this CPU has its
     /// features, and maps it.
-    pub fn load(segment: &Segment, index: usize) -> Result<LoadedVariant, LoaderError> {
+    pub fn load(segment: &Segment, index: usize) -> Result<InProcessVariant, LoaderError> {
         let name = &segment.name;
         let v = segment
             .variants
@@ -257,7 +257,7 @@ impl LoadedVariant {
             .map(|(f, &off)| (f.symbol.clone(), code_ptr as usize + off as usize))
             .collect();
         std::mem::forget(guard);
-        Ok(LoadedVariant {
+        Ok(InProcessVariant {
             // mmap never returns a null mapping on success (it is MAP_FAILED
             // on error, checked above), hence the fallback is unreachable.
             base: NonNull::new(code_ptr).unwrap_or(NonNull::dangling()),
@@ -269,14 +269,14 @@ impl LoadedVariant {
     }
 
     /// Loads the variant named `variant`.
-    pub fn load_named(segment: &Segment, variant: &str) -> Result<LoadedVariant, LoaderError> {
+    pub fn load_named(segment: &Segment, variant: &str) -> Result<InProcessVariant, LoaderError> {
         let (i, _) = segment
             .variant(variant)
             .ok_or_else(|| LoaderError::NoSuchVariant {
                 segment: segment.name.clone(),
                 variant: variant.to_owned(),
             })?;
-        LoadedVariant::load(segment, i)
+        InProcessVariant::load(segment, i)
     }
 
     /// Segment name.
@@ -333,7 +333,7 @@ impl LoadedVariant {
     }
 }
 
-impl Drop for LoadedVariant {
+impl Drop for InProcessVariant {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the reservation is ours and nothing
         // else refers to it; function pointers handed out may not be called

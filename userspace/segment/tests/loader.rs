@@ -3,7 +3,7 @@
 //! and executable, refused or unsupported variants are not mapped.
 
 use adapt_segment::{
-    CType, Contract, CpuFeature, CpuFeatures, Function, LoadedVariant, LoaderError, Relocation,
+    CType, Contract, CpuFeature, CpuFeatures, Function, InProcessVariant, LoaderError, Relocation,
     Scalar, Segment, Variant,
 };
 
@@ -73,7 +73,7 @@ fn relocated_code_reads_its_rodata_and_mappings_are_w_xor_x() {
         }],
         CpuFeatures::empty(),
     );
-    let lv = LoadedVariant::load(&seg, 0).expect("loads");
+    let lv = InProcessVariant::load(&seg, 0).expect("loads");
     // SAFETY: the code returns a u32 and takes nothing.
     let f: unsafe extern "C" fn() -> u32 = unsafe { lv.function("get").expect("entry") };
     // SAFETY: verified code reading its own rodata.
@@ -95,7 +95,7 @@ fn relocated_code_reads_its_rodata_and_mappings_are_w_xor_x() {
 #[test]
 fn refused_code_is_not_mapped() {
     let seg = segment(vec![0x0f, 0x05, 0xc3], vec![], vec![], CpuFeatures::empty());
-    match LoadedVariant::load(&seg, 0) {
+    match InProcessVariant::load(&seg, 0) {
         Err(LoaderError::Verify { source, .. }) => {
             assert_eq!(source.refusals()[0].rule, adapt_segment::Rule::SystemCall)
         }
@@ -113,7 +113,7 @@ fn variants_this_cpu_cannot_run_are_not_mapped() {
     let features: CpuFeatures = [f].iter().collect::<CpuFeatures>().closure();
     let seg = segment(vec![0xc3], vec![], vec![], features);
     assert!(matches!(
-        LoadedVariant::load(&seg, 0),
+        InProcessVariant::load(&seg, 0),
         Err(LoaderError::MissingFeatures { .. })
     ));
     let _ = CpuFeature::ALL;
@@ -123,11 +123,11 @@ fn variants_this_cpu_cannot_run_are_not_mapped() {
 fn unknown_variants_are_reported() {
     let seg = segment(vec![0xc3], vec![], vec![], CpuFeatures::empty());
     assert!(matches!(
-        LoadedVariant::load(&seg, 3),
+        InProcessVariant::load(&seg, 3),
         Err(LoaderError::NoSuchVariant { .. })
     ));
     assert!(matches!(
-        LoadedVariant::load_named(&seg, "nope"),
+        InProcessVariant::load_named(&seg, "nope"),
         Err(LoaderError::NoSuchVariant { .. })
     ));
 }

@@ -7,7 +7,7 @@
 //! can be ten times slower than table-driven code, and real CPUs differ
 //! too. So before an injection the selection runs each variant the CPU
 //! supports — from its packed bytes through
-//! [`adapt_segment::LoadedVariant`], exactly as it runs in a target — and
+//! [`adapt_segment::InProcessVariant`], exactly as it runs in a target — and
 //! the original function, from the same ELF file the target mapped
 //! ([`original`]), on inputs of the sizes the target uses ([`sizes`]),
 //! interleaved, repeated, median taken ([`timing`]). It checks that every

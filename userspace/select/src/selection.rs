@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use adapt_segment::{CpuFeatures, LoadedVariant, Segment};
+use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{variant_cache_hash, Cache, CacheEntry, CacheKey, OriginalKey};
@@ -214,7 +214,7 @@ struct Candidate {
     name: String,
     hash: String,
     /// Keeps the code mapped while `entry` is called.
-    _loaded: LoadedVariant,
+    _loaded: InProcessVariant,
     entry: usize,
 }
 
@@ -281,7 +281,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     }
     let mut cands = Vec::new();
     for i in wanted {
-        let loaded = LoadedVariant::load(seg, i)?;
+        let loaded = InProcessVariant::load(seg, i)?;
         let entry = loaded.entry_address(&function.symbol)?;
         cands.push(Candidate {
             name: seg.variants[i].name.clone(),

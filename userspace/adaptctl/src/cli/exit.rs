@@ -107,7 +107,7 @@ fn known_kind(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str>
     if let Some(e) = cause.downcast_ref::<adapt_client::ProfileError>() {
         return Some(profile_kind(e));
     }
-    if let Some(e) = cause.downcast_ref::<adapt_segment::LibraryError>() {
+    if let Some(e) = cause.downcast_ref::<adapt_segment::LibraryDirError>() {
         return Some(segment_library_kind(e));
     }
     if let Some(e) = cause.downcast_ref::<adapt_select::SelectError>() {
@@ -158,8 +158,8 @@ fn profile_kind(err: &adapt_client::ProfileError) -> &'static str {
     }
 }
 
-fn segment_library_kind(err: &adapt_segment::LibraryError) -> &'static str {
-    use adapt_segment::LibraryError as E;
+fn segment_library_kind(err: &adapt_segment::LibraryDirError) -> &'static str {
+    use adapt_segment::LibraryDirError as E;
     match err {
         E::NotFound | E::NotADirectory(_) => "no-library",
         E::NoSuchSegment { .. } => "no-such-segment",

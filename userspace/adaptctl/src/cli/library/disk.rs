@@ -1,6 +1,6 @@
 //! Finding the library directory and the segments a command names.
 
-use adapt_segment::{default_library_dir, Library, LibraryError, Segment};
+use adapt_segment::{default_library_dir, Library, LibraryDirError, Segment};
 use std::path::PathBuf;
 
 /// `--dir DIR`, shared by every library command.
@@ -14,7 +14,7 @@ pub(crate) struct DirArg {
 
 impl DirArg {
     /// The library `--dir` names, or the default one.
-    pub(crate) fn open(&self) -> Result<Library, LibraryError> {
+    pub(crate) fn open(&self) -> Result<Library, LibraryDirError> {
         Library::open_or_default(self.dir.as_deref())
     }
 
@@ -47,7 +47,7 @@ pub(crate) struct Selection {
 /// The segments named, or every segment of the library when `names` is
 /// empty. Files that cannot be read are returned apart when listing
 /// everything; a named segment that cannot be found or read is an error.
-pub(crate) fn select(library: &Library, names: &[String]) -> Result<Selection, LibraryError> {
+pub(crate) fn select(library: &Library, names: &[String]) -> Result<Selection, LibraryDirError> {
     if names.is_empty() {
         let mut segments = Vec::new();
         let mut unreadable = Vec::new();

@@ -4,7 +4,7 @@ use super::disk::{self, DirArg, Unreadable};
 use super::module;
 use adapt_client::library::{self, hex, LoadedVariant};
 use adapt_client::upload::variant_upload;
-use adapt_segment::{CpuFeatures, LibraryError, Segment};
+use adapt_segment::{CpuFeatures, LibraryDirError, Segment};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ fn disk_library(
 ) -> anyhow::Result<DiskLibrary> {
     let library = match dir.open() {
         Ok(library) => library,
-        Err(err @ LibraryError::NotFound) if dir.dir.is_none() => {
+        Err(err @ LibraryDirError::NotFound) if dir.dir.is_none() => {
             return Ok(DiskLibrary {
                 dir: None,
                 error: Some(err.to_string()),
