@@ -1,20 +1,11 @@
 //! adaptctl's error paths on the host, where the adapt module is never
 //! loaded: each cause gets its own one-line message and exit code.
 
+mod common;
+
+use common::{adaptctl, command, is_root, stderr, NO_DEVICE};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn adaptctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adaptctl"))
-        .args(args)
-        .env_remove("ADAPT_DEVICE")
-        .output()
-        .expect("run adaptctl")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use std::process::Command;
 
 #[test]
 fn status_without_the_module_says_to_load_it() {
@@ -22,7 +13,7 @@ fn status_without_the_module_says_to_load_it() {
         !Path::new("/sys/module/adapt").exists(),
         "this test expects a host without the adapt module"
     );
-    let out = adaptctl(&["--device", "/nonexistent/adapt", "status"]);
+    let out = adaptctl(&["--device", NO_DEVICE, "status"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
@@ -34,7 +25,7 @@ fn status_without_the_module_says_to_load_it() {
 
 #[test]
 fn json_errors_are_machine_readable() {
-    let out = adaptctl(&["--device", "/nonexistent/adapt", "status", "--json"]);
+    let out = adaptctl(&["--device", NO_DEVICE, "status", "--json"]);
     assert_eq!(out.status.code(), Some(3));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(doc["error"]["kind"], "module-not-loaded");
@@ -55,8 +46,7 @@ fn a_device_that_is_not_adapt_is_named() {
 
 #[test]
 fn the_device_path_comes_from_the_environment_too() {
-    let out = Command::new(env!("CARGO_BIN_EXE_adaptctl"))
-        .args(["status"])
+    let out = command(&["status"])
         .env("ADAPT_DEVICE", "/dev/null")
         .output()
         .unwrap();
@@ -117,14 +107,4 @@ fn module_version_matches_the_workspace_version() {
         source.contains(&expected),
         "kmod/adapt_main.rs must declare {expected}"
     );
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc_geteuid() == 0 }
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

@@ -3,54 +3,11 @@
 //! the prologue decoded and the contract decided, without the module. The
 //! commands that need the module must say it is not loaded.
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{adaptctl, dir, json, stderr, NO_DEVICE};
+use std::process::Output;
 use std::sync::OnceLock;
-
-const NO_DEVICE: &str = "/nonexistent/adapt";
-
-fn adaptctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adaptctl"))
-        .args(args)
-        .env_remove("ADAPT_DEVICE")
-        .env_remove("ADAPT_LIBRARY")
-        .output()
-        .expect("run adaptctl")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
-}
-
-/// The library, built once per test binary.
-fn library() -> &'static str {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = Path::new(env!("CARGO_BIN_EXE_adaptctl"));
-        let target = exe.parent().and_then(Path::parent).expect("target dir");
-        let dir = target.join("adapt-library-tests").join("adaptctl-inject");
-        let out = adaptctl(&["library", "build", "--dir", dir.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "library build failed: {}",
-            stderr(&out)
-        );
-        dir
-    })
-    .to_str()
-    .unwrap()
-}
 
 /// Loads the system libz.so.1 into this process, as a zlib user would.
 fn load_libz() {
@@ -98,7 +55,7 @@ fn dry_run(extra: &[&str]) -> Output {
         "--dry-run",
         "--json",
         "--dir",
-        library(),
+        dir(),
         "--pid",
         &pid,
     ];
@@ -215,7 +172,7 @@ fn bad_targets_get_their_own_errors_and_exit_codes() {
         "inject",
         "--dry-run",
         "--dir",
-        library(),
+        dir(),
         "--pid",
         "999999999",
         "--symbol",
@@ -231,7 +188,7 @@ fn bad_targets_get_their_own_errors_and_exit_codes() {
         "inject",
         "--dry-run",
         "--dir",
-        library(),
+        dir(),
         "--pid",
         "2",
         "--symbol",

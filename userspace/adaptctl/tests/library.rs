@@ -2,71 +2,11 @@
 //! `adaptctl library build` (once per test binary). The adapt module is
 //! never loaded here: commands that need it must say so.
 
+mod common;
+
 use adapt_segment::{Segment, Variant};
+use common::{adaptctl, dir, json, library, stderr, stdout, NO_DEVICE};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-/// A device path that does not exist, so the module counts as not loaded.
-const NO_DEVICE: &str = "/nonexistent/adapt";
-
-fn adaptctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adaptctl"))
-        .args(args)
-        .env_remove("ADAPT_DEVICE")
-        .env_remove("ADAPT_LIBRARY")
-        .output()
-        .expect("run adaptctl")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
-}
-
-/// The library, built once per test binary by `adaptctl library build`
-/// under the target directory.
-fn library() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = Path::new(env!("CARGO_BIN_EXE_adaptctl"));
-        let target = exe.parent().and_then(Path::parent).expect("target dir");
-        let dir = target.join("adapt-library-tests").join("adaptctl-cli");
-        let out = adaptctl(&["library", "build", "--dir", dir.to_str().unwrap(), "--json"]);
-        assert!(
-            out.status.success(),
-            "library build failed: {}",
-            stderr(&out)
-        );
-        let doc = json(&out);
-        let built: Vec<&str> = doc["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["name"].as_str().unwrap())
-            .collect();
-        for name in [
-            "adler32", "axpy_f32", "crc32", "crc32c", "dot_f32", "sha256",
-        ] {
-            assert!(built.contains(&name), "{name} not built: {built:?}");
-            assert!(dir.join(format!("{name}.seg")).is_file());
-        }
-        dir
-    })
-}
-
-fn dir() -> &'static str {
-    library().to_str().unwrap()
-}
 
 #[test]
 fn list_shows_the_disk_library_and_says_the_module_is_not_loaded() {
