@@ -7,8 +7,11 @@
 //! Guest (TCG): the same `adaptctl bench` runs, then, if present, the
 //! benchmarks of the other parts, as their own scripts and probes define
 //! them: the profiler's overhead (`qemu-tests/bench/profiler_overhead.sh`),
-//! the adaptive loop (`qemu-tests/bench/auto_benchmark.sh`) and the
-//! injector (`adapt-inject-bench call-cost|throughput`).
+//! the adaptive loop (`qemu-tests/bench/auto_benchmark.sh`), the injector
+//! (`adapt-inject-bench call-cost|throughput`) and the control path
+//! (`qemu-tests/bench/control_path.sh`: adaptctl's startup and inject/revert
+//! wall times, with the release adaptctl the guests run).
+//! `--only KEY` runs one guest benchmark alone.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -54,7 +57,34 @@ pub struct Args {
     /// Skip the guest part.
     #[arg(long, conflicts_with = "no_native")]
     pub no_guest: bool,
+
+    /// Run only this guest benchmark (no native part): selection, profiler,
+    /// auto, call-cost, throughput or control-path. The report goes to
+    /// `<target>/vm/bench-KEY.md` unless `--out` says otherwise.
+    #[arg(
+        long,
+        value_name = "KEY",
+        value_parser = clap::builder::PossibleValuesParser::new(KEYS),
+        conflicts_with_all = ["no_native", "no_guest"]
+    )]
+    pub only: Option<String>,
 }
+
+/// The guest benchmarks `--only` can pick: the in-situ selection, then
+/// [`others`]' keys.
+const KEYS: [&str; 6] = [
+    SELECTION,
+    "profiler",
+    "auto",
+    "call-cost",
+    "throughput",
+    CONTROL_PATH,
+];
+const SELECTION: &str = "selection";
+const CONTROL_PATH: &str = "control-path";
+
+/// Cycles of each control-path figure (issue 17 asks for at least 20).
+const CONTROL_PATH_CYCLES: u32 = 20;
 
 /// One measurement: the command and its output.
 struct Run {
@@ -66,7 +96,8 @@ struct Run {
 pub fn run(args: Args) -> Result<ExitCode> {
     let artifacts = pipeline::build_all()?;
     let library = artifacts.target_dir.join("adapt-library");
-    let native = if args.no_native {
+    let only = args.only.as_deref();
+    let native = if args.no_native || only.is_some() {
         None
     } else {
         Some(native(&artifacts, &library)?)
@@ -74,12 +105,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let guest = if args.no_guest {
         None
     } else {
-        Some(guest(&args.guest, artifacts.clone(), &library)?)
+        Some(guest(&args.guest, artifacts.clone(), &library, only)?)
     };
     let doc = render(&artifacts, native.as_ref(), guest.as_ref());
-    let out = args
-        .out
-        .unwrap_or_else(|| artifacts.workspace_root.join("BENCHMARKS.md"));
+    let out = args.out.unwrap_or_else(|| match only {
+        Some(key) => artifacts
+            .target_dir
+            .join("vm")
+            .join(format!("bench-{key}.md")),
+        None => artifacts.workspace_root.join("BENCHMARKS.md"),
+    });
     std::fs::write(&out, doc).with_context(|| format!("cannot write {}", out.display()))?;
     say(format_args!("bench: wrote {}", out.display()));
     Ok(ExitCode::SUCCESS)
@@ -150,26 +185,34 @@ struct GuestFigures {
 /// A guest benchmark of another part of adapt, run if its program or
 /// script exists: title, what to show as the command, what to run.
 struct Other {
+    /// Its name for `--only`.
+    key: &'static str,
     title: &'static str,
     needs: PathBuf,
     shown: String,
     run: String,
 }
 
-/// The benchmarks of the profiler, the adaptive loop and the injector, as
-/// their own scripts and probes define them.
+/// The benchmarks of the profiler, the adaptive loop, the injector and the
+/// control path, as their own scripts and probes define them.
 fn others(a: &Artifacts) -> Vec<Other> {
     let bench_dir = a.workspace_root.join("qemu-tests").join("bench");
     let script = |name: &str| bench_dir.join(name);
     let mut v = Vec::new();
-    for (title, name) in [
-        ("Profiler overhead (emulated)", "profiler_overhead.sh"),
+    for (key, title, name) in [
         (
+            "profiler",
+            "Profiler overhead (emulated)",
+            "profiler_overhead.sh",
+        ),
+        (
+            "auto",
             "Adaptive loop: adaptctl auto on python3 + libz.so.1 (emulated)",
             "auto_benchmark.sh",
         ),
     ] {
         v.push(Other {
+            key,
             title,
             needs: script(name),
             shown: format!("cargo vm exec -- sh qemu-tests/bench/{name}"),
@@ -185,25 +228,55 @@ fn others(a: &Artifacts) -> Vec<Other> {
         ),
     ] {
         v.push(Other {
+            key: what,
             title,
             needs: a.bin_dir.join("adapt-inject-bench"),
             shown: format!("cargo vm exec -- adapt-inject-bench {what}"),
             run: format!("adapt-inject-bench {what}"),
         });
     }
+    // The release adaptctl (first on the guest's PATH), named by its
+    // directory so no other build is measured.
+    let (name, cycles) = ("control_path.sh", CONTROL_PATH_CYCLES);
+    v.push(Other {
+        key: CONTROL_PATH,
+        title: "Control path: adaptctl startup, and inject --no-measure / revert of libz crc32 \
+                beside 1 and 8 busy threads (release adaptctl; emulated)",
+        needs: script(name),
+        shown: format!("cargo vm exec -- sh qemu-tests/bench/{name} {cycles} release"),
+        run: format!(
+            "sh {} {cycles} {}",
+            script(name).display(),
+            a.bin_dir.display()
+        ),
+    });
     v.retain(|o| o.needs.exists());
     v
 }
 
-fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures> {
+fn guest(
+    args: &GuestArgs,
+    a: Artifacts,
+    library: &Path,
+    only: Option<&str>,
+) -> Result<GuestFigures> {
+    let selected = |key: &str| only.is_none_or(|o| o == key);
+    let segments: &[&str] = if selected(SELECTION) { &SEGMENTS } else { &[] };
     let mut script = String::from("set -u\n");
-    for seg in SEGMENTS {
+    for seg in segments {
         let _ = writeln!(
             script,
             "echo '--- BEGIN bench-{seg} ---'; adaptctl bench {seg} --no-cache --json 2>/tmp/bench-{seg}.err || cat /tmp/bench-{seg}.err; echo '--- END bench-{seg} ---'"
         );
     }
-    let others = others(&a);
+    let mut others = others(&a);
+    others.retain(|o| selected(o.key));
+    if others.is_empty() && segments.is_empty() {
+        bail!(
+            "nothing to run: the {} benchmark's program or script is missing",
+            only.unwrap_or("guest")
+        );
+    }
     for (i, o) in others.iter().enumerate() {
         let _ = writeln!(
             script,
@@ -217,20 +290,8 @@ fn guest(args: &GuestArgs, a: Artifacts, library: &Path) -> Result<GuestFigures>
     say("bench (guest): booting a TCG guest for the guest figures (several minutes)");
     let out = guest.run(&["sh", "-c", &script])?;
     let failure = out.failure();
-    let section = |name: &str| -> String {
-        let begin = format!("--- BEGIN {name} ---");
-        let end = format!("--- END {name} ---");
-        out.stdout
-            .find(&begin)
-            .map(|s| s + begin.len())
-            .and_then(|s| {
-                out.stdout[s..]
-                    .find(&end)
-                    .map(|e| out.stdout[s..s + e].trim().to_owned())
-            })
-            .unwrap_or_default()
-    };
-    let selections = SEGMENTS
+    let section = |name: &str| out.section(name).unwrap_or_default().to_owned();
+    let selections = segments
         .iter()
         .map(|seg| {
             let text = section(&format!("bench-{seg}"));
@@ -493,6 +554,14 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                      (CPUID order, not measured): {ratio:.2}× the throughput before (`{cmd}`)."
                 );
             }
+            if title.starts_with("Control path") {
+                if let Some(line) = control_path_headline(text) {
+                    let _ = writeln!(
+                        s,
+                        "- Control path in the guest (release adaptctl, emulated): {line} (`{cmd}`)."
+                    );
+                }
+            }
             if title.starts_with("Adaptive loop") && !text.is_empty() {
                 let _ = writeln!(
                     s,
@@ -510,7 +579,7 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
     );
     match native {
         None => {
-            let _ = writeln!(s, "Not run (`--no-native`).");
+            let _ = writeln!(s, "Not run (`--no-native` or `--only`).");
         }
         Some(n) => {
             let _ = writeln!(
@@ -564,7 +633,9 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
                     "**The guest run failed: {f}.** Figures below may be incomplete.\n"
                 );
             }
-            let _ = writeln!(s, "### In-situ selection in the guest\n");
+            if !g.selections.is_empty() {
+                let _ = writeln!(s, "### In-situ selection in the guest\n");
+            }
             for (seg, text, value) in &g.selections {
                 let _ = writeln!(s, "#### {seg} (emulated)\n\nCommand (in the guest): `adaptctl bench {seg} --no-cache --json`\n");
                 match value {
@@ -593,4 +664,105 @@ fn throughput_ratio(text: &str) -> Option<(f64, String)> {
     lines.next()?;
     let cols: Vec<&str> = lines.next()?.split_whitespace().collect();
     Some((cols.get(3)?.parse().ok()?, cols.get(5)?.to_string()))
+}
+
+/// The headline figures of `control_path.sh`'s output (its first build):
+/// `--version` against `/bin/true`, then inject and revert beside 1 and 8
+/// busy threads, and how often the rendezvous took one attempt.
+fn control_path_headline(text: &str) -> Option<String> {
+    let median = |line: &str| -> Option<String> {
+        let figure = line.split("median ").nth(1)?.split(',').next()?;
+        Some(figure.trim().to_owned())
+    };
+    let mut exec = None;
+    let mut version = None;
+    // (threads, inject median, revert median, inject attempts histogram)
+    let mut beside: Vec<(String, Option<String>, Option<String>, String)> = Vec::new();
+    let mut builds = 0;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if line.starts_with("== ") {
+            builds += 1;
+            if builds > 1 {
+                break;
+            }
+        } else if let Some(rest) = line.strip_prefix("/bin/true") {
+            exec = median(rest);
+        } else if let Some(rest) = line.strip_prefix("--version") {
+            version = median(rest);
+        } else if let Some((threads, _)) = line.split_once(" busy thread(s)") {
+            beside.push((threads.to_owned(), None, None, String::new()));
+        } else if let Some(last) = beside.last_mut() {
+            if let Some(rest) = trimmed.strip_prefix("inject --no-measure") {
+                last.1 = median(rest);
+            } else if let Some(rest) = trimmed
+                .strip_prefix("revert ")
+                .filter(|r| r.trim_start().starts_with("median "))
+            {
+                last.2 = median(rest);
+            } else if let Some(rest) = trimmed.strip_prefix("inject rendezvous attempts") {
+                last.3 = rest.trim().to_owned();
+            }
+        }
+    }
+    let mut parts = vec![format!(
+        "`adaptctl --version` median {} (`/bin/true` {})",
+        version?,
+        exec.as_deref().unwrap_or("?")
+    )];
+    for (threads, inject, revert, attempts) in &beside {
+        let first = attempts
+            .split_whitespace()
+            .find_map(|h| h.strip_prefix("1×"))
+            .unwrap_or("0");
+        let tries: u64 = attempts
+            .split_whitespace()
+            .filter_map(|h| h.split_once('×')?.1.parse::<u64>().ok())
+            .sum();
+        parts.push(format!(
+            "beside {threads} busy thread(s): `inject --no-measure` median {}, `revert` median {}, \
+             rendezvous on the first attempt {first}/{tries}",
+            inject.as_deref().unwrap_or("?"),
+            revert.as_deref().unwrap_or("?")
+        ));
+    }
+    Some(parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_path_headline_reads_the_first_build() {
+        let text = "\
+/bin/true  median 250.0 ms, max 300.0 ms (n=20)
+== /w/target/release
+--version  median 363.0 ms, max 400.0 ms (n=20)
+status     median 370.0 ms, max 410.0 ms (n=20)
+1 busy thread(s), 20 cycles, 0 failed:
+  inject --no-measure  median 900.5 ms, max 1200.0 ms (n=20)
+  revert               median 530.0 ms, max 600.0 ms (n=20)
+  inject phases, median ms: startup 300.0, total 880.0
+  revert phases, median ms: startup 300.0, total 500.0
+  inject rendezvous attempts  1×20 
+  revert rendezvous attempts  1×20 
+8 busy thread(s), 20 cycles, 1 failed:
+  inject --no-measure  median 3200.0 ms, max 4000.0 ms (n=19)
+  revert               median 1400.0 ms, max 2000.0 ms (n=19)
+  inject rendezvous attempts  1×17 2×2 
+== /w/target/debug
+--version  median 780.0 ms, max 900.0 ms (n=20)
+";
+        let line = control_path_headline(text).unwrap();
+        assert_eq!(
+            line,
+            "`adaptctl --version` median 363.0 ms (`/bin/true` 250.0 ms); \
+             beside 1 busy thread(s): `inject --no-measure` median 900.5 ms, `revert` median 530.0 ms, \
+             rendezvous on the first attempt 20/20; \
+             beside 8 busy thread(s): `inject --no-measure` median 3200.0 ms, `revert` median 1400.0 ms, \
+             rendezvous on the first attempt 17/19"
+        );
+        assert_eq!(control_path_headline("no adaptctl found"), None);
+    }
 }
