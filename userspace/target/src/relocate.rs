@@ -23,13 +23,16 @@
 //!
 //! The trampoline holds code only (no embedded data): every target is
 //! reached with a 32-bit displacement, which the ±2 GiB placement of the
-//! segment near the patch site provides in practice.
+//! segment near the patch site provides in practice. A function starting
+//! with `endbr64` keeps it as the trampoline's first instruction, so the
+//! trampoline stays a valid target of the segment's indirect `call`/`jmp`
+//! through its import slot should user-space IBT be enforced.
 //!
 //! # Design note: how the trampoline gets into the target (issue 12)
 //!
 //! The trampoline lives **inside the segment's read+execute mapping**, in the
 //! [`TRAMPOLINE_MAX`] bytes the segment format reserves right after a
-//! variant's code (`adapt_segment::imports::trampoline_offset`). Its bytes
+//! variant's code (`adapt_segment::import_table::trampoline_offset`). Its bytes
 //! depend on its own address, so injection takes two steps:
 //!
 //! 1. the module chooses the placement of the segment (within ±2 GiB of the
@@ -63,6 +66,8 @@ use serde::Serialize;
 /// for it after a variant's code. Relocating at most 16 displaced bytes
 /// (five instructions at most, each growing by at most 7 bytes when a short
 /// branch becomes a near one) plus the 5-byte `jmp` back stays well below.
+/// It equals `adapt_segment::import_table::TRAMPOLINE_SPACE`, the space the
+/// segment format reserves.
 pub const TRAMPOLINE_MAX: usize = 64;
 
 /// Relocated entry instructions followed by a `jmp` back to the original.

@@ -41,16 +41,17 @@ fn meaning(i: &Instruction) -> (Mnemonic, Option<u64>, Option<u64>) {
 /// near `jmp` to the original target: only the targets outside the
 /// trampoline are compared for those.
 #[track_caller]
-fn assert_equivalent(code: &[u8], len: usize, t: &Trampoline) {
+pub(super) fn assert_equivalent(code: &[u8], len: usize, t: &Trampoline) {
+    let at = t.original_address;
     assert_eq!(t.original, &code[..len]);
-    assert_eq!(t.resumes_at, AT + len as u64);
+    assert_eq!(t.resumes_at, at + len as u64);
     assert!(t.bytes.len() <= TRAMPOLINE_MAX);
-    let original = decode_all(&code[..len], AT);
+    let original = decode_all(&code[..len], at);
     let new = decode_all(&t.bytes, t.address);
     assert!(new.iter().all(|i| !i.is_invalid()), "{:02x?}", t.bytes);
     let last = new.last().unwrap();
     assert_eq!(last.code(), Code::Jmp_rel32_64, "ends with jmp rel32");
-    assert_eq!(last.near_branch_target(), AT + len as u64);
+    assert_eq!(last.near_branch_target(), at + len as u64);
     let inside = |target: u64| target >= t.address && target < t.address + t.bytes.len() as u64;
     let outside_targets = |list: &[Instruction]| -> Vec<(Option<u64>, Option<u64>)> {
         list.iter()

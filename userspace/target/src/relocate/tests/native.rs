@@ -270,3 +270,64 @@ fn libc_strlen_through_its_trampoline() {
         assert_eq!(unsafe { relocated(s.as_ptr()) }, n, "{:?}", t.displaced);
     }
 }
+
+/// The entries of real library functions of this machine (Debian's libz and
+/// libc, as loaded in this process): each is relocated for a place 64 MiB
+/// away and checked instruction by instruction.
+#[test]
+fn real_prologues_from_the_system_libraries() {
+    let libz = std::ffi::CString::new("libz.so.1").unwrap();
+    // SAFETY: dlopen of a system library by name; the handle is leaked so
+    // the library stays mapped for the test.
+    let handle = unsafe { libc::dlopen(libz.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+    assert!(!handle.is_null(), "dlopen libz.so.1");
+    let names = [
+        "crc32",
+        "crc32_z",
+        "adler32",
+        "adler32_z",
+        "compress2",
+        "uncompress",
+        "deflate",
+        "deflateInit_",
+        "deflateEnd",
+        "inflate",
+        "inflateInit_",
+        "inflateEnd",
+        "zlibVersion",
+        "memcpy",
+        "memmove",
+        "memset",
+        "memcmp",
+        "strlen",
+        "strcmp",
+        "strchr",
+        "malloc",
+        "free",
+        "calloc",
+        "realloc",
+        "qsort",
+        "bsearch",
+        "snprintf",
+        "getenv",
+        "pthread_mutex_lock",
+        "fwrite",
+    ];
+    let mut relocated = Vec::new();
+    for name in names {
+        let c = std::ffi::CString::new(name).unwrap();
+        // SAFETY: a lookup of a C string in the global scope.
+        let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) } as u64;
+        assert_ne!(address, 0, "{name}");
+        let code = live(address, 32);
+        let (len, _) = covering(&code, address);
+        for new_address in [address + (64 << 20), address - (64 << 20)] {
+            match relocate_prologue(&code, address, len, new_address) {
+                Ok(t) => super::assert_equivalent(&code, len, &t),
+                Err(e) => panic!("{name} at {address:#x}: {e}"),
+            }
+        }
+        relocated.push(name);
+    }
+    assert_eq!(relocated.len(), names.len());
+}
