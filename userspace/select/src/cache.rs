@@ -120,7 +120,7 @@ pub struct OriginalKey {
 
 /// What a cached figure is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheKey {
+pub struct FigureKey {
     /// Segment name.
     pub segment: String,
     /// Segment function measured.
@@ -137,10 +137,10 @@ pub struct CacheKey {
     pub size: SizeClass,
 }
 
-impl CacheKey {
+impl FigureKey {
     /// Same slot (everything but what invalidates): a new measurement for
     /// the slot replaces the old one.
-    fn same_slot(&self, other: &CacheKey) -> bool {
+    fn same_slot(&self, other: &FigureKey) -> bool {
         self.segment == other.segment
             && self.function == other.function
             && self.variant == other.variant
@@ -154,7 +154,7 @@ impl CacheKey {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {
     /// What it is for.
-    pub key: CacheKey,
+    pub key: FigureKey,
     /// The variant's figure.
     pub variant: Figure,
     /// The original's figure, from the same interleaved run.
@@ -257,7 +257,7 @@ impl Cache {
     }
 
     /// The entry for exactly `key`.
-    pub fn lookup(&self, key: &CacheKey) -> Option<&CacheEntry> {
+    pub fn lookup(&self, key: &FigureKey) -> Option<&CacheEntry> {
         self.entries.iter().find(|e| e.key == *key)
     }
 

@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::driver::{Outcome, Workload};
+use crate::driver::{CallResult, Workload};
 use crate::original::{LoadMethod, Original, PreparedOriginal};
 use crate::sandbox::{Identity, Limits, Lockdown, Sandbox, SandboxError};
 use crate::timing::{measure, Budget, Runner, Series};
@@ -113,7 +113,7 @@ fn body(job: &Job<'_>, lockdown: &Lockdown<'_>) -> ChildReport {
         // parent), the original's by the caller's choice (checked against
         // the contract by adaptctl; its behaviour is confined to this
         // child). All stay mapped until the child exits.
-        let reference: Option<Outcome> = match loaded {
+        let reference: Option<CallResult> = match loaded {
             // SAFETY: as above.
             Some(o) => Some(unsafe { work.outcome(o.entry()) }),
             // SAFETY: as above.

@@ -71,7 +71,7 @@ impl Aligned {
 
 /// What one call returned, for comparing candidates.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum CallResult {
     /// An integer result (checksums).
     Int(u64),
     /// A float result with the bound it may differ by.
@@ -92,29 +92,29 @@ pub enum Outcome {
     Words(Vec<u32>),
 }
 
-impl Outcome {
+impl CallResult {
     /// Whether two outcomes are equal within their tolerances.
-    pub fn agrees(&self, other: &Outcome) -> bool {
+    pub fn agrees(&self, other: &CallResult) -> bool {
         match (self, other) {
-            (Outcome::Int(a), Outcome::Int(b)) => a == b,
-            (Outcome::Words(a), Outcome::Words(b)) => a == b,
+            (CallResult::Int(a), CallResult::Int(b)) => a == b,
+            (CallResult::Words(a), CallResult::Words(b)) => a == b,
             (
-                Outcome::Float {
+                CallResult::Float {
                     value: a,
                     tolerance,
                 },
-                Outcome::Float { value: b, .. },
+                CallResult::Float { value: b, .. },
             ) => {
                 a.is_finite()
                     && b.is_finite()
                     && (f64::from(*a) - f64::from(*b)).abs() <= *tolerance
             }
             (
-                Outcome::Floats {
+                CallResult::Floats {
                     values: a,
                     tolerance,
                 },
-                Outcome::Floats { values: b, .. },
+                CallResult::Floats { values: b, .. },
             ) => {
                 a.len() == b.len()
                     && a.iter().zip(b).zip(tolerance).all(|((x, y), t)| {
@@ -130,14 +130,14 @@ impl Outcome {
     /// A short description for reports.
     pub fn summary(&self) -> String {
         match self {
-            Outcome::Int(v) => format!("{v:#x}"),
-            Outcome::Float { value, .. } => format!("{value}"),
-            Outcome::Floats { values, .. } => format!(
+            CallResult::Int(v) => format!("{v:#x}"),
+            CallResult::Float { value, .. } => format!("{value}"),
+            CallResult::Floats { values, .. } => format!(
                 "y[0..{}] starting {:?}",
                 values.len(),
                 &values[..values.len().min(2)]
             ),
-            Outcome::Words(w) => w.iter().map(|x| format!("{x:08x}")).collect(),
+            CallResult::Words(w) => w.iter().map(|x| format!("{x:08x}")).collect(),
         }
     }
 }
@@ -300,7 +300,7 @@ impl Workload {
     /// # Safety
     ///
     /// As for [`Workload::runner`].
-    pub unsafe fn outcome(&self, entry: usize) -> Outcome {
+    pub unsafe fn outcome(&self, entry: usize) -> CallResult {
         let len = self.size as u64;
         let buf = self.bytes.bytes().as_ptr();
         let n = self.n_floats();
@@ -310,19 +310,19 @@ impl Workload {
                 // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Checksum32 = unsafe { std::mem::transmute::<usize, Checksum32>(entry) };
                 // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
-                Outcome::Int(unsafe { f(0, buf, len as u32) })
+                CallResult::Int(unsafe { f(0, buf, len as u32) })
             }
             Shape::Checksum64Len => {
                 // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Checksum64 = unsafe { std::mem::transmute::<usize, Checksum64>(entry) };
                 // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
-                Outcome::Int(unsafe { f(0, buf, len) })
+                CallResult::Int(unsafe { f(0, buf, len) })
             }
             Shape::Crc32c => {
                 // SAFETY: `entry` is a function of this shape (caller's contract).
                 let f: Crc32c = unsafe { std::mem::transmute::<usize, Crc32c>(entry) };
                 // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
-                Outcome::Int(u64::from(unsafe { f(0, buf, len) }))
+                CallResult::Int(u64::from(unsafe { f(0, buf, len) }))
             }
             Shape::Dot => {
                 // SAFETY: `entry` is a function of this shape (caller's contract).
@@ -335,7 +335,7 @@ impl Workload {
                     .zip(&self.y)
                     .map(|(a, b)| (f64::from(*a) * f64::from(*b)).abs())
                     .sum();
-                Outcome::Float {
+                CallResult::Float {
                     value,
                     tolerance: 2.0 * gamma32(n as usize) * abs + f64::from(f32::MIN_POSITIVE),
                 }
@@ -355,7 +355,7 @@ impl Workload {
                             * ((f64::from(AXPY_A) * f64::from(*x)).abs() + f64::from(*y).abs())
                     })
                     .collect();
-                Outcome::Floats {
+                CallResult::Floats {
                     values: y,
                     tolerance,
                 }
@@ -366,7 +366,7 @@ impl Workload {
                 let mut state = SHA256_IV;
                 // SAFETY: as above; the pointers cover the lengths passed, in buffers that outlive the call.
                 unsafe { f(state.as_mut_ptr(), buf, len / 64) };
-                Outcome::Words(state.to_vec())
+                CallResult::Words(state.to_vec())
             }
         }
     }
@@ -426,7 +426,7 @@ mod tests {
         // SAFETY: sum_bytes has the Checksum32Len shape.
         let o = unsafe { w.outcome(sum_bytes as *const () as usize) };
         let want: u64 = w.bytes.bytes().iter().map(|&b| u64::from(b)).sum();
-        assert_eq!(o, Outcome::Int(want));
+        assert_eq!(o, CallResult::Int(want));
         // SAFETY: as above.
         let mut r = unsafe { w.runner(sum_bytes as *const () as usize) };
         r(3);
@@ -442,7 +442,7 @@ mod tests {
         };
         assert!(p.agrees(&q), "{p:?} vs {q:?}");
         assert!(!p.agrees(&bad));
-        assert!(!p.agrees(&Outcome::Int(0)));
+        assert!(!p.agrees(&CallResult::Int(0)));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub mod sizes;
 pub mod timing;
 
 pub use cache::{
-    default_cache_dir, variant_cache_hash, Cache, CacheEntry, CacheKey, OriginalKey, CACHE_FILE,
+    default_cache_dir, variant_cache_hash, Cache, CacheEntry, FigureKey, OriginalKey, CACHE_FILE,
 };
 pub use cpu_id::CpuIdentity;
 pub use decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};

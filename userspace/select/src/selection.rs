@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{variant_cache_hash, Cache, CacheEntry, CacheKey, OriginalKey};
+use crate::cache::{variant_cache_hash, Cache, CacheEntry, FigureKey, OriginalKey};
 use crate::child::{self, Job, JobVariant, Timed};
 use crate::cpu_id::CpuIdentity;
 use crate::decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
@@ -336,13 +336,13 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         .iter()
         .map(|c| Workload::new(shape, c.bytes()))
         .collect();
-    let keys: Vec<Option<Vec<CacheKey>>> = classes
+    let keys: Vec<Option<Vec<FigureKey>>> = classes
         .iter()
         .map(|&class| {
             original_key.as_ref().map(|ok| {
                 cands
                     .iter()
-                    .map(|c| CacheKey {
+                    .map(|c| FigureKey {
                         segment: seg.name.clone(),
                         function: function.symbol.clone(),
                         variant: c.name.clone(),

@@ -3,11 +3,11 @@
 //! cached decision must be the decision the measurement made, and a test
 //! that compares measured with read-back figures must not fail by chance.
 
-use adapt_select::{Cache, CacheEntry, CacheKey, CpuIdentity, Figure, OriginalKey, SizeClass};
+use adapt_select::{Cache, CacheEntry, CpuIdentity, Figure, FigureKey, OriginalKey, SizeClass};
 use proptest::prelude::*;
 
-fn key(size: usize) -> CacheKey {
-    CacheKey {
+fn key(size: usize) -> FigureKey {
+    FigureKey {
         segment: "crc32".into(),
         function: "crc32".into(),
         variant: "portable".into(),
