@@ -7,14 +7,16 @@ pub mod device;
 pub mod error;
 pub mod inject;
 pub mod library;
+pub mod policy;
 pub mod profile;
 pub mod status;
 pub mod upload;
 
 pub use device::{Device, DEFAULT_DEVICE_PATH};
 pub use error::{DeviceError, ErrorKind};
-pub use inject::{InjectError, InjectRequest, Injected, Injection, Policy, Reverted};
+pub use inject::{InjectError, InjectRequest, Injected, Injection, Reverted};
 pub use library::{LibraryError, LoadOutcome, LoadedVariant, VariantUpload};
+pub use policy::Policy;
 pub use profile::{ProfileError, ProfileSession, ReadBatch, SamplingEvent};
 pub use status::{Sampling, Status};
 pub use upload::UploadError;

@@ -98,7 +98,7 @@ pub fn run<W: Write>(
     let me = std::process::id();
 
     loop {
-        let policy = module::get_policy_raw(device)?;
+        let policy = adapt_client::policy::get_policy_raw(device)?;
         let targets = if args.all {
             allowed_processes(&policy, me)
         } else {

@@ -4,7 +4,7 @@
 //! whole policy from a TOML file (format in `adapt_auto::policy_file`), or
 //! nothing at all if the file is wrong.
 
-use adapt_client::inject::{self, Policy};
+use adapt_client::policy::{self, Policy};
 use adapt_client::Device;
 use clap::Subcommand;
 use std::path::Path;
@@ -98,11 +98,11 @@ pub(crate) fn apply(current: Policy, change: &Change) -> Policy {
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let device = Device::open_checked(device_path)?;
     let policy = match &args.command {
-        Command::Show { .. } => inject::get_policy(&device)?,
+        Command::Show { .. } => policy::get_policy(&device)?,
         Command::Set { change, .. } => {
-            let wanted = apply(inject::get_policy(&device)?, change);
-            inject::set_policy(&device, &wanted)?;
-            inject::get_policy(&device)?
+            let wanted = apply(policy::get_policy(&device)?, change);
+            policy::set_policy(&device, &wanted)?;
+            policy::get_policy(&device)?
         }
         Command::Load { file, .. } => {
             let text = std::fs::read_to_string(file).map_err(|e| {
@@ -114,11 +114,11 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                     file.display()
                 )
             })?;
-            inject::set_policy_raw(&device, &wanted)?;
-            inject::get_policy(&device)?
+            policy::set_policy_raw(&device, &wanted)?;
+            policy::get_policy(&device)?
         }
     };
-    let full = FullPolicy::from_raw(policy, &inject::get_policy_raw(&device)?);
+    let full = FullPolicy::from_raw(policy, &policy::get_policy_raw(&device)?);
     if args.json() {
         println!("{}", serde_json::to_string_pretty(&full)?);
     } else {
