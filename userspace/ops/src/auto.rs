@@ -166,19 +166,14 @@ pub fn run<W: Write>(
 
     if !args.once && !args.dry_run {
         for p in kept.drain(..) {
-            let reason = match module::revert(device, p.id) {
-                Ok(_) => "auto stopped: reverted".to_owned(),
-                Err(err) => format!("auto stopped; revert failed: {err}"),
-            };
-            log.record(
-                DecisionKind::Reverted,
-                p.pid,
-                &p.command,
-                &p.function,
-                &p.segment,
-                &p.variant,
-                reason,
-                json!({"id": p.id}),
+            let details = json!({"id": p.id});
+            revert_with(
+                device,
+                log,
+                &p,
+                "auto stopped: reverted",
+                "auto stopped",
+                details,
             );
         }
     }
@@ -485,7 +480,10 @@ fn round<W: Write>(
                     );
                     kept.push(p);
                 }
-                Some(false) => revert_with(device, log, &p, &verdict, details),
+                Some(false) => {
+                    let reason = verdict.reason();
+                    revert_with(device, log, &p, &reason, &reason, details);
+                }
                 None if p.windows >= 3 || stop.load(Ordering::Relaxed) => {
                     let verdict = Verdict::Undecided {
                         reason: format!(
@@ -494,7 +492,8 @@ fn round<W: Write>(
                             p.windows
                         ),
                     };
-                    revert_with(device, log, &p, &verdict, details);
+                    let reason = verdict.reason();
+                    revert_with(device, log, &p, &reason, &reason, details);
                 }
                 None => still.push(p),
             }
@@ -504,16 +503,19 @@ fn round<W: Write>(
     Ok(kept)
 }
 
+/// Reverts `p` and logs it: `done` when the revert worked, else `why` and
+/// the failure.
 fn revert_with<W: Write>(
     device: &Device,
     log: &mut DecisionLog<W>,
     p: &Pending,
-    verdict: &Verdict,
+    done: &str,
+    why: &str,
     details: serde_json::Value,
 ) {
     let reason = match module::revert(device, p.id) {
-        Ok(_) => verdict.reason(),
-        Err(err) => format!("{}; revert failed: {err}", verdict.reason()),
+        Ok(_) => done.to_owned(),
+        Err(err) => format!("{why}; revert failed: {err}"),
     };
     log.record(
         DecisionKind::Reverted,
