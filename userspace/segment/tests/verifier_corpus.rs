@@ -530,6 +530,13 @@ mod imports {
             CallSlot(SLOT1),
             Bytes(&[0x48, 0x89, 0xec, 0x5d, RET]),
         ]);
+        // push rbp; mov rbp,rsp; push rbx; and rsp,-32; call [memset];
+        // lea rsp,[rbp-8]; pop rbx; pop rbp; ret
+        accepted(&[
+            Bytes(&[0x55, 0x48, 0x89, 0xe5, 0x53, 0x48, 0x83, 0xe4, 0xe0]),
+            CallSlot(SLOT1),
+            Bytes(&[0x48, 0x8d, 0x65, 0xf8, 0x5b, 0x5d, RET]),
+        ]);
         // push rbp; mov rbp,rsp; sub rsp,0x20; call [fallback]; leave; ret
         accepted(&[
             Bytes(&[0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x20]),
