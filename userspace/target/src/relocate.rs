@@ -56,6 +56,7 @@
 //! retired segment.
 
 use adapt_abi::ADAPT_JMP_LEN;
+use adapt_segment::import_table::TRAMPOLINE_SPACE;
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderError, DecoderOptions, FlowControl,
     Formatter, Instruction, InstructionBlock, IntelFormatter, OpKind,
@@ -63,12 +64,11 @@ use iced_x86::{
 use serde::Serialize;
 
 /// Most bytes a trampoline may take: the space the segment format reserves
-/// for it after a variant's code. Relocating at most 16 displaced bytes
-/// (five instructions at most, each growing by at most 7 bytes when a short
-/// branch becomes a near one) plus the 5-byte `jmp` back stays well below.
-/// It equals `adapt_segment::import_table::TRAMPOLINE_SPACE`, the space the
-/// segment format reserves.
-pub const TRAMPOLINE_MAX: usize = 64;
+/// for it after a variant's code ([`TRAMPOLINE_SPACE`], owned by the
+/// format). Relocating at most 16 displaced bytes (five instructions at
+/// most, each growing by at most 7 bytes when a short branch becomes a near
+/// one) plus the 5-byte `jmp` back stays well below.
+pub const TRAMPOLINE_MAX: usize = TRAMPOLINE_SPACE;
 
 /// Relocated entry instructions followed by a `jmp` back to the original.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
