@@ -23,18 +23,10 @@ const BUDGET: Budget = Budget {
 };
 
 /// A column of a table: its name and what it times.
-struct Candidate<'a> {
-    name: String,
-    run: Runner<'a>,
-}
+type Candidate<'a> = (String, Runner<'a>);
 
-impl<'a> Candidate<'a> {
-    fn new(name: impl Into<String>, run: impl FnMut(u64) + 'a) -> Candidate<'a> {
-        Candidate {
-            name: name.into(),
-            run: Box::new(run),
-        }
-    }
+fn candidate<'a>(name: impl Into<String>, run: impl FnMut(u64) + 'a) -> Candidate<'a> {
+    (name.into(), Box::new(run))
 }
 
 type ZFnZ = unsafe extern "C" fn(u64, *const u8, usize) -> u64;
@@ -74,8 +66,7 @@ fn table<'a>(
     println!("\n{title} (MB/s; median of interleaved batches)");
     let mut header_done = false;
     for &size in &SIZES {
-        let (names, mut runners): (Vec<String>, Vec<Runner<'a>>) =
-            make(size).into_iter().map(|c| (c.name, c.run)).unzip();
+        let (names, mut runners): (Vec<String>, Vec<Runner<'a>>) = make(size).into_iter().unzip();
         let tp: Vec<f64> = measure(&mut runners, size as u64, BUDGET)
             .iter()
             .map(|series| series.figure().bytes_per_sec)
@@ -158,13 +149,13 @@ fn run() -> Result<ExitCode> {
             |n| {
                 let d = &buf[..n];
                 let mut c = vec![
-                    Candidate::new("zlib", move |it| {
+                    candidate("zlib", move |it| {
                         for _ in 0..it {
                             // SAFETY: zlib's prototype; valid buffer.
                             black_box(unsafe { (zlib.crc32_z)(0, black_box(d.as_ptr()), d.len()) });
                         }
                     }),
-                    Candidate::new("crc32fast", move |it| {
+                    candidate("crc32fast", move |it| {
                         for _ in 0..it {
                             black_box(crc32fast::hash(black_box(d)));
                         }
@@ -173,7 +164,7 @@ fn run() -> Result<ExitCode> {
                 for v in &lv {
                     // SAFETY: the catalog's contract.
                     let f: ZFnZ = unsafe { v.function("crc32_z").expect("entry") };
-                    c.push(Candidate::new(format!("seg:{}", v.variant()), move |it| {
+                    c.push(candidate(format!("seg:{}", v.variant()), move |it| {
                         for _ in 0..it {
                             // SAFETY: valid buffer.
                             black_box(unsafe { f(0, black_box(d.as_ptr()), d.len()) });
@@ -201,7 +192,7 @@ fn run() -> Result<ExitCode> {
             |n| {
                 let d = &buf[..n];
                 let mut c = vec![
-                    Candidate::new("zlib", move |it| {
+                    candidate("zlib", move |it| {
                         for _ in 0..it {
                             // SAFETY: zlib's prototype; valid buffer.
                             black_box(unsafe {
@@ -209,7 +200,7 @@ fn run() -> Result<ExitCode> {
                             });
                         }
                     }),
-                    Candidate::new("simd-adler32", move |it| {
+                    candidate("simd-adler32", move |it| {
                         for _ in 0..it {
                             black_box(simd_adler32::adler32(black_box(&d)));
                         }
@@ -218,7 +209,7 @@ fn run() -> Result<ExitCode> {
                 for v in &lv {
                     // SAFETY: the catalog's contract.
                     let f: ZFnZ = unsafe { v.function("adler32_z").expect("entry") };
-                    c.push(Candidate::new(format!("seg:{}", v.variant()), move |it| {
+                    c.push(candidate(format!("seg:{}", v.variant()), move |it| {
                         for _ in 0..it {
                             // SAFETY: valid buffer.
                             black_box(unsafe { f(1, black_box(d.as_ptr()), d.len()) });
@@ -240,7 +231,7 @@ fn run() -> Result<ExitCode> {
         );
         table("crc32c", &best, "crc32c-crate", None, |n| {
             let d = &buf[..n];
-            let mut c = vec![Candidate::new("crc32c-crate", move |it| {
+            let mut c = vec![candidate("crc32c-crate", move |it| {
                 for _ in 0..it {
                     black_box(crc32c::crc32c(black_box(d)));
                 }
@@ -248,7 +239,7 @@ fn run() -> Result<ExitCode> {
             for v in &lv {
                 // SAFETY: the catalog's contract.
                 let f: C32c = unsafe { v.function("crc32c").expect("entry") };
-                c.push(Candidate::new(format!("seg:{}", v.variant()), move |it| {
+                c.push(candidate(format!("seg:{}", v.variant()), move |it| {
                     for _ in 0..it {
                         // SAFETY: valid buffer.
                         black_box(unsafe { f(0, black_box(d.as_ptr()), d.len()) });
@@ -281,7 +272,7 @@ fn run() -> Result<ExitCode> {
             |n| {
                 let b = &blocks[..n / 64];
                 let d = &buf[..n];
-                let mut c = vec![Candidate::new("sha2", move |it| {
+                let mut c = vec![candidate("sha2", move |it| {
                     let mut st = [0u32; 8];
                     for _ in 0..it {
                         sha2::compress256(black_box(&mut st), black_box(b));
@@ -291,7 +282,7 @@ fn run() -> Result<ExitCode> {
                 for v in &lv {
                     // SAFETY: the catalog's contract.
                     let f: Sha = unsafe { v.function("sha256_transform").expect("entry") };
-                    c.push(Candidate::new(format!("seg:{}", v.variant()), move |it| {
+                    c.push(candidate(format!("seg:{}", v.variant()), move |it| {
                         let mut st = [0u32; 8];
                         for _ in 0..it {
                             // SAFETY: 8-word state, n/64 blocks.
@@ -335,7 +326,7 @@ fn run() -> Result<ExitCode> {
             |size| {
                 let n = size / 4;
                 let (a, b) = (&fa[..n], &fb[..n]);
-                let mut c = vec![Candidate::new("plain-loop", move |it| {
+                let mut c = vec![candidate("plain-loop", move |it| {
                     for _ in 0..it {
                         let (a, b) = (black_box(a), black_box(b));
                         black_box(a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>());
@@ -344,7 +335,7 @@ fn run() -> Result<ExitCode> {
                 for v in &lv {
                     // SAFETY: the catalog's contract.
                     let f: Dot = unsafe { v.function("dot_f32").expect("entry") };
-                    c.push(Candidate::new(format!("seg:{}", v.variant()), move |it| {
+                    c.push(candidate(format!("seg:{}", v.variant()), move |it| {
                         for _ in 0..it {
                             // SAFETY: n floats each.
                             black_box(unsafe {
@@ -375,7 +366,7 @@ fn run() -> Result<ExitCode> {
                 let n = size / 4;
                 let x = &fa[..n];
                 let mut y = fb[..n].to_vec();
-                let mut c = vec![Candidate::new("plain-loop", move |it| {
+                let mut c = vec![candidate("plain-loop", move |it| {
                     for _ in 0..it {
                         let a = black_box(1e-7f32);
                         for (yi, xi) in y.iter_mut().zip(black_box(x)) {
@@ -388,7 +379,7 @@ fn run() -> Result<ExitCode> {
                     // SAFETY: the catalog's contract.
                     let f: Axpy = unsafe { v.function("axpy_f32").expect("entry") };
                     let mut y = fb[..n].to_vec();
-                    c.push(Candidate::new(format!("seg:{}", v.variant()), move |it| {
+                    c.push(candidate(format!("seg:{}", v.variant()), move |it| {
                         for _ in 0..it {
                             // SAFETY: n floats each, disjoint.
                             unsafe {

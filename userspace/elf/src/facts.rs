@@ -107,11 +107,6 @@ impl FunctionSymbol {
     pub fn is_named(&self, name: &str) -> bool {
         self.name == name || self.demangled.as_deref() == Some(name)
     }
-
-    /// The name for people: demangled when it is mangled.
-    pub fn display_name(&self) -> &str {
-        self.demangled.as_deref().unwrap_or(&self.name)
-    }
 }
 
 /// Which function symbols to keep.

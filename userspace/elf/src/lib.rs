@@ -27,4 +27,4 @@ pub use facts::{
     MAX_SYMBOLS,
 };
 pub use mapped::{ElfError, ElfObject};
-pub use maps::{proc_dir, Mapping, ProcessMaps};
+pub use maps::{is_library_file, proc_dir, Mapping, ProcessMaps};

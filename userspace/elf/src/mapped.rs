@@ -59,18 +59,13 @@ impl std::ops::Deref for ElfObject {
 impl ElfObject {
     /// Maps and parses the file at `path`, with every function symbol.
     pub fn open(path: &Path) -> Result<Self, ElfError> {
-        Self::open_with(path, SymbolFilter::All)
+        Self::open_for(path, None)
     }
 
     /// Maps and parses the file at `path`; with `name`, only the function
     /// symbols that may be `name` are kept ([`SymbolFilter::MayBe`]).
     pub fn open_for(path: &Path, name: Option<&str>) -> Result<Self, ElfError> {
-        Self::open_with(path, name.map_or(SymbolFilter::All, SymbolFilter::MayBe))
-    }
-
-    /// Maps and parses the file at `path`, keeping the function symbols
-    /// `filter` keeps.
-    pub fn open_with(path: &Path, filter: SymbolFilter<'_>) -> Result<Self, ElfError> {
+        let filter = name.map_or(SymbolFilter::All, SymbolFilter::MayBe);
         let open_error = |source| ElfError::Open {
             path: path.to_path_buf(),
             source,

@@ -136,6 +136,18 @@ fn parse_line(line: &str) -> Option<Mapping> {
     })
 }
 
+/// Whether `file` (a name without directories) is the library `name`, a
+/// soname such as `libz.so.1`: equal, or `name` followed by a version (`.`
+/// then digits and dots: `libz.so.1.2.13` is `libz.so.1` and `libz.so`;
+/// `libz.so.10` and `libz` are not `libz.so.1`).
+pub fn is_library_file(file: &str, name: &str) -> bool {
+    let version_suffix = |rest: &str| {
+        rest.strip_prefix('.')
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    };
+    !name.is_empty() && (file == name || file.strip_prefix(name).is_some_and(version_suffix))
+}
+
 /// adapt's segment mappings are files of the module's own pseudo
 /// filesystem, which `/proc/PID/maps` shows as `/[adapt:SEG-VAR] (deleted)`:
 /// their pseudo-name `[adapt:SEG-VAR]` (no file to open).
@@ -188,6 +200,15 @@ mod tests {
         assert!(maps.find(0).is_none());
         assert!(maps.find(0x5581a2e05000).is_none(), "end is exclusive");
         assert!(maps.find(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn library_file_names_match_sonames_with_versions() {
+        assert!(is_library_file("libz.so.1.2.13", "libz.so.1"));
+        assert!(is_library_file("libz.so.1", "libz.so.1"));
+        assert!(!is_library_file("libz.so.10", "libz.so.1"));
+        assert!(!is_library_file("libz.so.1x", "libz.so.1"));
+        assert!(!is_library_file("libz.so.1", ""));
     }
 
     #[test]

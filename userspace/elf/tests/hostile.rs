@@ -1,19 +1,24 @@
-//! Truncated and bit-flipped ELF files: every reader of adapt-elf gives a
-//! result or an error, never a panic. A few hundred cases run with
-//! `cargo test`; `ADAPT_FUZZ_CASES=100000` for a long run.
+//! What a root adaptctl reads from its targets, fed hostile input: ELF
+//! files (every question the selection, the injector and the profiler's
+//! symbolizer ask of them) and `/proc/PID/maps` text. Nothing may panic:
+//! each read gives a result or an error. The ELF cases are arbitrary bytes,
+//! and a real library bit-flipped, byte-edited and truncated.
+//!
+//! A few thousand cases run with `cargo test`. For a long run:
+//! `ADAPT_FUZZ_CASES=1000000 cargo test --release -p adapt-elf --test hostile`.
 
-use adapt_elf::{ElfFacts, FunctionsByAddress, SymbolFilter};
+use adapt_elf::{ElfFacts, FunctionsByAddress, ProcessMaps, SymbolFilter};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
     std::env::var("ADAPT_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(1000)
 }
 
-/// The system libz (small, with `.dynsym`, versions, a soname), else this
-/// test binary.
+/// A small real ELF shared library (`.dynsym`, versions, a soname): the
+/// system libz, else this test.
 fn seed() -> &'static [u8] {
     static SEED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     SEED.get_or_init(|| {
@@ -55,24 +60,55 @@ fn the_seed_itself_parses() {
     assert!(!facts.functions.is_empty() && !facts.loads.is_empty());
 }
 
+/// Edits at offsets biased to the headers (ELF, program and section
+/// headers sit in the first and last few KiB).
+fn edits() -> impl Strategy<Value = Vec<(usize, u8, bool)>> {
+    proptest::collection::vec((any::<usize>(), 1u8..=255, any::<bool>()), 1..16)
+}
+
+fn apply(data: &mut [u8], edits: &[(usize, u8, bool)]) {
+    let n = data.len();
+    for &(i, x, head) in edits {
+        let at = if head {
+            i % 4096.min(n)
+        } else {
+            n - 1 - i % 4096.min(n)
+        };
+        data[at] ^= x;
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
-    fn truncated_elf_files_never_panic(cut in any::<usize>()) {
-        let data = seed();
-        read_all_ways(&data[..cut % (data.len() + 1)]);
+    fn arbitrary_bytes_never_panic_an_elf_reader(
+        data in proptest::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        read_all_ways(&data);
+        let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
+        elf.extend_from_slice(&data);
+        read_all_ways(&elf);
     }
 
     #[test]
-    fn bit_flipped_elf_files_never_panic(
-        flips in proptest::collection::vec((any::<usize>(), 0u8..8, any::<bool>()), 1..24),
-    ) {
+    fn edited_real_elf_files_never_panic(e in edits(), cut in any::<usize>(), truncate in any::<bool>()) {
         let mut data = seed().to_vec();
+        apply(&mut data, &e);
+        if truncate {
+            data.truncate(cut % data.len());
+        }
+        read_all_ways(&data);
+    }
+
+    #[test]
+    fn truncated_and_bit_flipped_elf_files_never_panic(
+        cut in any::<usize>(),
+        flips in proptest::collection::vec((any::<usize>(), 0u8..8, any::<bool>()), 0..24),
+    ) {
+        let mut data = seed()[..cut % (seed().len() + 1)].to_vec();
         let n = data.len();
-        // Most flips land in the headers and tables: the first and last
-        // 8 KiB (ELF and program headers; section headers, .dynsym, notes).
-        for (at, bit, head) in flips {
+        for (at, bit, head) in flips.into_iter().filter(|_| n > 0) {
             let at = if head { at % 8192.min(n) } else { n - 1 - at % 8192.min(n) };
             data[at] ^= 1 << bit;
         }
@@ -80,11 +116,28 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_after_an_elf_magic_never_panic(
-        tail in proptest::collection::vec(any::<u8>(), 0..1024),
+    fn arbitrary_maps_text_never_panics(text in "(([0-9a-f]{1,16}-[0-9a-f]{1,16} [rwxsp-]{0,5} [0-9a-f]{0,9} [0-9a-f:]{0,6} [0-9]{0,12} *[ -~]{0,40})|[ -~]{0,80})(\n[ -~]{0,80}){0,4}") {
+        let maps = ProcessMaps::parse(1, &text);
+        for m in &maps.mappings {
+            let _ = maps.find(m.start);
+            let _ = m.short_name();
+            let _ = m.is_file();
+        }
+        let _ = maps.find(u64::MAX);
+    }
+
+    #[test]
+    fn well_formed_maps_lines_parse_exactly(
+        start in 0u64..(1 << 47), len in 1u64..(1 << 30), offset in any::<u32>(),
+        inode in any::<u32>(), name in "(/[a-z0-9._]{1,12}){1,4}( \\(deleted\\))?",
     ) {
-        let mut data = b"\x7fELF\x02\x01\x01\x00".to_vec();
-        data.extend_from_slice(&tail);
-        read_all_ways(&data);
+        let end = start + len;
+        let line = format!("{start:x}-{end:x} r-xp {offset:08x} fd:01 {inode}    {name}\n");
+        let maps = ProcessMaps::parse(7, &line);
+        prop_assert_eq!(maps.mappings.len(), 1);
+        let m = &maps.mappings[0];
+        prop_assert_eq!((m.start, m.end, m.offset, m.inode), (start, end, u64::from(offset), u64::from(inode)));
+        prop_assert_eq!(&m.name, &name);
+        prop_assert!(m.executable && !m.writable);
     }
 }

@@ -193,18 +193,6 @@ fn open_file(path: &Path) -> Result<File, OriginalError> {
     Ok(file)
 }
 
-/// Whether `file` (a name without directories) is the library `name`:
-/// equal, or `name` followed by a version (`libz.so.1.2.13` is
-/// `libz.so.1`).
-fn is_library_file(file: &str, name: &str) -> bool {
-    file == name
-        || file.strip_prefix(name).is_some_and(|rest| {
-            rest.strip_prefix('.').is_some_and(|v| {
-                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            })
-        })
-}
-
 /// The system library named `soname` (see [`SYSTEM_LIBRARY_DIRS`]).
 pub fn find_system_library(soname: &str) -> Result<PathBuf, OriginalError> {
     if soname.contains('/') || soname.is_empty() || soname.starts_with('.') {
@@ -251,7 +239,7 @@ impl PreparedOriginal {
                     .or_else(|| {
                         maps.mappings.iter().filter(|m| m.is_file()).find(|m| {
                             !spec.object.contains('/')
-                                && is_library_file(m.short_name(), &spec.object)
+                                && adapt_elf::is_library_file(m.short_name(), &spec.object)
                         })
                     })
                     .ok_or_else(|| OriginalError::NotLoadable {
@@ -470,14 +458,6 @@ impl Original {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn library_file_names_match_sonames_with_versions() {
-        assert!(is_library_file("libz.so.1.2.13", "libz.so.1"));
-        assert!(is_library_file("libz.so.1", "libz.so.1"));
-        assert!(!is_library_file("libz.so.10", "libz.so.1"));
-        assert!(!is_library_file("libz.so.1x", "libz.so.1"));
-    }
 
     #[test]
     fn sonames_are_only_found_in_system_directories() {

@@ -66,18 +66,9 @@ impl ObjectRef {
     /// `libz.so.1.2.13` is `libz.so.1` and `libz.so`; `libz.so.10` and
     /// `libz` are not `libz.so.1`).
     pub fn is_library(&self, name: &str) -> bool {
-        if name.is_empty() {
-            return false;
-        }
-        let file = self.file_name();
-        let version_suffix = |rest: &str| {
-            rest.strip_prefix('.').is_some_and(|v| {
-                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            })
-        };
-        self.soname.as_deref() == Some(name)
-            || file == name
-            || file.strip_prefix(name).is_some_and(version_suffix)
+        !name.is_empty()
+            && (self.soname.as_deref() == Some(name)
+                || adapt_elf::is_library_file(self.file_name(), name))
     }
 
     /// Whether `--object FILTER` selects this object: the full path, or
