@@ -55,7 +55,7 @@ pub use format::{
 };
 pub use library::{
     default_library_dir, Library, LibraryDirError, LoadedFile, LIBRARY_DIR_NAME, LIBRARY_ENV,
-    SEGMENT_EXTENSION,
+    SEGMENT_EXTENSION, SYSTEM_LIBRARY_DIR,
 };
 pub use loader::{InProcessVariant, LoaderError};
 pub use reloc::{apply_relocations, page_align, Layout, RelocError, PAGE_SIZE};

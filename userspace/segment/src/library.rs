@@ -18,7 +18,7 @@ pub const SEGMENT_EXTENSION: &str = "seg";
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryDirError {
     /// No library directory was found.
-    #[error("no segment library found (looked at ${LIBRARY_ENV}, $CARGO_TARGET_DIR/{LIBRARY_DIR_NAME}, and {LIBRARY_DIR_NAME}/ or target/{LIBRARY_DIR_NAME}/ above the executable and the current directory); build it with `cargo run -p adapt-segments --bin build-library`")]
+    #[error("no segment library found (looked at ${LIBRARY_ENV}, $CARGO_TARGET_DIR/{LIBRARY_DIR_NAME}, {LIBRARY_DIR_NAME}/ or target/{LIBRARY_DIR_NAME}/ above the executable, {SYSTEM_LIBRARY_DIR}, and the same above the current directory); build it with `cargo run -p adapt-segments --bin build-library`")]
     NotFound,
     /// The path is not a directory.
     #[error("segment library {0} is not a directory")]
@@ -44,40 +44,71 @@ pub enum LibraryDirError {
     Load(#[from] LoadError),
 }
 
+/// Where an installed adapt keeps its library (the Debian package puts the
+/// built, verified segments here).
+pub const SYSTEM_LIBRARY_DIR: &str = "/usr/lib/adapt/library";
+
 /// Where the library is, in this order: `$ADAPT_LIBRARY`;
 /// `$CARGO_TARGET_DIR/adapt-library`; the first `adapt-library/` or
 /// `target/adapt-library/` in a directory above the running executable
-/// (`target/debug/adaptctl` finds `target/adapt-library`); the same above the
-/// current directory. Only existing directories count, except that
+/// (`target/debug/adaptctl` finds `target/adapt-library`); the system
+/// library [`SYSTEM_LIBRARY_DIR`]; the same search above the current
+/// directory. Only existing directories count, except that
 /// `$ADAPT_LIBRARY` is returned as set.
+///
+/// The system library comes after the places a build from source finds
+/// (so a developer's `target/debug/adaptctl` uses the library built beside
+/// it even on a machine where adapt is installed) and before the current
+/// directory (so the installed `/usr/bin/adaptctl` uses the installed
+/// library wherever root's shell happens to be, a source checkout
+/// included). The environment and the commands' `--library`/`--dir`
+/// options still override it.
 pub fn default_library_dir() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(LIBRARY_ENV) {
-        return Some(PathBuf::from(p));
+    search(&Places {
+        env: std::env::var_os(LIBRARY_ENV).map(PathBuf::from),
+        cargo_target_dir: std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+        exe: std::env::current_exe().ok(),
+        system: PathBuf::from(SYSTEM_LIBRARY_DIR),
+        cwd: std::env::current_dir().ok(),
+    })
+}
+
+/// What [`default_library_dir`] looks at.
+struct Places {
+    env: Option<PathBuf>,
+    cargo_target_dir: Option<PathBuf>,
+    exe: Option<PathBuf>,
+    system: PathBuf,
+    cwd: Option<PathBuf>,
+}
+
+fn search(places: &Places) -> Option<PathBuf> {
+    if let Some(p) = &places.env {
+        return Some(p.clone());
     }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        let p = PathBuf::from(t).join(LIBRARY_DIR_NAME);
+    if let Some(t) = &places.cargo_target_dir {
+        let p = t.join(LIBRARY_DIR_NAME);
         if p.is_dir() {
             return Some(p);
         }
     }
-    let exe = std::env::current_exe().ok();
-    let cwd = std::env::current_dir().ok();
-    for start in [exe.as_deref().and_then(Path::parent), cwd.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        for dir in start.ancestors() {
-            for cand in [
+    let above = |start: &Path| {
+        start.ancestors().find_map(|dir| {
+            [
                 dir.join(LIBRARY_DIR_NAME),
                 dir.join("target").join(LIBRARY_DIR_NAME),
-            ] {
-                if cand.is_dir() {
-                    return Some(cand);
-                }
-            }
-        }
+            ]
+            .into_iter()
+            .find(|cand| cand.is_dir())
+        })
+    };
+    if let Some(p) = places.exe.as_deref().and_then(Path::parent).and_then(above) {
+        return Some(p);
     }
-    None
+    if places.system.is_dir() {
+        return Some(places.system.clone());
+    }
+    places.cwd.as_deref().and_then(above)
 }
 
 /// A segment file and the result of loading it.
@@ -172,5 +203,69 @@ impl Library {
             name: name.to_owned(),
             dir: self.dir.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(root: &Path) -> Places {
+        Places {
+            env: None,
+            cargo_target_dir: None,
+            exe: Some(root.join("checkout/target/debug/adaptctl")),
+            system: root.join("usr/lib/adapt/library"),
+            cwd: Some(root.join("elsewhere/src")),
+        }
+    }
+
+    fn mkdir(p: &Path) -> PathBuf {
+        std::fs::create_dir_all(p).unwrap();
+        p.to_path_buf()
+    }
+
+    #[test]
+    fn search_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let p = places(root);
+        assert_eq!(search(&p), None);
+
+        // Above the current directory: the last resort.
+        let cwd_lib = mkdir(&root.join("elsewhere/target/adapt-library"));
+        assert_eq!(search(&p), Some(cwd_lib));
+
+        // The system library wins over the current directory…
+        let system = mkdir(&p.system);
+        assert_eq!(search(&p), Some(system.clone()));
+
+        // …but not over the library beside the executable.
+        let beside = mkdir(&root.join("checkout/target/adapt-library"));
+        assert_eq!(search(&p), Some(beside));
+
+        // $CARGO_TARGET_DIR/adapt-library before the executable's.
+        let cargo = mkdir(&root.join("ct/adapt-library"));
+        let p = Places {
+            cargo_target_dir: Some(root.join("ct")),
+            ..places(root)
+        };
+        assert_eq!(search(&p), Some(cargo));
+
+        // $ADAPT_LIBRARY wins, existing or not.
+        let p = Places {
+            env: Some(root.join("nowhere")),
+            ..places(root)
+        };
+        assert_eq!(search(&p), Some(root.join("nowhere")));
+
+        // An installed adaptctl (no library above /usr/bin) uses the
+        // system library even when started inside a checkout.
+        let p = Places {
+            exe: Some(root.join("usr/bin/adaptctl")),
+            cwd: Some(root.join("checkout")),
+            ..places(root)
+        };
+        assert_eq!(search(&p), Some(system));
     }
 }
