@@ -150,14 +150,14 @@ fn patch_length(address: u64, live: &[u8]) -> Result<(u32, Vec<String>), Prologu
         if !decoder.can_decode() {
             return Err(PrologueError::Undecodable {
                 offset,
-                bytes: hex(&live[offset as usize..]),
+                bytes: spaced_hex(&live[offset as usize..]),
             });
         }
         let instruction = decoder.decode();
         if instruction.is_invalid() {
             return Err(PrologueError::Undecodable {
                 offset,
-                bytes: hex(&live[offset as usize..(offset as usize + 15).min(live.len())]),
+                bytes: spaced_hex(&live[offset as usize..(offset as usize + 15).min(live.len())]),
             });
         }
         replaced.push(format_instruction(&instruction));
@@ -193,7 +193,7 @@ pub fn check_branches(
         if instruction.is_invalid() {
             return Err(PrologueError::Undecodable {
                 offset: offset as u64,
-                bytes: hex(&code[offset..(offset + 15).min(code.len())]),
+                bytes: spaced_hex(&code[offset..(offset + 15).min(code.len())]),
             });
         }
         let near = (0..instruction.op_count()).any(|i| {
@@ -233,7 +233,8 @@ fn is_got_tail_call(instruction: &Instruction) -> bool {
         && instruction.memory_index() == Register::None
 }
 
-fn format_instruction(instruction: &Instruction) -> String {
+/// `instruction` in Intel syntax, lowercase hex with `0x`.
+pub(crate) fn format_instruction(instruction: &Instruction) -> String {
     let mut formatter = IntelFormatter::new();
     let options = formatter.options_mut();
     options.set_hex_prefix("0x");
@@ -248,7 +249,7 @@ fn format_instruction(instruction: &Instruction) -> String {
 }
 
 /// `bytes` in hex, a space between bytes.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn spaced_hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| adapt_segment::codec::hex(&[*b]))

@@ -59,9 +59,11 @@ use adapt_abi::ADAPT_JMP_LEN;
 use adapt_segment::import_table::TRAMPOLINE_SPACE;
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderError, DecoderOptions, FlowControl,
-    Formatter, Instruction, InstructionBlock, IntelFormatter, OpKind,
+    Instruction, InstructionBlock, OpKind,
 };
 use serde::Serialize;
+
+use crate::prologue::{format_instruction, spaced_hex};
 
 /// Most bytes a trampoline may take: the space the segment format reserves
 /// for it after a variant's code ([`TRAMPOLINE_SPACE`], owned by the
@@ -197,7 +199,7 @@ pub fn relocate_prologue(
             }
             return Err(RelocateError::Undecodable {
                 offset,
-                bytes: hex(&code[offset..(offset + 15).min(code.len())]),
+                bytes: spaced_hex(&code[offset..(offset + 15).min(code.len())]),
             });
         }
         let end = offset + instruction.len();
@@ -349,28 +351,6 @@ fn ends_flow(instruction: &Instruction) -> bool {
         ),
         _ => false,
     }
-}
-
-fn format_instruction(instruction: &Instruction) -> String {
-    let mut formatter = IntelFormatter::new();
-    let options = formatter.options_mut();
-    options.set_hex_prefix("0x");
-    options.set_hex_suffix("");
-    options.set_uppercase_hex(false);
-    options.set_branch_leading_zeros(false);
-    options.set_show_branch_size(false);
-    options.set_space_after_operand_separator(true);
-    let mut text = String::new();
-    formatter.format(instruction, &mut text);
-    text
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
