@@ -3,16 +3,25 @@
 
 use super::*;
 
-/// A page of this process within ±1 GiB of `near`, mapped read+write for
-/// the trampoline to be written, then read+execute (never both at once).
+/// Pages of this process within ±1 GiB of `near`, mapped read+write for
+/// code to be written, then read+execute or read-only (never writable and
+/// executable at once).
 struct NearPage {
     address: u64,
+    len: usize,
 }
 
 const PAGE: usize = 4096;
 
 impl NearPage {
+    /// One page.
     fn map(near: u64) -> NearPage {
+        NearPage::map_len(near, PAGE)
+    }
+
+    /// `len` bytes (whole pages).
+    fn map_len(near: u64, len: usize) -> NearPage {
+        assert_eq!(len % PAGE, 0);
         let base = near & !(PAGE as u64 - 1);
         for k in 1..256u64 {
             for hint in [base.wrapping_add(k << 24), base.wrapping_sub(k << 24)] {
@@ -22,7 +31,7 @@ impl NearPage {
                 let p = unsafe {
                     libc::mmap(
                         hint as *mut libc::c_void,
-                        PAGE,
+                        len,
                         libc::PROT_READ | libc::PROT_WRITE,
                         libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                         -1,
@@ -32,40 +41,55 @@ impl NearPage {
                 assert_ne!(p, libc::MAP_FAILED, "mmap");
                 let address = p as u64;
                 if address.abs_diff(near) < 1 << 30 {
-                    return NearPage { address };
+                    return NearPage { address, len };
                 }
-                // SAFETY: `p` is the page just mapped above, used by nothing.
-                assert_eq!(unsafe { libc::munmap(p, PAGE) }, 0);
+                // SAFETY: `p` is the mapping just made above, used by nothing.
+                assert_eq!(unsafe { libc::munmap(p, len) }, 0);
             }
         }
-        panic!("no free page within 1 GiB of {near:#x}");
+        panic!("no free range within 1 GiB of {near:#x}");
     }
 
-    /// Writes `bytes` at the start of the page and makes it read+execute.
-    fn install(&self, bytes: &[u8]) {
-        assert!(bytes.len() <= PAGE);
-        // SAFETY: the page is mapped read+write by `map`, owned by this
-        // value, and `bytes` fits in it; nothing executes it yet.
+    /// Copies `bytes` to `offset` (while the pages are still writable).
+    fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.len);
+        // SAFETY: the range lies in this value's own mapping, still mapped
+        // read+write (`protect` has not been called); nothing executes it.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.address as *mut u8, bytes.len())
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (self.address as *mut u8).add(offset),
+                bytes.len(),
+            )
         };
-        // SAFETY: changes the protection of this value's own page only.
+    }
+
+    /// Sets the protection of the whole pages `offset..offset + len`.
+    fn protect(&self, offset: usize, len: usize, prot: libc::c_int) {
+        assert!(offset % PAGE == 0 && len % PAGE == 0 && offset + len <= self.len);
+        // SAFETY: changes the protection of this value's own pages only.
         let rc = unsafe {
             libc::mprotect(
-                self.address as *mut libc::c_void,
-                PAGE,
-                libc::PROT_READ | libc::PROT_EXEC,
+                (self.address as *mut u8).add(offset) as *mut libc::c_void,
+                len,
+                prot,
             )
         };
         assert_eq!(rc, 0, "mprotect");
+    }
+
+    /// Writes `bytes` at the start and makes the whole mapping read+execute.
+    fn install(&self, bytes: &[u8]) {
+        self.write(0, bytes);
+        self.protect(0, self.len, libc::PROT_READ | libc::PROT_EXEC);
     }
 }
 
 impl Drop for NearPage {
     fn drop(&mut self) {
-        // SAFETY: unmaps this value's own page; the function pointers into
-        // it do not outlive the tests that use it.
-        unsafe { libc::munmap(self.address as *mut libc::c_void, PAGE) };
+        // SAFETY: unmaps this value's own mapping; the function pointers
+        // into it do not outlive the tests that use it.
+        unsafe { libc::munmap(self.address as *mut libc::c_void, self.len) };
     }
 }
 
@@ -330,4 +354,111 @@ fn real_prologues_from_the_system_libraries() {
         relocated.push(name);
     }
     assert_eq!(relocated.len(), names.len());
+}
+
+/// A segment importing `fallback`, laid out as the module will map it (code
+/// and trampoline read+execute, the import table read-only on its own page,
+/// slot 0 holding the trampoline's address), verified, then run: a
+/// trampoline-only variant must give exactly the original's results, and a
+/// variant calling the fallback must see them.
+#[test]
+fn a_segment_calls_the_original_through_its_import_table() {
+    use adapt_segment::import_table::{slot_offset, ImportLayout};
+    use adapt_segment::{
+        verify_with_imports, CType, Contract, CpuFeatures, Function, Import, Param, Scalar,
+        Segment, Variant, FALLBACK,
+    };
+
+    /// `rip`-relative displacement from the end of an instruction at
+    /// `end` to slot 0 of a variant of `len` bytes.
+    fn to_slot0(len: usize, end: usize) -> [u8; 4] {
+        i32::try_from(slot_offset(len, 0) as i64 - end as i64)
+            .unwrap()
+            .to_le_bytes()
+    }
+    // jmp qword ptr [rip+slot0]
+    let mut tail = vec![0xff, 0x25];
+    tail.extend(to_slot0(6, 6));
+    // sub rsp,8; call qword ptr [rip+slot0]; add rsp,8; add rax,1; ret
+    let mut call = vec![0x48, 0x83, 0xec, 0x08, 0xff, 0x15];
+    call.extend(to_slot0(19, 10));
+    call.extend([0x48, 0x83, 0xc4, 0x08, 0x48, 0x83, 0xc0, 0x01, 0xc3]);
+    assert_eq!(call.len(), 19);
+
+    let contract = Contract {
+        returns: CType::value(Scalar::U64, "uint64_t"),
+        params: vec![Param {
+            name: "x".into(),
+            ty: CType::value(Scalar::U64, "uint64_t"),
+        }],
+    };
+    let variant = |name: &str, code: &[u8]| Variant {
+        name: name.into(),
+        features: CpuFeatures::default(),
+        code: code.to_vec(),
+        rodata: vec![],
+        rodata_align: 1,
+        relocations: vec![],
+        entry_offsets: vec![0],
+    };
+    let segment = Segment {
+        name: "fallback-test".into(),
+        version: 1,
+        description: "calls the original".into(),
+        build: "by hand".into(),
+        functions: vec![Function {
+            symbol: "adapt_relocate_lea".into(),
+            library: String::new(),
+            contract: contract.clone(),
+            reference: "adapt_relocate_lea".into(),
+        }],
+        variants: vec![variant("tail", &tail), variant("call", &call)],
+    };
+    let imports = [Import {
+        name: FALLBACK.into(),
+        library: String::new(),
+        contract,
+    }];
+    verify_with_imports(&segment, &imports).unwrap();
+
+    let original_fn: unsafe extern "C" fn(u64) -> u64 = adapt_relocate_lea;
+    let original = original_fn as usize as u64;
+    let entry = live(original, 32);
+    let (len, _) = covering(&entry, original);
+    for (v, plus) in segment.variants.iter().zip([0u64, 1]) {
+        let layout = ImportLayout::of(v.code.len(), v.rodata.len(), imports.len());
+        let map = NearPage::map_len(original, layout.total());
+        let trampoline = relocate_prologue(
+            &entry,
+            original,
+            len,
+            map.address + layout.trampoline_offset as u64,
+        )
+        .unwrap();
+        map.write(0, &vec![0xcc; layout.exec_pages]);
+        map.write(0, &v.code);
+        map.write(layout.trampoline_offset, &trampoline.bytes);
+        map.write(
+            layout.import_table_offset,
+            &trampoline.address.to_le_bytes(),
+        );
+        map.protect(0, layout.exec_pages, libc::PROT_READ | libc::PROT_EXEC);
+        map.protect(
+            layout.import_table_offset,
+            layout.import_table_pages,
+            libc::PROT_READ,
+        );
+        type F = unsafe extern "C" fn(u64) -> u64;
+        // SAFETY: verified code placed as its format says, its slot holding
+        // the trampoline of `adapt_relocate_lea`, all read+execute or
+        // read-only now; it follows the original's C ABI.
+        let injected: F = unsafe {
+            std::mem::transmute::<usize, F>((map.address + u64::from(v.entry_offsets[0])) as usize)
+        };
+        for x in inputs() {
+            // SAFETY: both follow the fixture's C ABI (see above).
+            let (a, b) = unsafe { (original_fn(x), injected(x)) };
+            assert_eq!(a.wrapping_add(plus), b, "variant {} ({x:#x})", v.name);
+        }
+    }
 }
