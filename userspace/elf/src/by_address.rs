@@ -12,6 +12,11 @@ struct Function {
 
 /// The function symbols of one file by address, each named as people read
 /// it (demangled), and how its file offsets map to virtual addresses.
+///
+/// # Invariants
+///
+/// `functions` is sorted by `start`, one per start address (what
+/// [`FunctionsByAddress::function_at`]'s binary search needs).
 #[derive(Clone, Debug)]
 pub struct FunctionsByAddress {
     facts: ElfFacts,

@@ -30,6 +30,11 @@ pub enum ElfError {
 
 /// A parsed ELF file; the file stays mapped for [`ElfObject::bytes`]. Its
 /// facts are reached through `Deref` ([`ElfFacts`]).
+///
+/// # Invariants
+///
+/// `facts` were parsed from `data`: their addresses and offsets are this
+/// mapping's.
 pub struct ElfObject {
     path: PathBuf,
     data: memmap2::Mmap,
