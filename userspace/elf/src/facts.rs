@@ -14,7 +14,8 @@ use object::{Endianness, Object, ObjectSymbol};
 /// claiming more is refused rather than walked (a large libc has ~10 000).
 pub const MAX_SYMBOLS: usize = 1 << 20;
 
-/// Largest file read or mapped (1 GiB).
+/// Largest file read into memory (1 GiB); [`crate::ElfObject`] maps
+/// rather than reads.
 pub const MAX_FILE: u64 = 1 << 30;
 
 /// How the file is loaded.

@@ -138,11 +138,13 @@ pub fn inspect(
     // Parts the compiler split off the function branch back into it.
     let bias = symbol.address.wrapping_sub(function.vaddr);
     let mut parts_checked = Vec::new();
-    for part in elf
+    let mut parts: Vec<_> = elf
         .functions
         .iter()
         .filter(|f| is_split_part(&f.name, &function.name))
-    {
+        .collect();
+    parts.sort_by_key(|f| (f.vaddr, &f.name));
+    for part in parts {
         let Some(code) = elf.bytes(part.vaddr, part.size) else {
             continue;
         };
