@@ -5,10 +5,12 @@
 
 mod auto;
 mod bench;
+mod completions;
 mod exit;
 mod inject;
 mod library;
 mod list;
+mod man;
 mod policy;
 mod profile;
 mod render;
@@ -133,6 +135,13 @@ enum Command {
     /// SIGINT/SIGTERM, then reverts what it kept; --once does one round and
     /// leaves the kept injections in place.
     Auto(auto::Args),
+
+    /// Print the completion script for a shell (bash, zsh, fish, …).
+    Completions(completions::Args),
+
+    /// Print the manual page adaptctl(8), or write it and one page per
+    /// subcommand (adaptctl-inject(8), …) into a directory.
+    Man(man::Args),
 }
 
 impl Command {
@@ -147,6 +156,7 @@ impl Command {
             Command::Policy(args) => args.json(),
             Command::Bench(args) => args.json,
             Command::Auto(args) => args.json,
+            Command::Completions(_) | Command::Man(_) => false,
         }
     }
 }
@@ -173,5 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => policy::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&args),
         Command::Auto(args) => auto::run(&cli.device, &args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
