@@ -23,15 +23,15 @@ fn library_dir(guest: &Guest) -> &'static str {
     DIR.get_or_init(|| {
         let a = guest.artifacts();
         let dir: PathBuf = a.target_dir.join("adapt-library-tests").join("qemu-guest");
-        let out = Command::new(a.bin_dir.join("adaptctl"))
-            .args(["library", "build", "--dir"])
+        // The developer's builder (the shipped adaptctl has none).
+        let out = Command::new(a.debug_bin_dir.join("build-library"))
+            .arg("--out")
             .arg(&dir)
-            .env_remove("ADAPT_LIBRARY")
             .output()
-            .expect("run adaptctl library build on the host");
+            .expect("run build-library on the host");
         assert!(
             out.status.success(),
-            "adaptctl library build failed:\n{}",
+            "build-library failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         dir.to_string_lossy().into_owned()

@@ -52,6 +52,33 @@ pub fn default_out_dir() -> PathBuf {
         .join(adapt_segment::LIBRARY_DIR_NAME)
 }
 
+/// The whole library built for the tests of one test binary, into
+/// `target/adapt-library-tests/<who>` (the target directory of the running
+/// test binary), once per process: every suite that needs the real library
+/// calls this. Panics (these are tests) when the build fails.
+pub fn library_for_tests(who: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    // A poisoned lock only means another test panicked while building:
+    // build again.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, dir)) = built.iter().find(|(w, _)| w == who) {
+        return dir.clone();
+    }
+    let dir = target_dir_of_current_exe()
+        .expect("the test binary lives in a cargo target directory")
+        .join("adapt-library-tests")
+        .join(who);
+    build_library(&BuildOptions {
+        out_dir: dir.clone(),
+        sources_dir: default_sources_dir(),
+        work_dir: dir.join(".objects"),
+        only: Vec::new(),
+    })
+    .unwrap_or_else(|e| panic!("the library builds into {}: {e:#}", dir.display()));
+    built.push((who.to_owned(), dir.clone()));
+    dir
+}
+
 /// One segment built.
 #[derive(Clone, Debug)]
 pub struct Built {

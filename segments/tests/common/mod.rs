@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
 use adapt_segments::builder::{
-    build_library, default_sources_dir, target_dir_of_current_exe, BuildOptions,
+    build_library, default_sources_dir, library_for_tests, BuildOptions,
 };
 
 /// Builds the whole library into `dir`.
@@ -31,16 +31,13 @@ pub fn build_into(dir: &Path) -> Vec<PathBuf> {
 pub fn library_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = target_dir_of_current_exe().expect("test binary lives in a target dir");
         let bin = std::env::current_exe().expect("current exe");
         let stem = bin
             .file_stem()
             .expect("exe name")
             .to_string_lossy()
             .into_owned();
-        let dir = base.join("adapt-library-tests").join(stem);
-        build_into(&dir);
-        dir
+        library_for_tests(&stem)
     })
 }
 

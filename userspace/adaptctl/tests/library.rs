@@ -1,5 +1,5 @@
 //! `adaptctl library …` on the host, against the real library built by
-//! `adaptctl library build` (once per test binary). The adapt module is
+//! the segment builder (once per test binary). The adapt module is
 //! never loaded here: commands that need it must say so.
 
 mod common;
@@ -317,6 +317,13 @@ fn load_and_unload_without_the_module_say_to_load_it() {
 }
 
 #[test]
+fn building_the_library_is_not_a_command_of_the_shipped_cli() {
+    // `build-library` (adapt-segments, a developer tool) builds it.
+    let out = adaptctl(&["library", "build"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
 fn load_and_unload_need_something_to_act_on() {
     let out = adaptctl(&["library", "load"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -334,7 +341,6 @@ fn every_library_command_has_teaching_help_and_json() {
         ("verify", "offset"),
         ("load", "already loaded"),
         ("unload", "--force"),
-        ("build", "build-library"),
     ] {
         let out = adaptctl(&["library", command, "--help"]);
         assert!(out.status.success(), "{command}");
@@ -351,26 +357,4 @@ fn every_library_command_has_teaching_help_and_json() {
         help.contains("library") && help.contains("10  the verifier refused"),
         "{help}"
     );
-}
-
-#[test]
-fn build_is_reproducible() {
-    // The built files hash the same as a second build of them.
-    let tmp = tempfile::tempdir().unwrap();
-    let out = adaptctl(&[
-        "library",
-        "build",
-        "crc32c",
-        "--dir",
-        tmp.path().to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("1 segment(s) written"),
-        "{}",
-        stdout(&out)
-    );
-    let again = std::fs::read(tmp.path().join("crc32c.seg")).unwrap();
-    let first = std::fs::read(library().join("crc32c.seg")).unwrap();
-    assert_eq!(again, first);
 }

@@ -67,7 +67,7 @@ pub const VARIANT_HASH_DOMAIN: &[u8] = b"adapt-variant-v1\0";
 pub enum UploadError {
     #[error(
         "segment {segment} has no variant {variant}: see `adaptctl library show {segment}`, or \
-         rebuild the library with `adaptctl library build`"
+         rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)"
     )]
     NoSuchVariant { segment: String, variant: String },
     #[error(
@@ -83,7 +83,7 @@ pub enum UploadError {
     },
     #[error(
         "variant {segment}/{variant} has {entries} entry offsets for {functions} functions: the \
-         segment is malformed; rebuild the library with `adaptctl library build`"
+         segment is malformed; rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)"
     )]
     EntryMismatch {
         segment: String,
@@ -281,8 +281,7 @@ pub fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
 mod tests {
     use super::*;
     use adapt_segment::{CpuFeature, CpuFeatures, Library, Param};
-    use std::path::{Path, PathBuf};
-    use std::sync::OnceLock;
+    use std::path::PathBuf;
 
     fn crc32_contract() -> Contract {
         Contract {
@@ -305,20 +304,8 @@ mod tests {
     }
 
     /// The real library, built once for this test binary with the builder.
-    fn library() -> &'static Path {
-        static DIR: OnceLock<PathBuf> = OnceLock::new();
-        DIR.get_or_init(|| {
-            let target = adapt_segments::builder::target_dir_of_current_exe().expect("target dir");
-            let out_dir = target.join("adapt-library-tests").join("adaptctl-unit");
-            let opts = adapt_segments::builder::BuildOptions {
-                work_dir: out_dir.join(".objects"),
-                out_dir: out_dir.clone(),
-                sources_dir: adapt_segments::builder::default_sources_dir(),
-                only: Vec::new(),
-            };
-            adapt_segments::builder::build_library(&opts).expect("the library builds");
-            out_dir
-        })
+    fn library() -> PathBuf {
+        adapt_segments::builder::library_for_tests("client-unit")
     }
 
     fn segments() -> Vec<Segment> {

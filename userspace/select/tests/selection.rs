@@ -8,12 +8,10 @@
 //! the same run measured.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use adapt_segment::Segment;
-use adapt_segments::builder::{
-    build_library, default_sources_dir, target_dir_of_current_exe, BuildOptions,
-};
+use adapt_segments::builder::library_for_tests;
 use adapt_segments::reference::SystemZlib;
 use adapt_select::{
     select, variant_cache_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original,
@@ -21,22 +19,8 @@ use adapt_select::{
 };
 
 /// The library, built once per test binary.
-fn library_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = target_dir_of_current_exe()
-            .expect("test binary lives in a target dir")
-            .join("adapt-library-tests")
-            .join("select");
-        build_library(&BuildOptions {
-            out_dir: dir.clone(),
-            sources_dir: default_sources_dir(),
-            work_dir: dir.join(".objects"),
-            only: Vec::new(),
-        })
-        .expect("library builds");
-        dir
-    })
+fn library_dir() -> PathBuf {
+    library_for_tests("select")
 }
 
 fn segment(name: &str) -> Segment {

@@ -2,7 +2,6 @@
 //! and in the module (uploaded variants). One file per subcommand under
 //! `library/`; `adapt_client::upload` turns a segment variant into an upload.
 
-mod build;
 mod disk;
 mod list;
 mod load;
@@ -25,8 +24,10 @@ use std::process::ExitCode;
 ///
 /// The library directory is, unless --dir says otherwise: $ADAPT_LIBRARY,
 /// else $CARGO_TARGET_DIR/adapt-library, else the first adapt-library/ or
-/// target/adapt-library/ above adaptctl's executable or the current
-/// directory. `adaptctl library build` creates it.
+/// target/adapt-library/ above adaptctl's executable, else the installed
+/// library /usr/lib/adapt/library, else the same search above the current
+/// directory. In adapt's source tree, `cargo run -p adapt-segments --bin
+/// build-library` builds one.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
@@ -36,7 +37,6 @@ pub(crate) struct Args {
 
 const EXAMPLES: &str = "\
 Examples:
-  adaptctl library build               compile, verify and write every segment
   adaptctl library list                what is on disk, what the module holds
   adaptctl library show crc32          contracts, variants, hashes, best variant here
   adaptctl library verify              run the verifier over every segment
@@ -89,16 +89,6 @@ enum Command {
     /// naming how many) unless --force, which reverts those injections
     /// first. Needs root.
     Unload(unload::Args),
-
-    /// Rebuild the library from the segment sources.
-    ///
-    /// Compiles every variant with rustc, extracts code, read-only data and
-    /// relocations, verifies them and writes NAME.seg files; the same sources
-    /// give byte-identical files. Equivalent to
-    /// `cargo run -p adapt-segments --bin build-library -- --out DIR`. Needs
-    /// rustc on PATH (or $ADAPT_SEGMENTS_RUSTC) and the segment sources
-    /// (segments/sources in the adapt repository).
-    Build(build::Args),
 }
 
 impl Args {
@@ -109,7 +99,6 @@ impl Args {
             Command::Verify(a) => a.json,
             Command::Load(a) => a.json,
             Command::Unload(a) => a.json,
-            Command::Build(a) => a.json,
         }
     }
 }
@@ -121,7 +110,6 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Load(a) => load::run(device, a),
         Command::Unload(a) => unload::run(device, a),
-        Command::Build(a) => build::run(a),
     }
 }
 
@@ -131,7 +119,7 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
 pub(crate) enum CommandError {
     #[error(
         "the verifier refused {} segment(s) ({}): nothing was uploaded; see `adaptctl library \
-         verify` for every refusal and rebuild with `adaptctl library build`",
+         verify` for every refusal and rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)",
         .0.len(), .0.join("; ")
     )]
     Refused(Vec<String>),

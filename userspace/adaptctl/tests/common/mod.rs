@@ -42,35 +42,23 @@ pub fn json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(out), stderr(out)))
 }
 
-/// The library, built once per test binary by `adaptctl library build`
-/// under the target directory (a directory per test binary), with every
-/// segment present.
+/// The library, built once per test binary by the segment builder under
+/// the target directory (a directory per test binary), with every segment
+/// present.
 pub fn library() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let exe = Path::new(env!("CARGO_BIN_EXE_adaptctl"));
-        let target = exe.parent().and_then(Path::parent).expect("target dir");
-        let dir = target
-            .join("adapt-library-tests")
-            .join(concat!("adaptctl-", env!("CARGO_CRATE_NAME")));
-        let out = adaptctl(&["library", "build", "--dir", dir.to_str().unwrap(), "--json"]);
-        assert!(
-            out.status.success(),
-            "library build failed: {}",
-            stderr(&out)
-        );
-        let doc = json(&out);
-        let built: Vec<&str> = doc["segments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["name"].as_str().unwrap())
-            .collect();
+        let dir = adapt_segments::builder::library_for_tests(concat!(
+            "adaptctl-",
+            env!("CARGO_CRATE_NAME")
+        ));
         for name in [
             "adler32", "axpy_f32", "crc32", "crc32c", "dot_f32", "sha256",
         ] {
-            assert!(built.contains(&name), "{name} not built: {built:?}");
-            assert!(dir.join(format!("{name}.seg")).is_file());
+            assert!(
+                dir.join(format!("{name}.seg")).is_file(),
+                "{name} not built"
+            );
         }
         dir
     })

@@ -1,6 +1,6 @@
 //! Finding the library directory and the segments a command names.
 
-use adapt_segment::{default_library_dir, Library, LibraryDirError, Segment};
+use adapt_segment::{Library, LibraryDirError, Segment};
 use std::path::PathBuf;
 
 /// `--dir DIR`, shared by every library command.
@@ -16,16 +16,6 @@ impl DirArg {
     /// The library `--dir` names, or the default one.
     pub(crate) fn open(&self) -> Result<Library, LibraryDirError> {
         Library::open_or_default(self.dir.as_deref())
-    }
-
-    /// Where `library build` writes: `--dir`, else the default library if
-    /// there is one, else `adapt-library` in the target directory adaptctl
-    /// lives in.
-    pub(crate) fn output(&self) -> PathBuf {
-        self.dir
-            .clone()
-            .or_else(default_library_dir)
-            .unwrap_or_else(adapt_segments::builder::default_out_dir)
     }
 }
 
