@@ -27,6 +27,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "xz-utils",
     "make",
     "libclang-dev",
+    // The package's module source is built by DKMS; its test runs `dkms
+    // build` against the guest kernel's tree.
+    "dkms",
 ];
 
 /// rustup components (Rust-for-Linux builds `core` from rust-src; the module
@@ -233,6 +236,44 @@ fn install_bindgen() -> Result<()> {
             "bindgen {BINDGEN_VERSION} was installed but the bindgen on PATH is {}: \
              put cargo's bin directory (usually ~/.cargo/bin) first on PATH, then retry",
             other.map_or_else(|| "not runnable".to_string(), |v| format!("version {v}"))
+        ),
+    }
+}
+
+/// `cargo deb --version`'s version number, if cargo-deb is installed.
+pub fn cargo_deb_version() -> Option<String> {
+    let out = crate::workspace::cargo_command()
+        .args(["deb", "--version"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    (words.next()? == "cargo-deb").then_some(())?;
+    words.next().map(str::to_string)
+}
+
+/// Makes sure `cargo deb` works (`cargo vm package`), installing cargo-deb
+/// with `cargo install --locked cargo-deb` when it is missing.
+pub fn ensure_cargo_deb() -> Result<()> {
+    if cargo_deb_version().is_some() {
+        return Ok(());
+    }
+    let manual = "cargo install --locked cargo-deb";
+    say("installing cargo-deb (cargo install --locked cargo-deb, takes a few minutes)");
+    run_to_stderr(crate::workspace::cargo_command().args(["install", "--locked", "cargo-deb"]))
+        .map_err(|e| retry_with(e, manual))?;
+    match cargo_deb_version() {
+        Some(v) => {
+            say(format_args!("cargo-deb {v} installed"));
+            Ok(())
+        }
+        None => bail!(
+            "cargo-deb was installed but `cargo deb` does not run: put cargo's bin directory \
+             (usually ~/.cargo/bin) on PATH, then retry"
         ),
     }
 }

@@ -32,6 +32,7 @@ pub mod kernel;
 pub mod kmod;
 pub mod lock;
 pub mod marker;
+pub mod package;
 pub mod pipeline;
 pub mod progress;
 pub mod qemu;

@@ -5,6 +5,7 @@ mod build;
 mod demo;
 mod exec;
 mod guest_args;
+mod package;
 mod report;
 mod shell;
 mod test;
@@ -49,6 +50,7 @@ enum Command {
     Test(test::Args),
     Demo(demo::Args),
     Bench(bench::Args),
+    Package(package::Args),
 }
 
 /// Parses the command line and runs the subcommand; returns the process
@@ -62,6 +64,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Test(args) => test::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Package(args) => package::run(args),
     }
 }
 

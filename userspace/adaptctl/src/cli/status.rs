@@ -15,6 +15,7 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let device = Device::open(device)?;
     let status = Status::query(&device)?;
     let activity = Activity::query(&device);
+    let install = Install::query();
     if args.json {
         #[derive(serde::Serialize)]
         struct Doc<'a> {
@@ -22,17 +23,21 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             status: &'a Status,
             #[serde(flatten)]
             activity: &'a Activity,
+            #[serde(flatten)]
+            install: &'a Install,
         }
         println!(
             "{}",
             serde_json::to_string_pretty(&Doc {
                 status: &status,
-                activity: &activity
+                activity: &activity,
+                install: &install,
             })?
         );
     } else {
         print!("{}", render(&status));
         print!("{}", activity.render());
+        print!("{}", install.render());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -96,4 +101,92 @@ fn render(s: &Status) -> String {
         s.adaptctl_abi_version,
         s.sampling.describe(),
     )
+}
+
+/// The systemd unit of the adaptive loop (the Debian package's).
+const SERVICE: &str = "adapt-auto.service";
+
+/// What this installation uses: the segment library adaptctl finds by
+/// default, and whether the service runs.
+#[derive(Debug, serde::Serialize)]
+struct Install {
+    /// The default library directory (`None`: none found).
+    library_dir: Option<std::path::PathBuf>,
+    /// `systemctl is-active adapt-auto.service` (active, inactive, failed,
+    /// activating, …), or `unknown` without a running systemd.
+    service: String,
+}
+
+impl Install {
+    fn query() -> Self {
+        Self {
+            library_dir: adapt_segment::default_library_dir(),
+            service: service_state(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let library = match &self.library_dir {
+            Some(dir) => dir.display().to_string(),
+            None => format!(
+                "none found (install the package, or set ${})",
+                adapt_segment::LIBRARY_ENV
+            ),
+        };
+        format!(
+            "segments   {library}\n\
+             service    {SERVICE} {}\n",
+            self.service
+        )
+    }
+}
+
+/// The unit's state from `systemctl is-active`; `unknown` when there is no
+/// systemctl or no systemd answering it.
+fn service_state() -> String {
+    let Ok(out) = std::process::Command::new("systemctl")
+        .args(["is-active", SERVICE])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return "unknown (no systemctl)".into();
+    };
+    parse_is_active(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `systemctl is-active`'s answer, when it is one of its states.
+fn parse_is_active(stdout: &str) -> String {
+    let state = stdout.trim();
+    let known = [
+        "active",
+        "inactive",
+        "failed",
+        "activating",
+        "deactivating",
+        "reloading",
+        "maintenance",
+        "refreshing",
+    ];
+    if known.contains(&state) {
+        state.to_owned()
+    } else {
+        "unknown (systemd is not running)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_states() {
+        assert_eq!(parse_is_active("active\n"), "active");
+        assert_eq!(parse_is_active("inactive\n"), "inactive");
+        assert_eq!(parse_is_active(""), "unknown (systemd is not running)");
+        assert_eq!(
+            parse_is_active("System has not been booted with systemd"),
+            "unknown (systemd is not running)"
+        );
+    }
 }
