@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::artifacts::Artifacts;
 pub use crate::qemu::Accel;
-use crate::qemu::{check_kvm, QemuConfig, Share};
+use crate::qemu::{check_kvm, QemuConfig, RootOverlay, Share};
 use crate::stage2::{valid_env_name, Action, Stage2};
 use crate::workspace::Workspace;
 use crate::{console, exit_code, marker, progress, rundir};
@@ -78,6 +78,7 @@ pub struct Guest {
     cwd: Option<PathBuf>,
     echo: Echo,
     kernel_args: Vec<String>,
+    writable_root: bool,
 }
 
 /// What a guest run produced.
@@ -125,6 +126,7 @@ impl Guest {
             cwd: None,
             echo: Echo::Captured,
             kernel_args: std::env::var(KERNEL_ARGS_ENV).ok().into_iter().collect(),
+            writable_root: false,
         }
     }
 
@@ -193,6 +195,16 @@ impl Guest {
         self
     }
 
+    /// Makes the guest's root writable: the host's root seen through an
+    /// overlay whose upper layer is a tmpfs that lives as long as the guest
+    /// (so a test can `dpkg -i`, `depmod`, write /etc). The host's files
+    /// are never changed. Needs root on the host: see
+    /// [`crate::qemu::RootOverlay`].
+    pub fn writable_root(mut self) -> Guest {
+        self.writable_root = true;
+        self
+    }
+
     /// Appends kernel parameters (also taken from `$ADAPT_VM_KERNEL_ARGS`).
     pub fn kernel_arg(mut self, arg: &str) -> Guest {
         self.kernel_args.push(arg.to_string());
@@ -239,7 +251,27 @@ impl Guest {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
 
+        if self.writable_root && !is_root() {
+            bail!(
+                "a writable guest root (--writable-root) needs root on the host: the runner \
+                 mounts an overlay of / (tmpfs upper) in a private mount namespace for QEMU"
+            );
+        }
         let run_dir = rundir::create(&self.artifacts.target_dir.join("vm-runs"))?;
+        let root_overlay = if self.writable_root {
+            let overlay = RootOverlay {
+                upper_mount: run_dir.join("root-upper"),
+                merged: run_dir.join("root"),
+            };
+            overlay.check()?;
+            for dir in [&overlay.upper_mount, &overlay.merged] {
+                std::fs::create_dir(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            Some(overlay)
+        } else {
+            None
+        };
         let console_log = run_dir.join("console.log");
         let setup_error_file = run_dir.join("setup-error");
         self.write_run_files(&run_dir, &cwd, &setup_error_file, action, interactive)?;
@@ -251,8 +283,9 @@ impl Guest {
             mem_mib: self.mem_mib,
             accel: self.accel,
             console_log: console_log.clone(),
-            shares: self.shares(&run_dir),
+            shares: self.shares(&run_dir, root_overlay.as_ref()),
             extra_kernel_args: self.kernel_args.join(" "),
+            root_overlay,
         };
         let qemu_stderr_path = run_dir.join("qemu.stderr");
         let qemu_stderr = std::fs::File::create(&qemu_stderr_path)
@@ -332,14 +365,22 @@ impl Guest {
         })
     }
 
-    /// The virtfs exports: the host root, the run directory, the workspace
-    /// and the target directory (when not inside the workspace).
-    fn shares(&self, run_dir: &Path) -> Vec<Share> {
+    /// The virtfs exports: the host root (or its writable overlay), the run
+    /// directory, the workspace and the target directory (when not inside
+    /// the workspace).
+    fn shares(&self, run_dir: &Path, root_overlay: Option<&RootOverlay>) -> Vec<Share> {
         let mut shares = vec![
-            Share {
-                tag: "hostroot".into(),
-                path: "/".into(),
-                readonly: true,
+            match root_overlay {
+                None => Share {
+                    tag: "hostroot".into(),
+                    path: "/".into(),
+                    readonly: true,
+                },
+                Some(overlay) => Share {
+                    tag: "hostroot".into(),
+                    path: overlay.merged.clone(),
+                    readonly: false,
+                },
             },
             Share {
                 tag: "adaptrun".into(),
@@ -399,6 +440,10 @@ impl Guest {
             },
         )?;
         write("rundir", format!("{}\n", run_dir.display()))?;
+        write(
+            "root-access",
+            if self.writable_root { "rw\n" } else { "ro\n" }.into(),
+        )?;
         let mounts: String = self
             .visible_dirs()
             .iter()
@@ -451,6 +496,11 @@ impl Guest {
         };
         write("stage2.sh", stage2.script())
     }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Waits for QEMU, killing it at the deadline. Returns its status and

@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # /init of adapt's guest initramfs, written by adapt-qemu-tests (initramfs.rs).
 #
-# Mounts the host's root (virtfs tag hostroot) read-only at /host, fresh
+# Mounts the host's root (virtfs tag hostroot) read-only (or, with
+# --writable-root, a writable overlay of it) at /host, fresh
 # tmpfs on /tmp and /run, the kernel filesystems, then the workspace, the
 # target directory and the run directory at their own paths (listed in the
 # run directory's `mounts`), chroots into /host to run `<run dir>/stage2.sh`,
@@ -29,7 +30,10 @@ mount -t 9p -o "$p9" adaptrun /run-adapt || die "cannot mount the run directory 
 read -r mode </run-adapt/mode || die "the run directory has no mode file"
 read -r rundir </run-adapt/rundir || die "the run directory has no rundir file"
 
-mount -t 9p -o "$p9,ro,cache=loose" hostroot /host || die "cannot mount the host root (virtfs tag hostroot)"
+# ro, or rw with --writable-root (the runner then exports an overlay of the
+# host's root whose upper layer is a tmpfs on the host, gone after the run).
+read -r rootaccess </run-adapt/root-access 2>/dev/null || rootaccess=ro
+mount -t 9p -o "$p9,$rootaccess,cache=loose" hostroot /host || die "cannot mount the host root (virtfs tag hostroot)"
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp || die "cannot mount tmpfs on /tmp"
 mount -t tmpfs -o mode=755 tmpfs /host/run || die "cannot mount tmpfs on /run"
 mount -t devtmpfs devtmpfs /host/dev || die "cannot mount /dev"

@@ -49,6 +49,49 @@ pub struct QemuConfig {
     pub shares: Vec<Share>,
     /// Appended to [`KERNEL_CMDLINE`] (e.g. `initcall_debug`).
     pub extra_kernel_args: String,
+    /// Export a writable overlay of the host root instead of the root
+    /// itself (see [`RootOverlay`]).
+    pub root_overlay: Option<RootOverlay>,
+}
+
+/// A writable view of the host's root for one guest, made on the host
+/// because the guest kernel has no overlayfs (`CONFIG_OVERLAY_FS` is off
+/// and the kconfig is fixed): QEMU starts in a private mount namespace
+/// (`unshare --mount`) where a fresh tmpfs holds the upper layer of an
+/// overlay whose lower layer is `/`. The guest's writes land in that tmpfs
+/// and vanish with QEMU's namespace; the host's root is never written.
+/// Needs root (CAP_SYS_ADMIN) on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootOverlay {
+    /// An empty directory; the tmpfs (upper and work directories) is
+    /// mounted on it.
+    pub upper_mount: PathBuf,
+    /// An empty directory; the overlay is mounted on it, and the share
+    /// exporting the root points there.
+    pub merged: PathBuf,
+}
+
+/// Mounts the overlay of [`RootOverlay`], then runs QEMU (`$1` the tmpfs
+/// mount point, `$2` the overlay's, the rest QEMU's command line).
+const OVERLAY_SCRIPT: &str = "\
+set -e
+mount -t tmpfs -o mode=755 adapt-root-upper \"$1\"
+mkdir \"$1/upper\" \"$1/work\"
+mount -t overlay -o \"lowerdir=/,upperdir=$1/upper,workdir=$1/work\" adapt-root \"$2\"
+shift 2
+exec \"$@\"";
+
+impl RootOverlay {
+    /// Fails unless the paths can be passed in overlay's mount options.
+    pub fn check(&self) -> Result<()> {
+        for p in [&self.upper_mount, &self.merged] {
+            let t = p.to_string_lossy();
+            if t.contains([',', ':', '\\', '\n']) || !p.is_absolute() {
+                bail!("{t:?} cannot hold a root overlay: it must be absolute, without commas, colons or backslashes");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Doubles commas, QEMU's escape inside `key=value,…` option strings.
@@ -111,11 +154,28 @@ impl QemuConfig {
         a
     }
 
-    /// The command, ready to spawn (stdio is set by the caller).
+    /// The command, ready to spawn (stdio is set by the caller): QEMU, or
+    /// with a root overlay `unshare` running the script that mounts it and
+    /// then execs QEMU (one process all along: killing it kills QEMU).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(QEMU);
-        cmd.args(self.args());
-        cmd
+        match &self.root_overlay {
+            None => {
+                let mut cmd = Command::new(QEMU);
+                cmd.args(self.args());
+                cmd
+            }
+            Some(overlay) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(OVERLAY_SCRIPT)
+                    .arg("sh")
+                    .arg(&overlay.upper_mount)
+                    .arg(&overlay.merged)
+                    .arg(QEMU)
+                    .args(self.args());
+                cmd
+            }
+        }
     }
 }
 
@@ -138,6 +198,7 @@ mod tests {
                 readonly: true,
             }],
             extra_kernel_args: String::new(),
+            root_overlay: None,
         };
         let args = cfg.args().join(" ");
         for piece in [
@@ -153,6 +214,47 @@ mod tests {
         }
         for param in ["console=ttyS0", "panic_on_warn=1", "oops=panic", "panic=-1"] {
             assert!(KERNEL_CMDLINE.split(' ').any(|p| p == param));
+        }
+        assert_eq!(cfg.command().get_program(), QEMU);
+    }
+
+    #[test]
+    fn a_root_overlay_runs_qemu_through_unshare() {
+        let overlay = RootOverlay {
+            upper_mount: "/r/upper".into(),
+            merged: "/r/root".into(),
+        };
+        overlay.check().unwrap();
+        let cfg = QemuConfig {
+            kernel: "/k/bzImage".into(),
+            initramfs: "/c/i.cpio".into(),
+            smp: 1,
+            mem_mib: 512,
+            accel: Accel::Tcg,
+            console_log: "/r/console.log".into(),
+            shares: Vec::new(),
+            extra_kernel_args: String::new(),
+            root_overlay: Some(overlay),
+        };
+        let cmd = cfg.command();
+        assert_eq!(cmd.get_program(), "unshare");
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[..5],
+            ["--mount", "--propagation", "private", "sh", "-c"]
+        );
+        assert!(args[5].contains("lowerdir=/,upperdir=$1/upper,workdir=$1/work"));
+        assert_eq!(args[6..10], ["sh", "/r/upper", "/r/root", QEMU]);
+        assert_eq!(args[10..], cfg.args()[..]);
+        for bad in ["/a,b", "/a:b", "relative"] {
+            let o = RootOverlay {
+                upper_mount: bad.into(),
+                merged: "/r/root".into(),
+            };
+            assert!(o.check().is_err(), "{bad}");
         }
     }
 }

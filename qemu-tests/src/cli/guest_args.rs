@@ -24,6 +24,13 @@ pub struct GuestArgs {
     /// everywhere) or kvm (needs a usable /dev/kvm).
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub accel: Accel,
+
+    /// Make the guest's root writable: the host's root through an overlay
+    /// whose upper layer is a tmpfs that lives as long as the guest (so a
+    /// command can `dpkg -i`, `depmod`, edit /etc). The host's files are
+    /// never changed. Needs root on the host (a private mount namespace).
+    #[arg(long)]
+    pub writable_root: bool,
 }
 
 impl GuestArgs {
@@ -34,6 +41,11 @@ impl GuestArgs {
             .mem_mib(self.mem)
             .accel(self.accel)
             .echo_to_stdout();
+        let guest = if self.writable_root {
+            guest.writable_root()
+        } else {
+            guest
+        };
         match self.timeout.map(Duration::from_secs).or(default_timeout) {
             Some(t) => guest.timeout(t),
             None => guest.no_timeout(),

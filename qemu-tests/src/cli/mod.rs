@@ -92,6 +92,14 @@ mod tests {
             panic!("not exec")
         };
         assert_eq!(args.command, ["ls", "-l"]);
+        assert!(!args.guest.writable_root);
+        let cli =
+            Cli::try_parse_from(["vm", "exec", "--writable-root", "--", "dpkg", "-l"]).unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(args.guest.writable_root);
+        assert_eq!(args.command, ["dpkg", "-l"]);
     }
 
     #[test]
