@@ -80,7 +80,7 @@ pub fn build(ws: &Workspace) -> Result<Package> {
             "run",
             "-q",
             "-p",
-            "adapt-segments",
+            "adapt-library-build",
             "--bin",
             "build-library",
             "--",

@@ -4,9 +4,9 @@
 //! the native references used by the differential tests and the benchmark.
 //!
 //! Build the library with
-//! `cargo run -p adapt-segments --bin build-library [-- --out DIR]`
+//! `cargo run -p adapt-library-build --bin build-library [-- --out DIR]`
 //! (default `target/adapt-library/`); measure it with
-//! `cargo run --release -p adapt-segments --bin bench-library`.
+//! `cargo run --release -p adapt-library-build --bin bench-library`.
 
 pub mod builder;
 pub mod catalog;

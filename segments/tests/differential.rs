@@ -5,7 +5,7 @@
 
 mod common;
 
-use adapt_segments::reference::SystemZlib;
+use adapt_library_build::reference::SystemZlib;
 use adapt_select::driver::gamma32;
 use common::{byte_cases, loaded_variants, segment, Guarded, Tally};
 use rand::{Rng, RngCore, SeedableRng};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use adapt_segments::catalog::catalog;
+use adapt_library_build::catalog::catalog;
 
 #[test]
 fn two_builds_are_byte_identical() {

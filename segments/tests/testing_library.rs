@@ -2,9 +2,9 @@
 //! The test-only library: its deliberately slow crc32 must still be exactly
 //! zlib's crc32, since `adaptctl auto` tests inject it into real programs.
 
+use adapt_library_build::builder::{build_testing_library, default_sources_dir, BuildOptions};
+use adapt_library_build::reference::SystemZlib;
 use adapt_segment::{verify_segment, InProcessVariant, Segment};
-use adapt_segments::builder::{build_testing_library, default_sources_dir, BuildOptions};
-use adapt_segments::reference::SystemZlib;
 
 type ZFn = unsafe extern "C" fn(u64, *const u8, u32) -> u64;
 type ZFnZ = unsafe extern "C" fn(u64, *const u8, usize) -> u64;

@@ -150,13 +150,13 @@ fn native(a: &Artifacts, library: &Path) -> Result<Native> {
         "--release",
         "--quiet",
         "-p",
-        "adapt-segments",
+        "adapt-library-build",
         "--bin",
         "bench-library",
     ]);
     let library_run = capture(
         cmd,
-        "cargo run --release -p adapt-segments --bin bench-library",
+        "cargo run --release -p adapt-library-build --bin bench-library",
     )?;
     let mut selections = Vec::new();
     for seg in SEGMENTS {

@@ -3,14 +3,16 @@
 //! variant of every segment, natively and loaded from its packed bytes as it
 //! runs in a target, against the function it replaces (the system
 //! libz.so.1 for crc32/adler32) and the best crate, interleaved in one run.
-//! Run it with `cargo run --release -p adapt-segments --bin bench-library`.
+//! Run it with `cargo run --release -p adapt-library-build --bin bench-library`.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 
+use adapt_library_build::builder::{
+    build_library, default_out_dir, default_sources_dir, BuildOptions,
+};
+use adapt_library_build::reference::SystemZlib;
 use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
-use adapt_segments::builder::{build_library, default_out_dir, default_sources_dir, BuildOptions};
-use adapt_segments::reference::SystemZlib;
 use adapt_select::timing::{measure, Budget, Runner};
 use anyhow::{Context, Result};
 

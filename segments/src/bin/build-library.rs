@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use adapt_segments::builder::{
+use adapt_library_build::builder::{
     build_library, build_testing_library, default_out_dir, default_sources_dir, BuildOptions,
 };
 use anyhow::{bail, Result};

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
-use adapt_segments::builder::{
+use adapt_library_build::builder::{
     build_library, default_sources_dir, library_for_tests, BuildOptions,
 };
+use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
 
 /// Builds the whole library into `dir`.
 pub fn build_into(dir: &Path) -> Vec<PathBuf> {

@@ -318,7 +318,7 @@ fn load_and_unload_without_the_module_say_to_load_it() {
 
 #[test]
 fn building_the_library_is_not_a_command_of_the_shipped_cli() {
-    // `build-library` (adapt-segments, a developer tool) builds it.
+    // `build-library` (adapt-library-build, a developer tool) builds it.
     let out = adaptctl(&["library", "build"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -106,7 +106,7 @@ pub enum LibraryError {
 
     #[error(
         "{what} of {segment}/{variant} has {count} elements, more than the ioctl can describe: \
-         the segment is malformed, rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)"
+         the segment is malformed, rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)"
     )]
     CountOverflow {
         what: &'static str,
@@ -119,7 +119,7 @@ pub enum LibraryError {
         "the module refused {segment}/{variant} as too large (E2BIG): code {code_len} B \
          (limit {max_code}), rodata {rodata_len} B (limit {max_rodata}), {nrelocs} relocations \
          (limit {max_relocs}), {nentries} entries (limit {max_entries}); shrink the variant or \
-         rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)",
+         rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)",
         max_code = abi::ADAPT_SEGMENT_MAX_CODE,
         max_rodata = abi::ADAPT_SEGMENT_MAX_RODATA,
         max_relocs = abi::ADAPT_SEGMENT_MAX_RELOCS,
@@ -137,7 +137,7 @@ pub enum LibraryError {
     #[error(
         "the module refused {segment}/{variant} as malformed (EINVAL: a name, length, offset, \
          alignment, flag or CPU feature bit is out of bounds): run `adaptctl library verify \
-         {segment}`, rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree), and make sure adapt.ko and adaptctl \
+         {segment}`, rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree), and make sure adapt.ko and adaptctl \
          come from the same source"
     )]
     Malformed { segment: String, variant: String },

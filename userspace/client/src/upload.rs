@@ -67,7 +67,7 @@ pub const VARIANT_HASH_DOMAIN: &[u8] = b"adapt-variant-v1\0";
 pub enum UploadError {
     #[error(
         "segment {segment} has no variant {variant}: see `adaptctl library show {segment}`, or \
-         rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)"
+         rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)"
     )]
     NoSuchVariant { segment: String, variant: String },
     #[error(
@@ -83,7 +83,7 @@ pub enum UploadError {
     },
     #[error(
         "variant {segment}/{variant} has {entries} entry offsets for {functions} functions: the \
-         segment is malformed; rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)"
+         segment is malformed; rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)"
     )]
     EntryMismatch {
         segment: String,
@@ -305,7 +305,7 @@ mod tests {
 
     /// The real library, built once for this test binary with the builder.
     fn library() -> PathBuf {
-        adapt_segments::builder::library_for_tests("client-unit")
+        adapt_library_build::builder::library_for_tests("client-unit")
     }
 
     fn segments() -> Vec<Segment> {

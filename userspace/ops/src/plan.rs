@@ -84,7 +84,7 @@ pub enum PlanError {
 
     #[error(
         "the verifier refused segment {segment} ({first}); nothing was injected: see `adaptctl \
-         library verify {segment}` and rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)"
+         library verify {segment}` and rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)"
     )]
     Refused { segment: String, first: String },
 }

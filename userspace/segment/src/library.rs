@@ -18,7 +18,7 @@ pub const SEGMENT_EXTENSION: &str = "seg";
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryDirError {
     /// No library directory was found.
-    #[error("no segment library found (looked at ${LIBRARY_ENV}, $CARGO_TARGET_DIR/{LIBRARY_DIR_NAME}, {LIBRARY_DIR_NAME}/ or target/{LIBRARY_DIR_NAME}/ above the executable, {SYSTEM_LIBRARY_DIR}, and the same above the current directory); build it with `cargo run -p adapt-segments --bin build-library`")]
+    #[error("no segment library found (looked at ${LIBRARY_ENV}, $CARGO_TARGET_DIR/{LIBRARY_DIR_NAME}, {LIBRARY_DIR_NAME}/ or target/{LIBRARY_DIR_NAME}/ above the executable, {SYSTEM_LIBRARY_DIR}, and the same above the current directory); build it with `cargo run -p adapt-library-build --bin build-library`")]
     NotFound,
     /// The path is not a directory.
     #[error("segment library {0} is not a directory")]

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use adapt_library_build::builder::library_for_tests;
+use adapt_library_build::reference::SystemZlib;
 use adapt_segment::Segment;
-use adapt_segments::builder::library_for_tests;
-use adapt_segments::reference::SystemZlib;
 use adapt_select::{
     select, variant_cache_hash, Budget, Cache, CacheUse, Choice, LoadMethod, Original,
     OriginalSpec, PreparedOriginal, SelectRequest, Selection, DEFAULT_MARGIN,

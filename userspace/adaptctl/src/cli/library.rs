@@ -26,7 +26,7 @@ use std::process::ExitCode;
 /// else $CARGO_TARGET_DIR/adapt-library, else the first adapt-library/ or
 /// target/adapt-library/ above adaptctl's executable, else the installed
 /// library /usr/lib/adapt/library, else the same search above the current
-/// directory. In adapt's source tree, `cargo run -p adapt-segments --bin
+/// directory. In adapt's source tree, `cargo run -p adapt-library-build --bin
 /// build-library` builds one.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -119,7 +119,7 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
 pub(crate) enum CommandError {
     #[error(
         "the verifier refused {} segment(s) ({}): nothing was uploaded; see `adaptctl library \
-         verify` for every refusal and rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree)",
+         verify` for every refusal and rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)",
         .0.len(), .0.join("; ")
     )]
     Refused(Vec<String>),

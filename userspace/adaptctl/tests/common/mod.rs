@@ -48,7 +48,7 @@ pub fn json(out: &Output) -> Value {
 pub fn library() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = adapt_segments::builder::library_for_tests(concat!(
+        let dir = adapt_library_build::builder::library_for_tests(concat!(
             "adaptctl-",
             env!("CARGO_CRATE_NAME")
         ));

@@ -76,7 +76,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     } = disk::select(&library, &args.names)?;
     if let Some(u) = unreadable.first() {
         anyhow::bail!(
-            "unusable segment file: {} (remove it, or rebuild the library (`cargo run -p adapt-segments --bin build-library` in the source tree))",
+            "unusable segment file: {} (remove it, or rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree))",
             u.error
         );
     }
