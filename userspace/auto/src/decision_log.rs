@@ -21,16 +21,47 @@ pub enum DecisionKind {
     Gone,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct DecisionRecord {
-    /// Seconds since the Unix epoch.
-    pub time: f64,
-    pub kind: DecisionKind,
+/// What a decision is about: a process and, for most decisions, one of
+/// its functions with the segment and variant that replace it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Subject {
     pub pid: u32,
     pub command: String,
     pub function: String,
     pub segment: String,
     pub variant: String,
+}
+
+impl Subject {
+    /// A process, no function.
+    pub fn process(pid: u32, command: &str) -> Self {
+        Self {
+            pid,
+            command: command.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// `function` of this process, replaced by `segment`/`variant` (either
+    /// may be empty while undecided).
+    pub fn about(&self, function: &str, segment: &str, variant: &str) -> Self {
+        Self {
+            pid: self.pid,
+            command: self.command.clone(),
+            function: function.to_owned(),
+            segment: segment.to_owned(),
+            variant: variant.to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DecisionRecord {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub kind: DecisionKind,
+    #[serde(flatten)]
+    pub subject: Subject,
     /// Why, in words, with the figures.
     pub reason: String,
     /// Machine-readable details (shares, speedups, ids).
@@ -53,15 +84,11 @@ impl<W: Write> DecisionLog<W> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes and keeps one decision about `subject`.
     pub fn record(
         &mut self,
         kind: DecisionKind,
-        pid: u32,
-        command: &str,
-        function: &str,
-        segment: &str,
-        variant: &str,
+        subject: &Subject,
         reason: impl Into<String>,
         details: serde_json::Value,
     ) {
@@ -71,11 +98,7 @@ impl<W: Write> DecisionLog<W> {
         let d = DecisionRecord {
             time,
             kind,
-            pid,
-            command: command.to_owned(),
-            function: function.to_owned(),
-            segment: segment.to_owned(),
-            variant: variant.to_owned(),
+            subject: subject.clone(),
             reason: reason.into(),
             details,
         };
@@ -88,13 +111,13 @@ impl<W: Write> DecisionLog<W> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
-                d.pid,
-                d.command,
-                d.function,
-                if d.segment.is_empty() {
+                d.subject.pid,
+                d.subject.command,
+                d.subject.function,
+                if d.subject.segment.is_empty() {
                     String::new()
                 } else {
-                    format!("{}/{}", d.segment, d.variant)
+                    format!("{}/{}", d.subject.segment, d.subject.variant)
                 },
                 d.reason
             )
@@ -113,30 +136,27 @@ mod tests {
     #[test]
     fn json_lines_and_text_lines_carry_the_reason() {
         let mut log = DecisionLog::new(Vec::new(), true);
+        let python = Subject::process(42, "python3");
         log.record(
             DecisionKind::Reverted,
-            42,
-            "python3",
-            "crc32_z",
-            "crc32",
-            "portable",
+            &python.about("crc32_z", "crc32", "portable"),
             "regression: share grew",
             serde_json::json!({"share_before": 0.5}),
         );
         let text = String::from_utf8(log.out.clone()).unwrap();
         let doc: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(doc["kind"], "reverted");
+        assert_eq!(
+            (&doc["pid"], &doc["function"]),
+            (&42.into(), &"crc32_z".into())
+        );
         assert_eq!(doc["reason"], "regression: share grew");
         assert_eq!(doc["details"]["share_before"], 0.5);
 
         let mut log = DecisionLog::new(Vec::new(), false);
         log.record(
             DecisionKind::Kept,
-            1,
-            "x",
-            "f",
-            "s",
-            "v",
+            &Subject::process(1, "x").about("f", "s", "v"),
             "helped",
             serde_json::Value::Null,
         );

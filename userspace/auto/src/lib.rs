@@ -7,6 +7,6 @@ pub mod opportunity;
 pub mod policy_file;
 pub mod verdict;
 
-pub use decision_log::{DecisionKind, DecisionLog, DecisionRecord};
+pub use decision_log::{DecisionKind, DecisionLog, DecisionRecord, Subject};
 pub use opportunity::{rank, Candidate, Opportunity};
 pub use verdict::{judge, Verdict, Window};

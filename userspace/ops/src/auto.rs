@@ -28,7 +28,7 @@ use crate::timings::Timings;
 use adapt_abi as abi;
 use adapt_auto::opportunity::Thresholds;
 use adapt_auto::verdict::Criterion;
-use adapt_auto::{judge, rank, Candidate, DecisionKind, DecisionLog, Verdict, Window};
+use adapt_auto::{judge, rank, Candidate, DecisionKind, DecisionLog, Subject, Verdict, Window};
 use adapt_client::inject as module;
 use adapt_client::Device;
 use adapt_profile::Profile;
@@ -66,12 +66,9 @@ pub struct Options {
 
 /// An injection auto made and still has to judge (or has kept).
 struct Pending {
-    pid: u32,
-    command: String,
+    /// The process, function, segment and variant.
+    subject: Subject,
     id: u64,
-    function: String,
-    segment: String,
-    variant: String,
     /// The mapping name the segment shows up as in profiles.
     mapping: String,
     before: Window,
@@ -111,11 +108,7 @@ pub fn run<W: Write>(
             if !policy_allows(&policy, pid) {
                 log.record(
                     DecisionKind::Skipped,
-                    pid,
-                    &command_of(pid),
-                    "",
-                    "",
-                    "",
+                    &Subject::process(pid, &command_of(pid)),
                     "not a target of the policy (uids, commands, executables): left alone",
                     serde_json::Value::Null,
                 );
@@ -123,8 +116,8 @@ pub fn run<W: Write>(
             }
             let already: HashSet<String> = kept
                 .iter()
-                .filter(|p| p.pid == pid)
-                .map(|p| p.function.clone())
+                .filter(|p| p.subject.pid == pid)
+                .map(|p| p.subject.function.clone())
                 .chain(
                     rejected
                         .iter()
@@ -138,25 +131,21 @@ pub fn run<W: Write>(
             );
             for d in &log.decisions[judged_before..] {
                 if d.kind == DecisionKind::Reverted {
-                    rejected.insert((d.pid, d.function.clone()));
+                    rejected.insert((d.subject.pid, d.subject.function.clone()));
                 }
             }
             match outcome {
                 Ok(mut new_kept) => kept.append(&mut new_kept),
                 Err(err) => log.record(
                     DecisionKind::Gone,
-                    pid,
-                    &command_of(pid),
-                    "",
-                    "",
-                    "",
+                    &Subject::process(pid, &command_of(pid)),
                     err.to_string(),
                     serde_json::Value::Null,
                 ),
             }
         }
         // Forget kept injections whose process went away.
-        kept.retain(|p| Path::new(&format!("/proc/{}", p.pid)).exists());
+        kept.retain(|p| Path::new(&format!("/proc/{}", p.subject.pid)).exists());
         let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
         if args.once || out_of_time || stop.load(Ordering::Relaxed) {
             break;
@@ -193,7 +182,7 @@ fn round<W: Write>(
     stop: &AtomicBool,
     timings: &mut Timings,
 ) -> crate::Result<Vec<Pending>> {
-    let command = command_of(pid);
+    let process = Subject::process(pid, &command_of(pid));
     let freq = abi::ADAPT_PROFILE_FREQ_DEFAULT.clamp(policy.freq_min_hz, policy.freq_max_hz);
     let margin = f64::from(policy.regression_margin_permille) / 1000.0;
     let allowed_segments: Vec<&str> = policy
@@ -218,24 +207,11 @@ fn round<W: Write>(
         if f.share < args.min_share {
             continue;
         }
-        log.record(
-            DecisionKind::Opportunity,
-            pid,
-            &command,
-            &f.function,
-            segment,
-            "",
-            format!("{:.1}% of samples ({} of {}) in {}", f.share * 100.0, f.samples, profile.total_samples, f.object),
-            json!({"share": f.share, "samples": f.samples, "total": profile.total_samples, "object": f.object}),
-        );
+        log.record(DecisionKind::Opportunity, &process.about(&f.function, segment, ""), format!("{:.1}% of samples ({} of {}) in {}", f.share * 100.0, f.samples, profile.total_samples, f.object), json!({"share": f.share, "samples": f.samples, "total": profile.total_samples, "object": f.object}));
         if !allowed_segments.is_empty() && !allowed_segments.contains(&segment.as_str()) {
             log.record(
                 DecisionKind::Skipped,
-                pid,
-                &command,
-                &f.function,
-                segment,
-                "",
+                &process.about(&f.function, segment, ""),
                 "segment not allowed by the policy",
                 serde_json::Value::Null,
             );
@@ -257,11 +233,7 @@ fn round<W: Write>(
             Err(err) => {
                 log.record(
                     DecisionKind::Skipped,
-                    pid,
-                    &command,
-                    &f.function,
-                    segment,
-                    "",
+                    &process.about(&f.function, segment, ""),
                     err.to_string(),
                     serde_json::Value::Null,
                 );
@@ -286,11 +258,7 @@ fn round<W: Write>(
                         adapt_select::Choice::Nothing { reason } => {
                             log.record(
                                 DecisionKind::Skipped,
-                                pid,
-                                &command,
-                                &f.function,
-                                segment,
-                                "",
+                                &process.about(&f.function, segment, ""),
                                 format!(
                                     "measured on this machine: {reason}; {}",
                                     measure::original_sentence(&selection)
@@ -309,11 +277,7 @@ fn round<W: Write>(
                 Err(err) => {
                     log.record(
                         DecisionKind::Skipped,
-                        pid,
-                        &command,
-                        &f.function,
-                        segment,
-                        "",
+                        &process.about(&f.function, segment, ""),
                         format!("measurement failed: {err}"),
                         serde_json::Value::Null,
                     );
@@ -355,11 +319,7 @@ fn round<W: Write>(
         if args.dry_run {
             log.record(
                 DecisionKind::WouldInject,
-                pid,
-                &command,
-                &c.function,
-                &c.segment,
-                &c.variant,
+                &process.about(&c.function, &c.segment, &c.variant),
                 format!(
                     "expected to save {:.1}% of its CPU time",
                     opportunity.expected_gain * 100.0
@@ -372,11 +332,7 @@ fn round<W: Write>(
             Ok(Done { injected, .. }) => {
                 log.record(
                     DecisionKind::Injected,
-                    pid,
-                    &command,
-                    &c.function,
-                    &c.segment,
-                    &c.variant,
+                    &process.about(&c.function, &c.segment, &c.variant),
                     format!(
                         "#{}: expected to save {:.1}%; threads held {}{}",
                         injected.id,
@@ -395,12 +351,8 @@ fn round<W: Write>(
                     }),
                 );
                 pending.push(Pending {
-                    pid,
-                    command: command.clone(),
+                    subject: process.about(&c.function, &c.segment, &c.variant),
                     id: injected.id,
-                    function: c.function.clone(),
-                    segment: c.segment.clone(),
-                    variant: c.variant.clone(),
                     mapping: format!("[adapt:{}-{}]", c.segment, c.variant),
                     before: Window {
                         total: profile.total_samples,
@@ -411,11 +363,7 @@ fn round<W: Write>(
             }
             Err(err) => log.record(
                 DecisionKind::Skipped,
-                pid,
-                &command,
-                &c.function,
-                &c.segment,
-                &c.variant,
+                &process.about(&c.function, &c.segment, &c.variant),
                 err.to_string(),
                 serde_json::Value::Null,
             ),
@@ -438,11 +386,7 @@ fn round<W: Write>(
                 for p in pending.drain(..) {
                     log.record(
                         DecisionKind::Gone,
-                        pid,
-                        &p.command,
-                        &p.function,
-                        &p.segment,
-                        &p.variant,
+                        &p.subject,
                         err.to_string(),
                         json!({"id": p.id}),
                     );
@@ -468,16 +412,7 @@ fn round<W: Write>(
                 json!({"id": p.id, "before": p.before, "after": after, "verdict": verdict});
             match verdict.keep() {
                 Some(true) => {
-                    log.record(
-                        DecisionKind::Kept,
-                        p.pid,
-                        &p.command,
-                        &p.function,
-                        &p.segment,
-                        &p.variant,
-                        verdict.reason(),
-                        details,
-                    );
+                    log.record(DecisionKind::Kept, &p.subject, verdict.reason(), details);
                     kept.push(p);
                 }
                 Some(false) => {
@@ -517,16 +452,7 @@ fn revert_with<W: Write>(
         Ok(_) => done.to_owned(),
         Err(err) => format!("{why}; revert failed: {err}"),
     };
-    log.record(
-        DecisionKind::Reverted,
-        p.pid,
-        &p.command,
-        &p.function,
-        &p.segment,
-        &p.variant,
-        reason,
-        details,
-    );
+    log.record(DecisionKind::Reverted, &p.subject, reason, details);
 }
 
 /// Profiles `pid` for `window`; the process exiting is an error (there
