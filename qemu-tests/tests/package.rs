@@ -220,9 +220,10 @@ fn dkms_builds_the_packaged_source_for_the_guest_kernel() {
         .is_file());
     let dkms_tree = tmp.path().join("dkms");
     std::fs::create_dir(&dkms_tree).unwrap();
-    let dkms = |args: &[&str]| {
+    // `dkms ACTION [-k KERNEL --kernelsourcedir DIR]` on our trees.
+    let dkms = |action: &str, kernel: Option<(&str, &Path)>| {
         let mut cmd = Command::new("dkms");
-        cmd.args(args)
+        cmd.arg(action)
             .args(["-m", "adapt", "-v", package::VERSION])
             .arg("--sourcetree")
             .arg(&source_tree)
@@ -231,15 +232,17 @@ fn dkms_builds_the_packaged_source_for_the_guest_kernel() {
             // As the runner's own module build: cargo's MSRV variable must
             // not reach the kernel's Rust build.
             .env_remove("CARGO_PKG_RUST_VERSION");
+        if let Some((release, dir)) = kernel {
+            cmd.args(["-k", release]).arg("--kernelsourcedir").arg(dir);
+        }
         cmd
     };
-    run_ok(&mut dkms(&["add"]));
+    run_ok(&mut dkms("add", None));
     let release =
         std::fs::read_to_string(artifacts.kernel_dir.join("include/config/kernel.release"))
             .unwrap();
     let release = release.trim();
-    let built =
-        run(dkms(&["build", "-k", release, "--kernelsourcedir"]).arg(&artifacts.kernel_dir));
+    let built = run(&mut dkms("build", Some((release, &artifacts.kernel_dir))));
     let module = dkms_tree.join(format!(
         "adapt/{}/{release}/x86_64/module/adapt.ko",
         package::VERSION
@@ -271,7 +274,7 @@ fn dkms_builds_the_packaged_source_for_the_guest_kernel() {
         )
         .unwrap();
     }
-    let skipped = run(dkms(&["build", "-k", "6.12.0-norust", "--kernelsourcedir"]).arg(&norust));
+    let skipped = run(&mut dkms("build", Some(("6.12.0-norust", &norust))));
     assert_eq!(skipped.status.code(), Some(77), "{}", text(&skipped));
     assert!(
         text(&skipped).contains("BUILD_EXCLUSIVE"),
