@@ -9,6 +9,7 @@
 //! | measure the variants against the target's original before injecting | [`measure`] |
 //! | upload the variant and inject | [`inject`] |
 //! | find and revert injections | [`revert`] |
+//! | the verifier's verdict on a library segment file | [`segment_check`] |
 //! | collect a profile window from the module | [`collect`] |
 //! | the adaptive loop (profile, inject, judge, revert) | [`auto`] |
 //! | where one command's wall time went | [`timings`] |
@@ -25,6 +26,7 @@ pub mod library_index;
 pub mod measure;
 pub mod plan;
 pub mod revert;
+pub mod segment_check;
 pub mod timings;
 
 pub use error::{Error, Result};

@@ -2,11 +2,11 @@
 
 use super::disk::{self, DirArg};
 use super::module;
-use super::verify::verify;
 use super::CommandError;
 use adapt_client::library::{self, hex};
 use adapt_client::upload::variant_upload;
 use adapt_client::VariantUpload;
+use adapt_ops::segment_check;
 use adapt_segment::{CpuFeatures, Segment};
 use anyhow::Context;
 use serde::Serialize;
@@ -84,7 +84,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     // Nothing is uploaded unless every selected segment passes the verifier.
     let refused: Vec<String> = segments
         .iter()
-        .map(|(path, segment)| verify(path.clone(), segment))
+        .map(|(path, segment)| segment_check::check(path.clone(), segment))
         .filter(|o| !o.ok)
         .map(|o| {
             let name = o.name.unwrap_or_default();

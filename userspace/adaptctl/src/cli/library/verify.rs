@@ -2,7 +2,7 @@
 
 use super::disk::{self, DirArg};
 use crate::cli::exit::Exit;
-use adapt_segment::{verify_segment, Refusal, Segment, VariantReport, VerifyError};
+use adapt_ops::segment_check::{self, SegmentCheck};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -25,49 +25,9 @@ pub(crate) struct Args {
 #[derive(Debug, Serialize)]
 struct Report {
     dir: PathBuf,
-    segments: Vec<Outcome>,
+    segments: Vec<SegmentCheck>,
     /// Segments refused (or unreadable).
     refused: usize,
-}
-
-/// The verdict on one segment file.
-#[derive(Debug, Serialize)]
-pub(crate) struct Outcome {
-    pub(crate) name: Option<String>,
-    pub(crate) path: PathBuf,
-    pub(crate) ok: bool,
-    /// One per accepted variant (all of them when `ok`).
-    pub(crate) variants: Vec<VariantReport>,
-    /// Every refused instruction (at most 100 per variant).
-    pub(crate) refusals: Vec<Refusal>,
-    /// A file or structure problem that stopped verification.
-    pub(crate) error: Option<String>,
-}
-
-/// Verifies one segment.
-pub(crate) fn verify(path: PathBuf, segment: &Segment) -> Outcome {
-    let (variants, refusals, error) = match verify_segment(segment) {
-        Ok(reports) => (reports, Vec::new(), None),
-        Err(VerifyError::Refused(refusals)) => {
-            let accepted = segment
-                .variants
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| !refusals.iter().any(|r| r.variant == v.name))
-                .filter_map(|(i, _)| adapt_segment::verify_variant(segment, i).ok())
-                .collect();
-            (accepted, refusals, None)
-        }
-        Err(err @ VerifyError::Malformed(_)) => (Vec::new(), Vec::new(), Some(err.to_string())),
-    };
-    Outcome {
-        name: Some(segment.name.clone()),
-        path,
-        ok: refusals.is_empty() && error.is_none(),
-        variants,
-        refusals,
-        error,
-    }
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -76,11 +36,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         segments,
         unreadable,
     } = disk::select(&library, &args.names)?;
-    let mut outcomes: Vec<Outcome> = segments
+    let mut outcomes: Vec<SegmentCheck> = segments
         .into_iter()
-        .map(|(path, segment)| verify(path, &segment))
+        .map(|(path, segment)| segment_check::check(path, &segment))
         .collect();
-    outcomes.extend(unreadable.into_iter().map(|u| Outcome {
+    outcomes.extend(unreadable.into_iter().map(|u| SegmentCheck {
         name: None,
         path: u.path,
         ok: false,
