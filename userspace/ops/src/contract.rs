@@ -229,7 +229,7 @@ fn canonical_type(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use adapt_segment::{CType, Param, Scalar};
-    use adapt_target::ObjectRole as ObjectKind;
+    use adapt_target::ObjectRole;
     use sha2::{Digest, Sha256};
 
     fn crc32() -> Function {
@@ -257,7 +257,7 @@ mod tests {
         }
     }
 
-    fn object(path: &str, kind: ObjectKind, soname: Option<&str>) -> ObjectRef {
+    fn object(path: &str, kind: ObjectRole, soname: Option<&str>) -> ObjectRef {
         ObjectRef {
             path: path.into(),
             kind,
@@ -287,16 +287,16 @@ mod tests {
 
     #[test]
     fn the_declared_contract_applies_to_that_symbol_in_that_library_only() {
-        let libz = object(LIBZ, ObjectKind::SharedLibrary, Some("libz.so.1"));
+        let libz = object(LIBZ, ObjectRole::SharedLibrary, Some("libz.so.1"));
         let c = target_contract("crc32", &crc32(), "crc32", &libz, None).unwrap();
         assert_eq!(c.source, ContractSource::Declared);
         assert_eq!(c.hash, hash("adapt-contract-v1:u64(u64,const u8*,u32)"));
         // Without a soname, the file name's version suffix still matches.
-        let bare = object(LIBZ, ObjectKind::SharedLibrary, None);
+        let bare = object(LIBZ, ObjectRole::SharedLibrary, None);
         assert!(target_contract("crc32", &crc32(), "crc32", &bare, None).is_ok());
 
         // Inside an executable: unknown, and the message shows what to pass.
-        let exe = object("/usr/bin/prog", ObjectKind::Executable, None);
+        let exe = object("/usr/bin/prog", ObjectRole::Executable, None);
         let err = target_contract("crc32", &crc32(), "crc32", &exe, None).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("/usr/bin/prog is not libz.so.1"), "{msg}");
@@ -307,7 +307,7 @@ mod tests {
         // Another library that happens to export crc32.
         let other = object(
             "/opt/lib/libminiz.so.2",
-            ObjectKind::SharedLibrary,
+            ObjectRole::SharedLibrary,
             Some("libminiz.so.2"),
         );
         assert!(matches!(
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn an_assumed_contract_must_be_the_segments() {
-        let exe = object("/usr/bin/prog", ObjectKind::Executable, None);
+        let exe = object("/usr/bin/prog", ObjectRole::Executable, None);
         let c = target_contract(
             "crc32",
             &crc32(),
@@ -356,7 +356,7 @@ mod tests {
             "{err}"
         );
         // Assuming also works where the declared contract would apply.
-        let libz = object(LIBZ, ObjectKind::SharedLibrary, None);
+        let libz = object(LIBZ, ObjectRole::SharedLibrary, None);
         assert_eq!(
             target_contract(
                 "crc32",
