@@ -467,7 +467,7 @@ fn profile_window(
 ) -> crate::Result<Profile> {
     let collected = collect::collect(
         device,
-        &collect::Request {
+        &collect::Sampling {
             pid,
             freq,
             software: false,

@@ -15,7 +15,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What to sample.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
+pub struct Sampling<'a> {
     pub pid: u32,
     /// Samples per second on each CPU the process runs on.
     pub freq: u32,
@@ -43,7 +43,7 @@ pub struct Collected {
 }
 
 /// Samples `request.pid` for one window.
-pub fn collect(device: &Device, request: &Request<'_>) -> crate::Result<Collected> {
+pub fn collect(device: &Device, request: &Sampling<'_>) -> crate::Result<Collected> {
     let pid = request.pid;
     // Start first: the module's checks give the precise error for a bad pid.
     let session = ProfileSession::start(device, pid, request.freq, request.software)?;

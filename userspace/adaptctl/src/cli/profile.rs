@@ -75,7 +75,7 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let command = adapt_ops::auto::processes::command_of(args.pid);
     let collected = collect::collect(
         &device,
-        &collect::Request {
+        &collect::Sampling {
             pid: args.pid,
             freq: args.freq,
             software: args.software,
