@@ -55,7 +55,7 @@ pub(crate) struct Args {
     /// Do not measure the variants against the original on this machine
     /// before injecting (as `adaptctl bench` does): inject the best variant
     /// the CPU supports and let the verdict after injection decide.
-    #[arg(long)]
+    #[arg(long, env = "ADAPT_NO_MEASURE", value_parser = clap::builder::FalseyValueParser::new())]
     no_measure: bool,
 
     /// Print on stderr where the wall time went: startup, open, then for
