@@ -178,6 +178,7 @@ fn request_from(path: &str) -> Result<InjectRequest, String> {
         contract_hash: field("contract_hash")?,
         expected,
         automatic: false,
+        imports: None,
     })
 }
 

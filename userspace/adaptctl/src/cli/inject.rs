@@ -150,7 +150,9 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let mut plan = plan::plan(&request, &mut timings)
         .map_err(|err| inject::explain_modified(device.as_ref(), args.pid, err))?;
     // The in-situ measurement picks the variant, or none.
-    let measurement = match args.no_measure {
+    // A segment with imports calls into the target: it is not run in the
+    // measuring child.
+    let measurement = match args.no_measure || !plan.imports.is_empty() {
         true => None,
         false => Some(measure::before_inject(&mut plan, args.variant.as_deref())?),
     };
