@@ -62,10 +62,7 @@ pub fn execute(
     automatic: bool,
     timings: &mut Timings,
 ) -> crate::Result<Done> {
-    let file = adapt_segment::SegmentFile::new(
-        plan.verified.clone(),
-        plan.import_decls.clone(),
-    );
+    let file = adapt_segment::SegmentFile::new(plan.verified.clone(), plan.import_decls.clone());
     let variant_id = upload::ensure_loaded_file(device, &file, &plan.variant)
         .map_err(|err| {
             crate::Error::from(err).during(format!(
@@ -135,7 +132,11 @@ const PLACEMENT_CANDIDATES: usize = 16;
 /// mapping of the variant first, then free ranges nearest the site), the
 /// trampoline relocated for it and the slots resolved, until the module
 /// maps it (see the module documentation).
-fn inject_placed(device: &Device, plan: &Plan, request: &mut InjectRequest) -> crate::Result<Injected> {
+fn inject_placed(
+    device: &Device,
+    plan: &Plan,
+    request: &mut InjectRequest,
+) -> crate::Result<Injected> {
     let variant = plan
         .verified
         .variant(&plan.variant)
@@ -196,7 +197,10 @@ fn inject_placed(device: &Device, plan: &Plan, request: &mut InjectRequest) -> c
             .collect();
         request.imports = Some(InjectImports {
             segment_addr: address,
-            relocated: trampoline.as_ref().map(|t| t.original.clone()).unwrap_or_default(),
+            relocated: trampoline
+                .as_ref()
+                .map(|t| t.original.clone())
+                .unwrap_or_default(),
             trampoline: trampoline.map(|t| t.bytes).unwrap_or_default(),
             slots,
         });

@@ -186,7 +186,9 @@ impl Library {
 
     /// [`Library::load_all`] reading each file as a [`SegmentFile`]
     /// (imports allowed).
-    pub fn load_all_files(&self) -> Result<Vec<(PathBuf, Result<SegmentFile, LoadError>)>, LibraryDirError> {
+    pub fn load_all_files(
+        &self,
+    ) -> Result<Vec<(PathBuf, Result<SegmentFile, LoadError>)>, LibraryDirError> {
         Ok(self
             .segment_paths()?
             .into_iter()

@@ -35,7 +35,8 @@ pub fn free_ranges_near(pid: u32, site: u64, len: u64, max: usize) -> std::io::R
 /// [`free_ranges_near`] over sorted `(start, end)` used ranges.
 pub fn candidates(used: &[(u64, u64)], site: u64, len: u64, max: usize) -> Vec<u64> {
     let len = len.div_ceil(PAGE) * PAGE;
-    let reaches = |start: u64| start.abs_diff(site) <= REACH && (start + len).abs_diff(site) <= REACH;
+    let reaches =
+        |start: u64| start.abs_diff(site) <= REACH && (start + len).abs_diff(site) <= REACH;
     let mut out = Vec::new();
     let mut gap_start = LOWEST;
     let mut bounds: Vec<(u64, u64)> = Vec::new();
@@ -93,11 +94,20 @@ mod tests {
             assert_eq!(a % PAGE, 0);
             assert!(a.abs_diff(site) <= REACH && (a + 3 * PAGE).abs_diff(site) <= REACH);
             for &(s, e) in &used {
-                assert!(a + 3 * PAGE + GAP <= s || a >= e + GAP, "{a:#x} overlaps {s:#x}-{e:#x}");
+                assert!(
+                    a + 3 * PAGE + GAP <= s || a >= e + GAP,
+                    "{a:#x} overlaps {s:#x}-{e:#x}"
+                );
             }
         }
-        assert!(c.windows(2).all(|w| w[0].abs_diff(site) <= w[1].abs_diff(site)));
+        assert!(c
+            .windows(2)
+            .all(|w| w[0].abs_diff(site) <= w[1].abs_diff(site)));
         // The gap between the two mappings near the site comes first.
-        assert!(c[0] > 0x5555_0001_0000 && c[0] < 0x5555_0010_0000, "{:#x}", c[0]);
+        assert!(
+            c[0] > 0x5555_0001_0000 && c[0] < 0x5555_0010_0000,
+            "{:#x}",
+            c[0]
+        );
     }
 }

@@ -553,9 +553,13 @@ fn header_fields(t: &mut Tester, checks: &mut Checks) {
             r.flags = f
         });
     }
-    t.expect_errno(checks, "imports in a format 1 upload", &u, libc::EINVAL, |r| {
-        r.nimports = 1
-    });
+    t.expect_errno(
+        checks,
+        "imports in a format 1 upload",
+        &u,
+        libc::EINVAL,
+        |r| r.nimports = 1,
+    );
     t.expect_errno(checks, "too many imports", &u, libc::E2BIG, |r| {
         r.format_version = abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS;
         r.nimports = abi::ADAPT_SEGMENT_MAX_IMPORTS + 1

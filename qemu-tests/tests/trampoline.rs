@@ -1,0 +1,114 @@
+//! Segments with imports in a real guest (issue 12 §1): a segment that
+//! computes long buffers itself and tail-jumps through its import table to
+//! `fallback` (the trampoline: zlib's own `crc32_z` entry relocated) for
+//! short ones, injected into a multi-threaded workload calling `crc32_z`
+//! with every size; results checked call by call, the trampoline and the
+//! import table placed as the format says (code+trampoline r-x, import
+//! table r--, nothing writable), the import shown by `adaptctl list`,
+//! reverted; an import that resolves nowhere refuses the injection; no
+//! leak. One boot: the scenarios are independent and run one after the
+//! other.
+
+mod common;
+
+use common::{assert_clean, assert_no_leaks, document, number, value};
+
+#[test]
+fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_are_refused() {
+    let guest = common::guest(900).env("ADAPT_NO_MEASURE", "1");
+    let out = common::run_bash(
+        &guest,
+        r#"
+        set -e
+        echo clear > /sys/kernel/debug/kmemleak || true
+        lib=@TARGET@/adapt-library-testing
+        adapt-crc-stress --threads 8 --target libz-z --max-len 512 --control /tmp/a.ctl > /tmp/a.out &
+        pid=$!
+        wait_line /tmp/a.out '^ready'
+        adaptctl inject --dry-run --json --pid $pid --symbol crc32_z --segment crc32-fallback --dir $lib > /tmp/plan.json
+        addr=$(j /tmp/plan.json target.symbol.address)
+        before=$(peek $pid $addr 16)
+        adaptctl inject --json --timings --pid $pid --symbol crc32_z --segment crc32-fallback --dir $lib > /tmp/inj.json 2> /tmp/timings.txt
+        id=$(j /tmp/inj.json injection.id)
+        seg=$(j /tmp/inj.json injection.segment_addr)
+        echo "during=$(peek $pid $addr 16)"
+        echo "--- BEGIN maps ---"; grep '\[adapt:' /proc/$pid/maps; echo "--- END maps ---"
+        echo "maps_writable=$(grep '\[adapt:' /proc/$pid/maps | awk '$2 ~ /w/' | wc -l)"
+        echo "maps_rx=$(grep '\[adapt:' /proc/$pid/maps | awk '$2 ~ /^r-x/' | wc -l)"
+        echo "maps_ro=$(grep '\[adapt:' /proc/$pid/maps | awk '$2 ~ /^r--/' | wc -l)"
+        adaptctl list --pid $pid --json > /tmp/list.json
+        echo '--- BEGIN list ---'; cat /tmp/list.json; echo '--- END list ---'
+        echo "timings_inject=$(grep -c 'inject' /tmp/timings.txt || true)"
+        sleep 4
+        adaptctl revert --id $id
+        echo "after=$(peek $pid $addr 16)"
+        echo "before=$before"
+        # Again, on the retired mapping (same address, same trampoline).
+        adaptctl inject --json --pid $pid --symbol crc32_z --segment crc32-fallback --dir $lib > /tmp/inj2.json
+        echo "seg2=$(j /tmp/inj2.json injection.segment_addr)"
+        echo "seg1=$seg"
+        sleep 2
+        adaptctl revert --pid $pid --all
+        adaptctl inject --json --pid $pid --symbol crc32_z --segment crc32-unresolved --dir $lib > /tmp/unres.json 2> /tmp/unres.err && rc=0 || rc=$?
+        echo "unresolved_rc=$rc"
+        echo '--- BEGIN unresolved ---'; cat /tmp/unres.json; echo '--- END unresolved ---'
+        cat /tmp/unres.err
+        echo "live_left=$(adaptctl list --pid $pid --json > /tmp/l.json; j /tmp/l.json injections.len)"
+        kill -TERM $pid
+        wait $pid && rc=0 || rc=$?
+        echo "a exit=$rc"
+        grep -E '^(calls=|WRONG)' /tmp/a.out | sed 's/^/a: /' | head -5
+        kmemleak_count
+        "#,
+    );
+    assert_clean(&out);
+    let during = value(&out, "during");
+    assert!(
+        during.starts_with("e9"),
+        "the entry is a jmp rel32: {during}"
+    );
+    assert_eq!(
+        value(&out, "after"),
+        value(&out, "before"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(value(&out, "maps_writable"), "0", "{}", out.stdout);
+    assert!(number(&out, "maps_rx") >= 1, "{}", out.stdout);
+    assert!(
+        number(&out, "maps_ro") >= 1,
+        "the import table is its own read-only mapping: {}",
+        out.stdout
+    );
+    let list = document(&out, "list");
+    let imports = &list["injections"][0]["imports"];
+    assert_eq!(imports[0]["symbol"], "fallback", "{list}");
+    assert_ne!(list["injections"][0]["trampoline_addr"], 0, "{list}");
+    assert!(number(&out, "timings_inject") >= 1, "{}", out.stdout);
+    assert_eq!(
+        value(&out, "seg2"),
+        value(&out, "seg1"),
+        "the retired mapping is reused"
+    );
+    assert_eq!(value(&out, "unresolved_rc"), "15", "{}", out.stdout);
+    let unresolved = document(&out, "unresolved");
+    assert_eq!(
+        unresolved["error"]["kind"], "unresolved-import",
+        "{unresolved}"
+    );
+    assert!(
+        unresolved["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("adapt_no_such_function"),
+        "{unresolved}"
+    );
+    assert_eq!(value(&out, "live_left"), "0");
+    assert_eq!(value(&out, "a exit"), "0", "{}", out.stdout);
+    let summary = value(&out, "a: calls");
+    let calls: u64 = summary.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(calls > 1000, "{summary}");
+    assert!(summary.contains(" wrong=0 "), "{summary}");
+    assert!(!out.stdout.contains("a: WRONG"), "{}", out.stdout);
+    assert_no_leaks(&out);
+}
