@@ -20,6 +20,7 @@ fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_ar
         &guest,
         r#"
         set -e
+        exec 2>&1
         echo clear > /sys/kernel/debug/kmemleak || true
         lib=@TARGET@/adapt-library-testing
         adapt-crc-stress --threads 8 --target libz-z --max-len 512 --control /tmp/a.ctl > /tmp/a.out &
@@ -28,7 +29,7 @@ fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_ar
         adaptctl inject --dry-run --json --pid $pid --symbol crc32_z --segment crc32-fallback --dir $lib > /tmp/plan.json
         addr=$(j /tmp/plan.json target.symbol.address)
         before=$(peek $pid $addr 16)
-        adaptctl inject --json --timings --pid $pid --symbol crc32_z --segment crc32-fallback --dir $lib > /tmp/inj.json 2> /tmp/timings.txt
+        adaptctl inject --json --timings --pid $pid --symbol crc32_z --segment crc32-fallback --dir $lib > /tmp/inj.json 2> /tmp/timings.txt || { cat /tmp/timings.txt; exit 1; }
         id=$(j /tmp/inj.json injection.id)
         seg=$(j /tmp/inj.json injection.segment_addr)
         echo "during=$(peek $pid $addr 16)"
