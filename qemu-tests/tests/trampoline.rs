@@ -5,8 +5,9 @@
 //! with every size; results checked call by call, the trampoline and the
 //! import table placed as the format says (code+trampoline r-x, import
 //! table r--, nothing writable), the import shown by `adaptctl list`,
-//! reverted; an import that resolves nowhere refuses the injection; no
-//! leak. One boot: the scenarios are independent and run one after the
+//! reverted; an import that resolves nowhere refuses the injection; a
+//! thread blocked in a system call inside the trampoline keeps a revert
+//! from retiring it (busy) until it has left; no leak. One boot: the scenarios are independent and run one after the
 //! other.
 
 mod common;
@@ -59,6 +60,34 @@ fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_ar
         wait $pid && rc=0 || rc=$?
         echo "a exit=$rc"
         grep -E '^(calls=|WRONG)' /tmp/a.out | sed 's/^/a: /' | head -5
+
+        # Hostile: a thread blocked in a system call inside the trampoline.
+        rm -f /tmp/b.ctl; mkfifo /tmp/b.ctl
+        adapt-blocking < /tmp/b.ctl > /tmp/b.out &
+        bpid=$!
+        exec 3>/tmp/b.ctl
+        wait_line /tmp/b.out '^ready'
+        adaptctl inject --json --pid $bpid --symbol adapt_probe_blocking_read --segment blocking-fallback \
+            --dir $lib --assume-contract 'i64(i32,u8*,u64)' > /tmp/binj.json
+        bid=$(j /tmp/binj.json injection.id)
+        echo call >&3
+        sleep 2
+        adaptctl revert --json --id $bid > /tmp/brev.json && rc=0 || rc=$?
+        echo "blocked_revert_rc=$rc"
+        echo '--- BEGIN blocked ---'; cat /tmp/brev.json; echo '--- END blocked ---'
+        echo "blocked_live=$(adaptctl list --pid $bpid --json > /tmp/bl.json; j /tmp/bl.json injections.len)"
+        echo release >&3
+        wait_line /tmp/b.out '^returned=1'
+        adaptctl revert --id $bid && rc=0 || rc=$?
+        echo "released_revert_rc=$rc"
+        echo call >&3
+        sleep 1
+        echo release >&3
+        for _ in $(seq 100); do [ "$(grep -c '^returned=1' /tmp/b.out)" -ge 2 ] && break; sleep 0.1; done
+        echo "b_returned=$(grep -c '^returned=1' /tmp/b.out)"
+        exec 3>&-
+        wait $bpid && rc=0 || rc=$?
+        echo "b exit=$rc"
         kmemleak_count
         "#,
     );
@@ -111,5 +140,16 @@ fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_ar
     assert!(calls > 1000, "{summary}");
     assert!(summary.contains(" wrong=0 "), "{summary}");
     assert!(!out.stdout.contains("a: WRONG"), "{}", out.stdout);
+    // A thread blocked inside the trampoline (its instruction pointer and
+    // the restart address of its read) keeps the revert from retiring it:
+    // refused as busy, the injection still live; once it has left, the
+    // revert goes through and the original runs again.
+    assert_eq!(value(&out, "blocked_revert_rc"), "17", "{}", out.stdout);
+    let blocked = document(&out, "blocked");
+    assert_eq!(blocked["error"]["exit_code"], 17, "{blocked}");
+    assert_eq!(value(&out, "blocked_live"), "1", "{}", out.stdout);
+    assert_eq!(value(&out, "released_revert_rc"), "0", "{}", out.stdout);
+    assert_eq!(value(&out, "b_returned"), "2", "{}", out.stdout);
+    assert_eq!(value(&out, "b exit"), "0", "{}", out.stdout);
     assert_no_leaks(&out);
 }

@@ -239,7 +239,32 @@ pub fn testing_catalog() -> Vec<SegmentSpec> {
             params: Vec::new(),
         },
     };
+    let blocking = function(
+        "adapt_probe_blocking_read",
+        "",
+        CType::value(Scalar::I64, "ssize_t"),
+        vec![
+            param("fd", CType::value(Scalar::I32, "int")),
+            param("buf", CType::mut_ptr(Scalar::U8, "void *")),
+            param("len", CType::value(Scalar::U64, "size_t")),
+        ],
+        "read(2) of the guest probe adapt-blocking",
+    );
     vec![SegmentSpec {
+        name: "blocking-fallback",
+        version: 1,
+        imports: vec![Import {
+            name: FALLBACK.to_owned(),
+            library: String::new(),
+            contract: blocking.contract.clone(),
+        }],
+        description: "TEST ONLY: adapt-blocking's blocking read, straight to the original through the trampoline",
+        functions: vec![blocking],
+        variants: vec![VariantSpec {
+            name: "tail",
+            features: &[],
+        }],
+    }, SegmentSpec {
         name: "crc32-unresolved",
         version: 1,
         imports: vec![fallback.clone(), missing],
