@@ -114,6 +114,10 @@ fn search(places: &Places) -> Option<PathBuf> {
 /// A segment file and the result of loading it.
 pub type LoadedFile = (PathBuf, Result<Segment, LoadError>);
 
+/// A segment file read as a [`SegmentFile`] (imports allowed), or why it
+/// could not be.
+pub type LoadedSegmentFile = (PathBuf, Result<SegmentFile, LoadError>);
+
 /// A directory of segment files (`NAME.seg`).
 #[derive(Clone, Debug)]
 pub struct Library {
@@ -186,9 +190,7 @@ impl Library {
 
     /// [`Library::load_all`] reading each file as a [`SegmentFile`]
     /// (imports allowed).
-    pub fn load_all_files(
-        &self,
-    ) -> Result<Vec<(PathBuf, Result<SegmentFile, LoadError>)>, LibraryDirError> {
+    pub fn load_all_files(&self) -> Result<Vec<LoadedSegmentFile>, LibraryDirError> {
         Ok(self
             .segment_paths()?
             .into_iter()

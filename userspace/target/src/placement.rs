@@ -111,3 +111,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use adapt_segment::import_table::{ImportLayout, TRAMPOLINE_SPACE};
+
+    /// The ABI's layout (the module's) and the segment format's
+    /// (the verifier's and adaptctl's) are one rule.
+    #[test]
+    fn the_abi_and_the_format_agree_on_the_import_layout() {
+        assert_eq!(adapt_abi::ADAPT_TRAMPOLINE_MAX, TRAMPOLINE_SPACE);
+        for code in [1, 15, 16, 230, 4031, 4032, 4033, 4096, 9000] {
+            for imports in [1, 2, 64] {
+                let abi = adapt_abi::adapt_import_layout(code, imports);
+                let format = ImportLayout::of(code, 0, imports);
+                assert_eq!(abi.trampoline_offset, format.trampoline_offset);
+                assert_eq!(abi.import_table_offset, format.import_table_offset);
+                assert_eq!(abi.import_table_pages, format.import_table_pages);
+                assert_eq!(abi.rodata_offset, format.rodata_offset);
+            }
+        }
+    }
+}
