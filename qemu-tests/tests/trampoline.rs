@@ -2,7 +2,8 @@
 //! computes long buffers itself and tail-jumps through its import table to
 //! `fallback` (the trampoline: zlib's own `crc32_z` entry relocated) for
 //! short ones, injected into a multi-threaded workload calling `crc32_z`
-//! with every size; results checked call by call, the trampoline and the
+//! with every size, also over 500 inject/revert cycles; results checked
+//! call by call, the trampoline and the
 //! import table placed as the format says (code+trampoline r-x, import
 //! table r--, nothing writable), the import shown by `adaptctl list`,
 //! reverted; an import that resolves nowhere refuses the injection; a
@@ -51,6 +52,11 @@ fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_ar
         echo "seg1=$seg"
         sleep 2
         adaptctl revert --pid $pid --all
+        # 500 inject/revert cycles of the exact request (same placement and
+        # trampoline: the retired mapping is reused every time).
+        adapt-inject-tool cycle /tmp/inj.json 500 > /tmp/cycle.json || true
+        echo '--- BEGIN cycle ---'; cat /tmp/cycle.json; echo '--- END cycle ---'
+        echo "retired_after=$(adaptctl list --pid $pid --json > /tmp/rl.json; j /tmp/rl.json retired)"
         adaptctl inject --json --pid $pid --symbol crc32_z --segment crc32-unresolved --dir $lib > /tmp/unres.json 2> /tmp/unres.err && rc=0 || rc=$?
         echo "unresolved_rc=$rc"
         echo '--- BEGIN unresolved ---'; cat /tmp/unres.json; echo '--- END unresolved ---'
@@ -120,6 +126,14 @@ fn a_segment_calls_the_original_through_its_trampoline_and_unresolved_imports_ar
         value(&out, "seg1"),
         "the retired mapping is reused"
     );
+    let cycle = document(&out, "cycle");
+    assert_eq!(cycle["error"], serde_json::Value::Null, "{cycle}");
+    assert_eq!(cycle["cycles_done"], 500, "{cycle}");
+    assert!(
+        cycle["max_threads"].as_u64().unwrap() >= 9,
+        "8 workers and the main thread were held: {cycle}"
+    );
+    assert_eq!(value(&out, "retired_after"), "1", "{}", out.stdout);
     assert_eq!(value(&out, "unresolved_rc"), "15", "{}", out.stdout);
     let unresolved = document(&out, "unresolved");
     assert_eq!(

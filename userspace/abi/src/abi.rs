@@ -706,7 +706,8 @@ pub const ADAPT_INJECTION_STALE: u32 = 1;
 /// reverted (a signal frame may still return into it); it goes away when
 /// the process exits or execs, and a new injection of the same variant
 /// reuses it. Only `pid`, `variant_id`, `segment_addr`, `segment_len`,
-/// `segment` and `variant` are set.
+/// `segment`, `variant` and the trampoline and import table fields are
+/// set.
 pub const ADAPT_INJECTION_RETIRED: u32 = 2;
 
 /// One injection, as listed by [`ADAPT_IOC_INJECTION_LIST`].

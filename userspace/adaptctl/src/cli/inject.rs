@@ -125,6 +125,18 @@ struct RequestDoc {
     contract_hash: u64,
     patch_len: u32,
     expected: String,
+    /// For a segment with imports: where it was placed, the trampoline and
+    /// the slots, so that a tool can repeat the exact request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imports: Option<ImportsDoc>,
+}
+
+#[derive(Debug, Serialize)]
+struct ImportsDoc {
+    segment_addr: u64,
+    trampoline: String,
+    relocated: String,
+    slots: Vec<u64>,
 }
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
@@ -192,6 +204,12 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 contract_hash: done.request.contract_hash,
                 patch_len: plan.target.patch.patch_len,
                 expected: hex(&done.request.expected),
+                imports: done.request.imports.as_ref().map(|i| ImportsDoc {
+                    segment_addr: i.segment_addr,
+                    trampoline: hex(&i.trampoline),
+                    relocated: hex(&i.relocated),
+                    slots: i.slots.clone(),
+                }),
             }),
             injection: Some(done.injected),
         },
