@@ -29,3 +29,8 @@ pub(crate) fn eproto() -> Error {
 pub(crate) fn estale() -> Error {
     errno(bindings::ESTALE)
 }
+
+/// `EADDRINUSE`: the address range userspace chose for a segment is taken.
+pub(crate) fn eaddrinuse() -> Error {
+    errno(bindings::EADDRINUSE)
+}

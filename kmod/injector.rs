@@ -37,7 +37,7 @@ use crate::fault_watch;
 use crate::kvec_ext::swap_remove;
 use crate::library::{Library, Variant, VariantUse};
 use crate::rendezvous::{self, Duty, Gathered};
-use crate::segment_map::{self, Placement, SegmentFile};
+use crate::segment_map::{self, Instance, Placement, SegmentFile};
 use crate::task::{self, MmRef, PidRef, TaskRef};
 use crate::text_patch::{self, SiteIdentity};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +66,89 @@ fn pause_before_retry() {
     unsafe { bindings::msleep(RETRY_PAUSE_MS) };
 }
 
+/// What an injection of a variant with imports wrote into its own pages
+/// (its trampoline and its import slots): a retired mapping is reused only
+/// by a request that would write exactly the same.
+struct Imports {
+    /// Where userspace asked the segment to be mapped (and relocated the
+    /// trampoline for).
+    at: u64,
+    trampoline: [u8; abi::ADAPT_TRAMPOLINE_MAX],
+    trampoline_len: usize,
+    /// The original bytes the trampoline was relocated from (the first
+    /// `patch_len`; empty without a trampoline).
+    relocated: [u8; abi::ADAPT_PATCH_MAX],
+    slots: KVec<u64>,
+}
+
+impl Imports {
+    /// Highest address a slot may hold: below the top of the x86-64 user
+    /// address space (`TASK_SIZE_MAX` with 4-level paging).
+    const USER_MAX: u64 = 0x0000_7fff_ffff_f000;
+
+    /// The trampoline and import slots of `req` for `variant`: `None` for a
+    /// leaf variant (whose request must leave every import field zero).
+    fn of_request(req: &abi::AdaptInject, variant: &Variant, patch_len: usize) -> Result<Option<Imports>> {
+        let len = req.trampoline_len as usize;
+        if variant.nimports == 0 {
+            if req.segment_addr != 0
+                || req.imports != 0
+                || req.nimports != 0
+                || len != 0
+                || req.relocated != [0; abi::ADAPT_PATCH_MAX]
+                || req.trampoline != [0; abi::ADAPT_TRAMPOLINE_MAX]
+            {
+                return Err(EINVAL);
+            }
+            return Ok(None);
+        }
+        if req.nimports != variant.nimports
+            || req.segment_addr == 0
+            || req.segment_addr % PAGE_SIZE as u64 != 0
+            || req.segment_addr >= Self::USER_MAX
+            || len > abi::ADAPT_TRAMPOLINE_MAX
+            || req.trampoline.iter().skip(len).any(|&b| b != 0)
+        {
+            return Err(EINVAL);
+        }
+        // The trampoline holds the displaced instructions relocated: it
+        // must have been built from exactly the bytes the patch replaces.
+        let relocated_ok = if len == 0 {
+            req.relocated == [0; abi::ADAPT_PATCH_MAX]
+        } else {
+            req.relocated == req.expected
+        };
+        if !relocated_ok || patch_len > abi::ADAPT_PATCH_MAX {
+            return Err(EINVAL);
+        }
+        let slots: KVVec<u64> = crate::library::read_user_array(req.imports, req.nimports)?;
+        let mut kept = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
+        for &slot in slots.iter() {
+            if slot == 0 || slot >= Self::USER_MAX {
+                return Err(EINVAL);
+            }
+            kept.push(slot, GFP_KERNEL)?;
+        }
+        Ok(Some(Imports {
+            at: req.segment_addr,
+            trampoline: req.trampoline,
+            trampoline_len: len,
+            relocated: req.relocated,
+            slots: kept,
+        }))
+    }
+
+    fn trampoline(&self) -> &[u8] {
+        self.trampoline.get(..self.trampoline_len).unwrap_or(&[])
+    }
+
+    fn same_as(&self, other: &Imports) -> bool {
+        self.at == other.at
+            && self.trampoline() == other.trampoline()
+            && self.slots.as_slice() == other.slots.as_slice()
+    }
+}
+
 /// A variant's segment mapped into a target by adapt, watched for faults.
 /// Never unmapped while the process lives.
 struct Mapping {
@@ -75,17 +158,55 @@ struct Mapping {
     _file: Arc<SegmentFile>,
     placement: Placement,
     variant: Arc<Variant>,
+    /// The trampoline and slots written into it (variants with imports).
+    imports: Option<Imports>,
 }
 
 impl Mapping {
-    fn new(mm: &MmRef, file: Arc<SegmentFile>, placement: Placement, variant: Arc<Variant>) -> Self {
+    fn new(
+        mm: &MmRef,
+        file: Arc<SegmentFile>,
+        placement: Placement,
+        variant: Arc<Variant>,
+        imports: Option<Imports>,
+    ) -> Self {
         let end = placement.start + placement.len;
         Mapping {
             _watched: fault_watch::publish(mm.as_ptr(), placement.start, end, variant.id),
             _file: file,
             placement,
             variant,
+            imports,
         }
+    }
+
+    /// The trampoline's range `[start, end)`, if the mapping has one: part
+    /// of the segment for the rendezvous (no thread may resume inside it
+    /// when it is retired).
+    fn trampoline_range(&self) -> Option<(u64, u64)> {
+        let imports = self.imports.as_ref()?;
+        if imports.trampoline_len == 0 {
+            return None;
+        }
+        let start = self.placement.start + self.variant.trampoline_offset() as u64;
+        Some((start, start + imports.trampoline_len as u64))
+    }
+
+    /// (trampoline address, import table address, trampoline bytes,
+    /// slots) for the listing.
+    fn import_info(&self) -> (u64, u64, u32, u32) {
+        let Some(imports) = self.imports.as_ref() else {
+            return (0, 0, 0, 0);
+        };
+        let layout = abi::adapt_import_layout(self.variant.code_len as usize, self.variant.nimports as usize);
+        let tramp = self.trampoline_range().map_or(0, |(s, _)| s);
+        // At most ADAPT_TRAMPOLINE_MAX and ADAPT_SEGMENT_MAX_IMPORTS.
+        (
+            tramp,
+            self.placement.start + layout.import_table_offset as u64,
+            imports.trampoline_len as u32,
+            imports.slots.len() as u32,
+        )
     }
 }
 
@@ -129,6 +250,7 @@ struct Injection {
 impl Injection {
     fn info(&self, pid_vnr: u32) -> abi::AdaptInjectionInfo {
         let variant = &self.mapping.variant;
+        let (trampoline_addr, import_table_addr, trampoline_len, nimports) = self.mapping.import_info();
         abi::AdaptInjectionInfo {
             id: self.id,
             pid: pid_vnr,
@@ -148,6 +270,10 @@ impl Injection {
             pause_ns: self.pause_ns,
             segment: variant.segment,
             variant: variant.variant,
+            trampoline_addr,
+            import_table_addr,
+            trampoline_len,
+            nimports,
         }
     }
 
@@ -287,6 +413,10 @@ struct MapDuty {
     variant: Arc<Variant>,
     site: u64,
     mm: MmRef,
+    /// For a variant with imports: where userspace chose to map it, and
+    /// the pages of this injection (code with its trampoline, import
+    /// table), already written.
+    fixed: Option<(u64, Instance)>,
 }
 
 impl Duty for MapDuty {
@@ -295,12 +425,17 @@ impl Duty for MapDuty {
             // The process exec'd since the request was checked.
             return Err(ESRCH);
         }
-        segment_map::map_near(&self.file, &self.variant, self.site).map(|p| p.start)
+        match &self.fixed {
+            None => segment_map::map_near(&self.file, &self.variant, self.site).map(|p| p.start),
+            Some((at, instance)) => segment_map::map_at(&self.file, &self.variant, Some(instance), *at)
+                .map(|p| p.start)
+                .map_err(|err| if err == EEXIST { crate::errno::eaddrinuse() } else { err }),
+        }
     }
 
     fn abandon(&mut self, start: u64) {
         // Never patched in: nothing can jump there.
-        let len = (self.variant.pages.len() * PAGE_SIZE) as u64;
+        let len = self.variant.mapped_len();
         segment_map::unmap_file(&self.file, Placement { start, len });
     }
 }
@@ -317,6 +452,9 @@ struct Expected<'a> {
     /// What the file holds at the site (and so the live bytes must too).
     bytes: &'a [u8],
     site_id: &'a SiteIdentity,
+    /// The bytes the trampoline was relocated from, if there is one: the
+    /// live bytes must be these too.
+    relocated: Option<&'a [u8]>,
 }
 
 impl Injector {
@@ -395,13 +533,25 @@ impl Injector {
     }
 
     /// Takes a retired mapping of `variant` in `mm` that a jump at `site`
-    /// reaches.
-    fn take_retired(&self, mm: &MmRef, variant: &Arc<Variant>, site: u64) -> Option<KBox<Retired>> {
+    /// reaches; for a variant with imports, only one at the address asked
+    /// for holding exactly the trampoline and slots asked for.
+    fn take_retired(
+        &self,
+        mm: &MmRef,
+        variant: &Arc<Variant>,
+        site: u64,
+        imports: Option<&Imports>,
+    ) -> Option<KBox<Retired>> {
         let mut retired = self.retired.lock();
         let index = retired.iter().position(|r| {
             r.mm.as_ptr() == mm.as_ptr()
                 && Arc::ptr_eq(&r.mapping.variant, variant)
                 && r.mapping.placement.reachable_from(site)
+                && match (imports, r.mapping.imports.as_ref()) {
+                    (None, None) => true,
+                    (Some(want), Some(have)) => want.same_as(have) && r.mapping.placement.start == want.at,
+                    _ => false,
+                }
         })?;
         swap_remove(&mut retired, index)
     }
@@ -434,6 +584,11 @@ impl Injector {
         let live = live.get_mut(..len).ok_or(EINVAL)?;
         text_patch::read(&thread, want.site, live)?;
         if &*live != want.bytes {
+            return Err(crate::errno::estale());
+        }
+        // The trampoline re-executes the displaced instructions: they must
+        // be exactly the ones the jmp is about to replace.
+        if want.relocated.is_some_and(|r| r != &*live) {
             return Err(crate::errno::estale());
         }
         Ok(thread)
@@ -488,6 +643,16 @@ impl Injector {
             return Err(crate::errno::eproto());
         }
         let entry_offset = u64::from(entry.offset);
+        let imports = Imports::of_request(req, &variant, patch_len)?;
+        if let Some(imports) = &imports {
+            let wanted = Placement {
+                start: imports.at,
+                len: variant.mapped_len(),
+            };
+            if !wanted.reachable_from(req.target) {
+                return Err(ENOSPC);
+            }
+        }
 
         let site = req.target;
         let site_end = site.checked_add(patch_len as u64).ok_or(EINVAL)?;
@@ -515,18 +680,26 @@ impl Injector {
             // A uprobe, a debugger or another patcher changed these bytes.
             return Err(ETXTBSY);
         }
+        let relocated = imports
+            .as_ref()
+            .and_then(|i| (i.trampoline_len > 0).then_some(i.relocated));
+        let mut imports = imports;
         let want = Expected {
             pid: &pid,
             mm: &mm,
             site,
             bytes: original.get(..patch_len).ok_or(EINVAL)?,
             site_id: &site_id,
+            relocated: match &relocated {
+                Some(r) => Some(r.get(..patch_len).ok_or(EINVAL)?),
+                None => None,
+            },
         };
 
         // The segment: a retired mapping of this variant within reach, or
         // a new one made by the first thread to arrive.
         let (mapping, mut gathered): (Mapping, Gathered<MapDuty>) =
-            match self.take_retired(&mm, &variant, site) {
+            match self.take_retired(&mm, &variant, site, imports.as_ref()) {
                 Some(retired) => match rendezvous::gather(&thread, &mm, None) {
                     Ok(g) => {
                         let Retired { mapping, .. } = KBox::into_inner(retired);
@@ -542,11 +715,18 @@ impl Injector {
                         return Err(ENOSPC);
                     }
                     let file = Arc::new(SegmentFile::new(&variant)?, GFP_KERNEL)?;
+                    // The injection's own pages, written before anything
+                    // is mapped: never writable in the target.
+                    let fixed = match &imports {
+                        Some(i) => Some((i.at, Instance::new(&variant, i.trampoline(), &i.slots)?)),
+                        None => None,
+                    };
                     let duty = MapDuty {
                         file: file.clone(),
                         variant: variant.clone(),
                         site,
                         mm: mm.grab(),
+                        fixed,
                     };
                     let mut g = rendezvous::gather(&thread, &mm, Some(duty))?;
                     let start = match g.pre_result.take() {
@@ -556,9 +736,9 @@ impl Injector {
                     };
                     let placement = Placement {
                         start,
-                        len: (variant.pages.len() * PAGE_SIZE) as u64,
+                        len: variant.mapped_len(),
                     };
-                    (Mapping::new(&mm, file, placement, variant.clone()), g)
+                    (Mapping::new(&mm, file, placement, variant.clone(), imports.take()), g)
                 }
             };
         // From here on the mapping is ours: on any failure it is retired
@@ -774,7 +954,13 @@ impl Injector {
                 self.put_back(inj);
                 return Err(EINTR);
             }
-            if gathered.points.iter().any(|p| p.resumes_inside(inj.site, inj.site_end())) {
+            // The trampoline is part of the segment: nobody may resume in
+            // it (or restart a system call there) when it is retired.
+            let in_trampoline = inj
+                .mapping
+                .trampoline_range()
+                .is_some_and(|(start, end)| gathered.points.iter().any(|p| p.resumes_within(start, end)));
+            if in_trampoline || gathered.points.iter().any(|p| p.resumes_inside(inj.site, inj.site_end())) {
                 drop(gathered);
                 if attempts >= ATTEMPTS {
                     self.put_back(inj);
@@ -883,6 +1069,7 @@ impl Injector {
             out.retired += 1;
             if with_retired && out.entries.len() < max {
                 let variant = &r.mapping.variant;
+                let (trampoline_addr, import_table_addr, trampoline_len, nimports) = r.mapping.import_info();
                 out.entries.push(
                     abi::AdaptInjectionInfo {
                         pid: vnr,
@@ -892,6 +1079,10 @@ impl Injector {
                         segment_len: r.mapping.placement.len,
                         segment: variant.segment,
                         variant: variant.variant,
+                        trampoline_addr,
+                        import_table_addr,
+                        trampoline_len,
+                        nimports,
                         ..Default::default()
                     },
                     GFP_KERNEL,

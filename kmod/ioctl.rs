@@ -338,7 +338,9 @@ fn library_list(client: &Client, arg: usize) -> Result<isize> {
 fn inject(client: &Client, arg: usize) -> Result<isize> {
     let (mut reader, mut writer) = UserSlice::new(arg, size_of::<abi::AdaptInject>()).reader_writer();
     let mut request: abi::AdaptInject = reader.read()?;
-    if request.id != 0 || request.segment_addr != 0 || request.pause_ns != 0 || request.threads != 0 || request.attempts != 0 {
+    // `segment_addr` is an input too (variants with imports); the injector
+    // checks it against the variant.
+    if request.id != 0 || request.pause_ns != 0 || request.threads != 0 || request.attempts != 0 {
         return Err(EINVAL);
     }
     let shared = &client.shared;

@@ -12,6 +12,13 @@
 //! pages first, the tail of the last one filled with `int3`, then the
 //! read-only data pages; relocations are resolved for that layout at load.
 //!
+//! A variant with imports (`nimports > 0`, format version 2) is laid out
+//! as `abi::adapt_import_layout` says: its code pages also cover the
+//! trampoline space (`int3` here; each injection writes its own trampoline
+//! into a copy, see `segment_map::Instance`), then come the import table's
+//! pages (per injection, not held here), then the read-only data, which
+//! the relocations are resolved for.
+//!
 //! Lock order: `Library::variants` is a leaf lock.
 
 use crate::abi::{self, AdaptLibraryInfo, AdaptSegmentEntry, AdaptSegmentReloc};
@@ -67,6 +74,12 @@ pub(crate) struct Variant {
     /// data.
     pub(crate) pages: KVec<Page>,
     pub(crate) code_pages: usize,
+    /// Pages of the import table between the code and the read-only data
+    /// when mapped (0 without imports; the pages themselves are made per
+    /// injection).
+    pub(crate) table_pages: usize,
+    /// Import slots (0: leaf code).
+    pub(crate) nimports: u32,
     pub(crate) entries: KVec<Entry>,
     /// Live injections using this variant.
     pub(crate) users: AtomicU32,
@@ -92,8 +105,19 @@ impl Variant {
             } else {
                 0
             },
-            reserved0: 0,
+            nimports: self.nimports,
         }
+    }
+
+    /// Bytes a mapping of the variant takes in a target (code, import
+    /// table, read-only data).
+    pub(crate) fn mapped_len(&self) -> u64 {
+        ((self.pages.len() + self.table_pages) * PAGE_SIZE) as u64
+    }
+
+    /// Code offset of the trampoline space (variants with imports).
+    pub(crate) fn trampoline_offset(&self) -> usize {
+        abi::adapt_import_layout(self.code_len as usize, self.nimports as usize).trampoline_offset
     }
 
     fn total_bytes(&self) -> u64 {
@@ -148,10 +172,21 @@ impl Library {
         let relocs: KVVec<AdaptSegmentReloc> = read_user_array(request.relocs, request.nrelocs)?;
         let raw_entries: KVVec<AdaptSegmentEntry> = read_user_array(request.entries, request.nentries)?;
 
-        let code_pages = pages_for(code.len());
+        // Without imports: code pages, then the read-only data. With
+        // imports: the code pages cover the trampoline space too, and the
+        // import table's pages lie between them and the read-only data.
+        let (code_pages, table_pages) = if request.nimports == 0 {
+            (pages_for(code.len()), 0)
+        } else {
+            let layout = abi::adapt_import_layout(code.len(), request.nimports as usize);
+            (
+                layout.import_table_offset / PAGE_SIZE,
+                layout.import_table_pages / PAGE_SIZE,
+            )
+        };
         let image_len = (code_pages + pages_for(rodata.len())) * PAGE_SIZE;
         let mut image = KVVec::from_elem(0u8, image_len, GFP_KERNEL)?;
-        fill_image(&mut image, &code, code_pages, &rodata, &relocs)?;
+        fill_image(&mut image, &code, code_pages, table_pages, &rodata, &relocs)?;
 
         let mut entries = KVec::with_capacity(raw_entries.len(), GFP_KERNEL)?;
         for e in raw_entries.iter() {
@@ -180,6 +215,8 @@ impl Library {
                 rodata_len: request.rodata_len,
                 pages,
                 code_pages,
+                table_pages,
+                nimports: request.nimports,
                 entries,
                 users: AtomicU32::new(0),
                 quarantined: AtomicBool::new(false),
@@ -258,9 +295,13 @@ impl Library {
 }
 
 fn check_header(r: &abi::AdaptLibraryLoad) -> Result {
-    if r.format_version != abi::ADAPT_SEGMENT_FORMAT_VERSION
+    let format = if r.nimports == 0 {
+        abi::ADAPT_SEGMENT_FORMAT_VERSION
+    } else {
+        abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS
+    };
+    if r.format_version != format
         || r.flags != 0
-        || r.reserved0 != 0
         || r.reserved != [0; 4]
         || r.cpu_features & !abi::ADAPT_CPU_FEATURES_ALL != 0
         || !valid_name(&r.segment)
@@ -272,6 +313,7 @@ fn check_header(r: &abi::AdaptLibraryLoad) -> Result {
         || r.rodata_len > abi::ADAPT_SEGMENT_MAX_RODATA
         || r.nrelocs > abi::ADAPT_SEGMENT_MAX_RELOCS
         || r.nentries > abi::ADAPT_SEGMENT_MAX_ENTRIES
+        || r.nimports > abi::ADAPT_SEGMENT_MAX_IMPORTS
     {
         return Err(E2BIG);
     }
@@ -314,7 +356,7 @@ fn read_user_bytes(ptr: u64, len: u32) -> Result<KVVec<u8>> {
     Ok(buf)
 }
 
-fn read_user_array<T: FromBytes + AsBytes + Default + Clone>(ptr: u64, count: u32) -> Result<KVVec<T>> {
+pub(crate) fn read_user_array<T: FromBytes + AsBytes + Default + Clone>(ptr: u64, count: u32) -> Result<KVVec<T>> {
     let count = count as usize;
     let mut out = KVVec::from_elem(T::default(), count, GFP_KERNEL)?;
     if count > 0 {
@@ -330,16 +372,18 @@ fn read_user_array<T: FromBytes + AsBytes + Default + Clone>(ptr: u64, count: u3
 }
 
 /// Lays out `code` and `rodata` in `image` (already sized to whole pages and
-/// zeroed) and resolves the relocations for that layout.
+/// zeroed) and resolves the relocations for the mapped layout, where
+/// `table_pages` pages of import table lie between the two.
 fn fill_image(
     image: &mut [u8],
     code: &[u8],
     code_pages: usize,
+    table_pages: usize,
     rodata: &[u8],
     relocs: &[AdaptSegmentReloc],
 ) -> Result {
-    let rodata_start = code_pages * PAGE_SIZE;
-    let (code_area, rodata_area) = image.split_at_mut(rodata_start);
+    let (code_area, rodata_area) = image.split_at_mut(code_pages * PAGE_SIZE);
+    let rodata_start = (code_pages + table_pages) * PAGE_SIZE;
     for (i, dst) in code_area.iter_mut().enumerate() {
         *dst = code.get(i).copied().unwrap_or(CODE_FILL);
     }

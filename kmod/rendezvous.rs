@@ -88,6 +88,13 @@ impl ThreadPoint {
         let inside = |ip: u64| ip > start && ip < end;
         !self.exiting && (inside(self.user_ip) || inside(self.restart_ip))
     }
+
+    /// Whether the thread may resume anywhere in `[start, end)`, its first
+    /// byte included: inside code that is being retired (a trampoline).
+    pub(crate) fn resumes_within(&self, start: u64, end: u64) -> bool {
+        let inside = |ip: u64| ip >= start && ip < end;
+        !self.exiting && (inside(self.user_ip) || inside(self.restart_ip))
+    }
 }
 
 struct State<D> {

@@ -25,11 +25,17 @@
 //! file may still be in use.
 
 use crate::bindings;
+use crate::abi;
 use crate::library::Variant;
 use kernel::ffi::{c_int, c_ulong};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
-use kernel::{page::PAGE_SIZE, prelude::*, str::CString, sync::Arc};
+use kernel::{
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+    str::CString,
+    sync::Arc,
+};
 
 /// The operation tables of every segment file.
 struct OpsTables {
@@ -99,8 +105,10 @@ pub(crate) fn exit() {
 /// Which part of a variant a mapping holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
+    /// Code (and trampoline): read+execute.
     Code,
-    Rodata,
+    /// Import table or read-only data: read-only, never executable.
+    Data,
 }
 
 /// A mapping request armed for one call of `vm_mmap`: only the arming
@@ -113,8 +121,10 @@ struct ArmSlot {
     request: AtomicPtr<Armed>,
 }
 
+/// The pages one `vm_mmap` must insert, at file page offset `pgoff`.
 struct Armed {
-    variant: Arc<Variant>,
+    pages: KVec<*mut bindings::page>,
+    pgoff: usize,
     part: Part,
 }
 
@@ -133,11 +143,19 @@ fn current_task() -> *mut bindings::task_struct {
     (current as *const kernel::task::Task).cast_mut().cast()
 }
 
-/// Maps `part` of `variant` from `file` at exactly `addr` in the current
-/// process, serving our own `mmap` handler for the duration.
-fn map_armed(file: &SegmentFile, variant: &Arc<Variant>, part: Part, addr: u64, len: usize, pgoff: usize) -> Result {
+/// Maps `pages` from `file` (at file page offset `pgoff`) at exactly `addr`
+/// in the current process, serving our own `mmap` handler for the
+/// duration. The pages are module-owned and fully written: the mapping
+/// takes its own reference to each.
+fn map_armed(file: &SegmentFile, pages: &[Page], part: Part, addr: u64, pgoff: usize) -> Result {
+    let mut raw = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+    for page in pages {
+        raw.push(page.as_ptr().cast::<bindings::page>(), GFP_KERNEL)?;
+    }
+    let len = pages.len() * PAGE_SIZE;
     let armed = Armed {
-        variant: variant.clone(),
+        pages: raw,
+        pgoff,
         part,
     };
     let task = current_task();
@@ -154,7 +172,8 @@ fn map_armed(file: &SegmentFile, variant: &Arc<Variant>, part: Part, addr: u64, 
     slot.file.store(file.file.as_ptr(), Ordering::Release);
 
     // SAFETY: `file` is a live segment file; the call maps into the current
-    // process, which is the target (this runs in one of its threads).
+    // process, which is the target (this runs in one of its threads). The
+    // pages behind `armed` live as long as `pages`, borrowed for the call.
     let ret = unsafe {
         bindings::adapt_vm_mmap_fixed(
             file.file.as_ptr(),
@@ -196,7 +215,6 @@ unsafe extern "C" fn segment_mmap(file: *mut bindings::file, vma: *mut bindings:
     // us, inside `map_armed`, which keeps `*request` alive until `vm_mmap`
     // returns.
     let armed = unsafe { &*request };
-    let variant = &armed.variant;
     let exec = armed.part == Part::Code;
     let tables = OPS.load(Ordering::Acquire);
     if tables.is_null() {
@@ -209,25 +227,14 @@ unsafe extern "C" fn segment_mmap(file: *mut bindings::file, vma: *mut bindings:
     if ret != 0 {
         return ret;
     }
-    let (first, count) = match armed.part {
-        Part::Code => (0, variant.code_pages),
-        Part::Rodata => (variant.code_pages, variant.pages.len() - variant.code_pages),
-    };
-    if pgoff != first || npages != count || count == 0 {
+    let count = armed.pages.len();
+    if pgoff != armed.pgoff || npages != count || count == 0 {
         return EINVAL.to_errno();
     }
-    let mut raw: KVec<*mut bindings::page> = match KVec::with_capacity(count, GFP_KERNEL) {
-        Ok(v) => v,
-        Err(_) => return ENOMEM.to_errno(),
-    };
-    for page in variant.pages.iter().skip(first).take(count) {
-        if raw.push(page.as_ptr().cast(), GFP_KERNEL).is_err() {
-            return ENOMEM.to_errno();
-        }
-    }
     // SAFETY: `vma` covers exactly `count` pages; the pages are module-owned
-    // and stay allocated while mapped (each mapping holds a page reference).
-    unsafe { bindings::adapt_vma_insert_pages(vma, raw.as_mut_ptr(), count as c_ulong) }
+    // and kept alive by the arming thread for this call; the mapping takes
+    // its own reference to each. The array is only read.
+    unsafe { bindings::adapt_vma_insert_pages(vma, armed.pages.as_ptr().cast_mut(), count as c_ulong) }
 }
 
 /// Our reference to one injection's segment file.
@@ -290,19 +297,117 @@ impl Placement {
     }
 }
 
+/// What one injection of a variant with imports adds to the variant's
+/// pages, made (written) before anything is mapped: a copy of the code
+/// pages with its trampoline in the trampoline space, and the import
+/// table's pages holding the slot values.
+pub(crate) struct Instance {
+    pub(crate) code: KVec<Page>,
+    pub(crate) table: KVec<Page>,
+}
+
+impl Instance {
+    /// The pages of `variant` (which has imports) with `trampoline` at its
+    /// trampoline offset (the rest of the space stays `int3`) and `slots`
+    /// in its import table.
+    pub(crate) fn new(variant: &Variant, trampoline: &[u8], slots: &[u64]) -> Result<Self> {
+        if variant.nimports == 0 || slots.len() != variant.nimports as usize || trampoline.len() > abi::ADAPT_TRAMPOLINE_MAX {
+            return Err(EINVAL);
+        }
+        let offset = variant.trampoline_offset();
+        let mut code = KVec::with_capacity(variant.code_pages, GFP_KERNEL)?;
+        let mut buf = KVVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        for (i, src) in variant.pages.iter().take(variant.code_pages).enumerate() {
+            // SAFETY: `buf` is one page long and valid for writes; variant
+            // pages are written once, at load, and only read afterwards.
+            unsafe { src.read_raw(buf.as_mut_ptr(), 0, PAGE_SIZE)? };
+            let page_start = i * PAGE_SIZE;
+            for (j, &b) in trampoline.iter().enumerate() {
+                let at = offset + j;
+                if (page_start..page_start + PAGE_SIZE).contains(&at) {
+                    *buf.get_mut(at - page_start).ok_or(EINVAL)? = b;
+                }
+            }
+            code.push(page_from(&buf)?, GFP_KERNEL)?;
+        }
+        // The trampoline space must lie inside the code pages (the layout
+        // guarantees it; checked so a bad layout cannot drop bytes).
+        if offset + trampoline.len() > variant.code_pages * PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        let mut table = KVec::with_capacity(variant.table_pages, GFP_KERNEL)?;
+        for i in 0..variant.table_pages {
+            for b in buf.iter_mut() {
+                *b = 0;
+            }
+            for (k, slot) in slots.iter().enumerate() {
+                let at = k * abi::ADAPT_IMPORT_SLOT_SIZE;
+                if (i * PAGE_SIZE..(i + 1) * PAGE_SIZE).contains(&at) {
+                    let dst = buf.get_mut(at - i * PAGE_SIZE..at - i * PAGE_SIZE + 8).ok_or(EINVAL)?;
+                    dst.copy_from_slice(&slot.to_le_bytes());
+                }
+            }
+            table.push(page_from(&buf)?, GFP_KERNEL)?;
+        }
+        Ok(Instance { code, table })
+    }
+}
+
+/// A new module page holding `bytes` (one page).
+fn page_from(bytes: &[u8]) -> Result<Page> {
+    let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+    // SAFETY: `bytes` is at most one page long and valid for reads; the
+    // page is freshly allocated and not yet shared with anyone.
+    unsafe { page.write_raw(bytes.as_ptr(), 0, bytes.len().min(PAGE_SIZE))? };
+    Ok(page)
+}
+
+/// Maps `variant` at exactly `start` in the current process: the code
+/// (from `instance` when given: with its trampoline) read+execute, then the
+/// import table (from `instance`) read-only, then the read-only data.
+/// Everything mapped so far is unmapped again on failure. Must run in a
+/// thread of the target.
+pub(crate) fn map_at(file: &SegmentFile, variant: &Variant, instance: Option<&Instance>, start: u64) -> Result<Placement> {
+    let code_pages = variant.pages.get(..variant.code_pages).ok_or(EINVAL)?;
+    let rodata_pages = variant.pages.get(variant.code_pages..).ok_or(EINVAL)?;
+    let (code, table): (&[Page], &[Page]) = match instance {
+        Some(i) => (&i.code, &i.table),
+        None => (code_pages, &[]),
+    };
+    if code.len() != variant.code_pages || table.len() != variant.table_pages {
+        return Err(EINVAL);
+    }
+    map_armed(file, code, Part::Code, start, 0)?;
+    let mut mapped = code.len();
+    for part in [table, rodata_pages] {
+        if part.is_empty() {
+            continue;
+        }
+        let at = start + (mapped * PAGE_SIZE) as u64;
+        if let Err(err) = map_armed(file, part, Part::Data, at, mapped) {
+            unmap_file(file, Placement { start, len: (mapped * PAGE_SIZE) as u64 });
+            return Err(err);
+        }
+        mapped += part.len();
+    }
+    Ok(Placement {
+        start,
+        len: (mapped * PAGE_SIZE) as u64,
+    })
+}
+
 /// Candidate start addresses tried around the patch site, nearest first.
 const CANDIDATES: u64 = 64;
 const STEP: u64 = 2 << 20;
 const REL32_REACH: u64 = (1 << 31) - (1 << 21);
 
-/// Maps `variant` (code, then read-only data right after it) into the
-/// current process within reach of a `jmp rel32` at `site`. Must run in a
-/// thread of the target. `ENOSPC` when no free place within reach was
+/// Maps `variant` (a leaf: code, then read-only data right after it) into
+/// the current process within reach of a `jmp rel32` at `site`. Must run
+/// in a thread of the target. `ENOSPC` when no free place within reach was
 /// found; any other error is the one the last attempt met.
 pub(crate) fn map_near(file: &SegmentFile, variant: &Arc<Variant>, site: u64) -> Result<Placement> {
     let mut last_err = ENOSPC;
-    let code_len = (variant.code_pages * PAGE_SIZE) as u64;
-    let total = (variant.pages.len() * PAGE_SIZE) as u64;
+    let total = variant.mapped_len();
     let base = site & !(STEP - 1);
     for i in 1..=CANDIDATES {
         for below in [true, false] {
@@ -320,26 +425,15 @@ pub(crate) fn map_near(file: &SegmentFile, variant: &Arc<Variant>, site: u64) ->
             if !(Placement { start, len: total }).reachable_from(site) {
                 continue;
             }
-            if let Err(err) = map_armed(file, variant, Part::Code, start, code_len as usize, 0) {
+            match map_at(file, variant, None, start) {
+                Ok(placement) => return Ok(placement),
                 // Occupied: try the next place. Anything else is kept.
-                if err != EEXIST && err != ENOMEM {
-                    last_err = err;
-                }
-                continue;
-            }
-            let rodata_len = total - code_len;
-            if rodata_len > 0 {
-                if let Err(err) =
-                    map_armed(file, variant, Part::Rodata, start + code_len, rodata_len as usize, variant.code_pages)
-                {
-                    unmap_file(file, Placement { start, len: code_len });
+                Err(err) => {
                     if err != EEXIST && err != ENOMEM {
                         last_err = err;
                     }
-                    continue;
                 }
             }
-            return Ok(Placement { start, len: total });
         }
     }
     Err(last_err)

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use adapt_segment::{
-    verify_segment, CpuFeatures, Segment, Variant, VariantReport, SEGMENT_EXTENSION,
+    verify_with_imports, CpuFeatures, Segment, SegmentFile, Variant, VariantReport,
+    SEGMENT_EXTENSION,
 };
 use anyhow::{bail, Context, Result};
 
 use crate::catalog::{catalog, SegmentSpec};
 use crate::compile::{Compiler, FLAGS};
-use crate::extract::extract;
+use crate::extract::extract_with_imports;
 
 /// What to build and where.
 #[derive(Clone, Debug)]
@@ -98,6 +99,7 @@ pub fn build_segment(
     work_dir: &Path,
 ) -> Result<(Segment, Vec<VariantReport>)> {
     let symbols: Vec<&str> = spec.functions.iter().map(|f| f.symbol.as_str()).collect();
+    let imports: Vec<&str> = spec.imports.iter().map(|i| i.name.as_str()).collect();
     let mut variants = Vec::new();
     for v in &spec.variants {
         let features: CpuFeatures = v.features.iter().collect::<CpuFeatures>().closure();
@@ -112,7 +114,7 @@ pub fn build_segment(
             .compile(&source, sources_dir, &crate_name, &features, &obj)
             .with_context(|| format!("segment {} variant {}", spec.name, v.name))?;
         let bytes = std::fs::read(&obj).with_context(|| format!("reading {}", obj.display()))?;
-        let x = extract(&bytes, &symbols).with_context(|| {
+        let x = extract_with_imports(&bytes, &symbols, &imports).with_context(|| {
             format!(
                 "segment {} variant {}: extracting {}",
                 spec.name,
@@ -141,7 +143,7 @@ pub fn build_segment(
     segment
         .validate()
         .with_context(|| format!("segment {}", spec.name))?;
-    let reports = match verify_segment(&segment) {
+    let reports = match verify_with_imports(&segment, &spec.imports) {
         Ok(r) => r,
         Err(e) => {
             let mut msg = format!("segment {} refused by the verifier: {e}", spec.name);
@@ -189,7 +191,7 @@ fn build_specs(opts: &BuildOptions, catalog: Vec<SegmentSpec>) -> Result<Vec<Bui
         let path = opts
             .out_dir
             .join(format!("{}.{SEGMENT_EXTENSION}", spec.name));
-        segment
+        SegmentFile::new(segment.clone(), spec.imports.clone())
             .write_file(&path)
             .with_context(|| format!("writing {}", path.display()))?;
         built.push(Built {

@@ -3,7 +3,7 @@
 //! their C contracts, and its variants (source file and CPU features), best
 //! variant first.
 
-use adapt_segment::{CType, Contract, CpuFeature, Function, Param, Scalar};
+use adapt_segment::{CType, Contract, CpuFeature, Function, Import, Param, Scalar, FALLBACK};
 
 use CpuFeature as F;
 
@@ -30,6 +30,11 @@ pub struct SegmentSpec {
     pub functions: Vec<Function>,
     /// Variants, best first.
     pub variants: Vec<VariantSpec>,
+    /// What the code may call (format version 2): the source refers to
+    /// import `m` as the undefined symbol `adapt_import_NAME` in a
+    /// `call`/`jmp qword ptr [rip + adapt_import_NAME]`, which the builder
+    /// points at slot `m` of the variant's import table. Empty: leaf code.
+    pub imports: Vec<Import>,
 }
 
 fn param(name: &str, ty: CType) -> Param {
@@ -97,6 +102,7 @@ pub fn catalog() -> Vec<SegmentSpec> {
         SegmentSpec {
             name: "crc32",
             version: 1,
+            imports: Vec::new(),
             description: "zlib crc32/crc32_z by carry-less multiplication folding",
             functions: zlib_pair("crc32", "crc32_z", "crc", ZLIB_CRC32),
             variants: vec![
@@ -108,6 +114,7 @@ pub fn catalog() -> Vec<SegmentSpec> {
         SegmentSpec {
             name: "adler32",
             version: 1,
+            imports: Vec::new(),
             description: "zlib adler32/adler32_z with vectorised byte sums",
             functions: zlib_pair("adler32", "adler32_z", "adler", ZLIB_ADLER32),
             variants: vec![
@@ -119,6 +126,7 @@ pub fn catalog() -> Vec<SegmentSpec> {
         SegmentSpec {
             name: "crc32c",
             version: 1,
+            imports: Vec::new(),
             description: "CRC-32C (Castagnoli): VPCLMULQDQ folding, or the SSE4.2 crc32 instruction in three streams combined by PCLMULQDQ",
             functions: vec![function(
                 "crc32c",
@@ -142,6 +150,7 @@ pub fn catalog() -> Vec<SegmentSpec> {
         SegmentSpec {
             name: "dot_f32",
             version: 1,
+            imports: Vec::new(),
             description: "single-precision dot product",
             functions: vec![function(
                 "dot_f32",
@@ -161,6 +170,7 @@ pub fn catalog() -> Vec<SegmentSpec> {
         SegmentSpec {
             name: "axpy_f32",
             version: 1,
+            imports: Vec::new(),
             description: "single-precision y = a*x + y",
             functions: vec![function(
                 "axpy_f32",
@@ -184,6 +194,7 @@ pub fn catalog() -> Vec<SegmentSpec> {
         SegmentSpec {
             name: "sha256",
             version: 1,
+            imports: Vec::new(),
             description: "SHA-256 block compression",
             functions: vec![function(
                 "sha256_transform",
@@ -208,9 +219,75 @@ pub fn catalog() -> Vec<SegmentSpec> {
 /// Segments for tests only, never in the shipped library: built by
 /// `build-library --testing` into their own directory.
 pub fn testing_catalog() -> Vec<SegmentSpec> {
+    // The trampoline is the original of the replaced function, so a
+    // segment importing `fallback` replaces functions of one contract:
+    // crc32_z only.
+    let crc32_z: Vec<Function> = zlib_pair("crc32", "crc32_z", "crc", ZLIB_CRC32)
+        .into_iter()
+        .filter(|f| f.symbol == "crc32_z")
+        .collect();
+    let fallback = Import {
+        name: FALLBACK.to_owned(),
+        library: String::new(),
+        contract: crc32_z[0].contract.clone(),
+    };
+    let missing = Import {
+        name: "adapt_no_such_function".to_owned(),
+        library: String::new(),
+        contract: Contract {
+            returns: CType::value(Scalar::Void, "void"),
+            params: Vec::new(),
+        },
+    };
+    let blocking = function(
+        "adapt_probe_blocking_read",
+        "",
+        CType::value(Scalar::I64, "ssize_t"),
+        vec![
+            param("fd", CType::value(Scalar::I32, "int")),
+            param("buf", CType::mut_ptr(Scalar::U8, "void *")),
+            param("len", CType::value(Scalar::U64, "size_t")),
+        ],
+        "read(2) of the guest probe adapt-blocking",
+    );
     vec![SegmentSpec {
+        name: "blocking-fallback",
+        version: 1,
+        imports: vec![Import {
+            name: FALLBACK.to_owned(),
+            library: String::new(),
+            contract: blocking.contract.clone(),
+        }],
+        description: "TEST ONLY: adapt-blocking's blocking read, straight to the original through the trampoline",
+        functions: vec![blocking],
+        variants: vec![VariantSpec {
+            name: "tail",
+            features: &[],
+        }],
+    }, SegmentSpec {
+        name: "crc32-unresolved",
+        version: 1,
+        imports: vec![fallback.clone(), missing],
+        description: "TEST ONLY: crc32-fallback importing a function no process defines (its injection must be refused)",
+        functions: crc32_z.clone(),
+        variants: vec![VariantSpec {
+            name: "bitwise-long",
+            features: &[],
+        }],
+    }, SegmentSpec {
+        name: "crc32-fallback",
+        version: 1,
+        imports: vec![fallback],
+        description: "TEST ONLY: zlib crc32_z bit by bit for 64 bytes and more, the original (fallback) for shorter buffers",
+        functions: crc32_z,
+        variants: vec![VariantSpec {
+            name: "bitwise-long",
+            features: &[],
+        }],
+    }, SegmentSpec {
         name: "crc32-slow",
         version: 1,
+        imports: Vec::new(),
         description: "TEST ONLY: zlib crc32/crc32_z one bit at a time (correct, deliberately slow)",
         functions: zlib_pair("crc32", "crc32_z", "crc", ZLIB_CRC32),
         variants: vec![VariantSpec {

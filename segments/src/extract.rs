@@ -100,9 +100,27 @@ fn fits(what: impl FnOnce() -> String, v: u64) -> Result<u32, ExtractError> {
     u32::try_from(v).map_err(|_| ExtractError::Overflow(what()))
 }
 
+/// Prefix of the undefined symbols that name a segment's imports:
+/// `adapt_import_NAME` is import `NAME` (see [`extract_with_imports`]).
+pub const IMPORT_SYMBOL_PREFIX: &str = "adapt_import_";
+
 /// Extracts a variant from the ELF object `bytes`, with `entries` naming the
 /// entry symbols in function order.
 pub fn extract(bytes: &[u8], entries: &[&str]) -> Result<Extracted, ExtractError> {
+    extract_with_imports(bytes, entries, &[])
+}
+
+/// [`extract`] for a segment importing `imports` (in slot order): a 32-bit
+/// PC-relative reference to the undefined symbol `adapt_import_NAME`
+/// (`jmp`/`call qword ptr [rip + adapt_import_NAME]`) is resolved to slot
+/// `m` of the import table, whose place follows from the code's final
+/// length (`adapt_segment::import_table::slot_offset`). Any other
+/// undefined symbol is still refused.
+pub fn extract_with_imports(
+    bytes: &[u8],
+    entries: &[&str],
+    imports: &[&str],
+) -> Result<Extracted, ExtractError> {
     let file = object::File::parse(bytes).map_err(|e| ExtractError::Parse(e.to_string()))?;
     if file.architecture() != object::Architecture::X86_64
         || file.format() != object::BinaryFormat::Elf
@@ -185,6 +203,22 @@ pub fn extract(bytes: &[u8], entries: &[&str]) -> Result<Extracted, ExtractError
                     let sym = file
                         .symbol_by_index(si)
                         .map_err(|e| ExtractError::Parse(e.to_string()))?;
+                    let slot = sym
+                        .name()
+                        .ok()
+                        .and_then(|n| n.strip_prefix(IMPORT_SYMBOL_PREFIX))
+                        .and_then(|n| imports.iter().position(|i| *i == n));
+                    if let (Some(m), true) = (slot, sym.is_undefined()) {
+                        // The code's length is final: every section is
+                        // laid out. Field value: S + A - P.
+                        let at = base + offset;
+                        let target = adapt_segment::import_table::slot_offset(code.len(), m) as i64;
+                        let v = i32::try_from(target + r.addend() - at as i64).map_err(|_| {
+                            ExtractError::Overflow(format!("import slot reference at {at:#x}"))
+                        })?;
+                        code[at as usize..at as usize + 4].copy_from_slice(&v.to_le_bytes());
+                        continue;
+                    }
                     match sym.section_index() {
                         Some(ts) if !sym.is_undefined() => (ts, sym.address()),
                         _ => {

@@ -4,7 +4,7 @@
 
 use adapt_library_build::builder::{build_testing_library, default_sources_dir, BuildOptions};
 use adapt_library_build::reference::SystemZlib;
-use adapt_segment::{verify_segment, InProcessVariant, Segment};
+use adapt_segment::{verify_segment, InProcessVariant, Segment, SegmentFile, FALLBACK};
 
 type ZFn = unsafe extern "C" fn(u64, *const u8, u32) -> u64;
 type ZFnZ = unsafe extern "C" fn(u64, *const u8, usize) -> u64;
@@ -19,9 +19,29 @@ fn the_slow_crc32_is_verified_and_exact() {
         only: Vec::new(),
     })
     .unwrap();
-    assert_eq!(built.len(), 1);
-    let segment = Segment::read_file(&built[0].path).unwrap();
+    let slow = built
+        .iter()
+        .find(|b| b.segment.name == "crc32-slow")
+        .unwrap();
+    let segment = Segment::read_file(&slow.path).unwrap();
     assert_eq!(segment.name, "crc32-slow");
+    // The segments calling the original through `fallback` are files of
+    // format version 2, verified with their imports.
+    for (name, imports) in [
+        ("crc32-fallback", 1),
+        ("crc32-unresolved", 2),
+        ("blocking-fallback", 1),
+    ] {
+        let b = built.iter().find(|b| b.segment.name == name).unwrap();
+        let file = SegmentFile::read_file(&b.path).unwrap();
+        assert_eq!(file.imports.len(), imports, "{name}");
+        assert_eq!(file.imports[0].name, FALLBACK, "{name}");
+        file.verify().unwrap();
+        assert!(
+            Segment::read_file(&b.path).is_err(),
+            "{name}: imports are never read by mistake"
+        );
+    }
     verify_segment(&segment).unwrap();
 
     let zlib = SystemZlib::open().unwrap();

@@ -31,6 +31,41 @@ pub fn libz_crc32() -> Result<Crc32Fn, String> {
     Ok(unsafe { std::mem::transmute::<*mut libc::c_void, Crc32Fn>(sym) })
 }
 
+/// The C signature of zlib's `crc32_z`.
+pub type Crc32ZFn = unsafe extern "C" fn(crc: u64, buf: *const u8, len: usize) -> u64;
+
+static CRC32_Z: std::sync::OnceLock<Crc32ZFn> = std::sync::OnceLock::new();
+
+/// Calls the system `crc32_z` with `len` widened (set by [`libz_crc32_z`]).
+unsafe extern "C" fn call_crc32_z(crc: u64, buf: *const u8, len: u32) -> u64 {
+    match CRC32_Z.get() {
+        // SAFETY: zlib's crc32_z, called with the caller's buffer.
+        Some(f) => unsafe { f(crc, buf, len as usize) },
+        None => u64::MAX,
+    }
+}
+
+/// A [`Crc32Fn`] calling the system `libz.so.1`'s `crc32_z` (so that a
+/// segment replacing `crc32_z` sees every call).
+pub fn libz_crc32_z() -> Result<Crc32Fn, String> {
+    let lib = CString::new("libz.so.1").map_err(|e| e.to_string())?;
+    // SAFETY: as in `libz_crc32`.
+    let handle = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_NOW) };
+    if handle.is_null() {
+        return Err("dlopen(libz.so.1) failed: install zlib1g".into());
+    }
+    let name = CString::new("crc32_z").map_err(|e| e.to_string())?;
+    // SAFETY: `handle` is a live dlopen handle, `name` a C string.
+    let sym = unsafe { libc::dlsym(handle, name.as_ptr()) };
+    if sym.is_null() {
+        return Err("libz.so.1 has no crc32_z".into());
+    }
+    // SAFETY: zlib's crc32_z has exactly this C signature (zlib.h).
+    let f = unsafe { std::mem::transmute::<*mut libc::c_void, Crc32ZFn>(sym) };
+    let _ = CRC32_Z.set(f);
+    Ok(call_crc32_z)
+}
+
 /// The reference: what `crc32(crc, buf, len)` must return (`None` is a
 /// null `buf`).
 pub fn reference(crc: u64, data: Option<&[u8]>) -> u64 {

@@ -15,7 +15,7 @@
 //! kernel (no `std`, no `alloc`) and by the userspace crate `adapt-abi`.
 
 /// Version of this ABI. Bumped on every incompatible change.
-pub const ADAPT_ABI_VERSION: u32 = 2;
+pub const ADAPT_ABI_VERSION: u32 = 3;
 
 /// Name of the misc device; the node is `/dev/adapt`.
 pub const ADAPT_DEVICE_NAME: &str = "adapt";
@@ -271,9 +271,59 @@ pub const ADAPT_IOC_PROFILE_READ: u32 = iowr::<AdaptProfileRead>(ADAPT_NR_PROFIL
 // Optimization library (segments uploaded into the module)
 // ---------------------------------------------------------------------------
 
-/// Version of the segment layout userspace uploads; must equal the segment
-/// file format version it was read from.
+/// Version of the segment layout userspace uploads for a variant without
+/// imports (leaf code); must equal the segment file format version it was
+/// read from.
 pub const ADAPT_SEGMENT_FORMAT_VERSION: u32 = 1;
+/// Version of the layout of a variant with imports (`nimports > 0`): the
+/// segment file format version 2. Its pages are laid out as
+/// [`adapt_import_layout`] says.
+pub const ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS: u32 = 2;
+/// Most imports of one variant (its import table is at most one page).
+pub const ADAPT_SEGMENT_MAX_IMPORTS: u32 = 64;
+/// Bytes reserved for the trampoline after a variant's code (the segment
+/// format's `import_table::TRAMPOLINE_SPACE`; a test pins them equal).
+pub const ADAPT_TRAMPOLINE_MAX: usize = 64;
+/// Bytes of one import slot (a little-endian 64-bit address).
+pub const ADAPT_IMPORT_SLOT_SIZE: usize = 8;
+/// Page size the layout is computed with (x86-64).
+pub const ADAPT_PAGE_SIZE: usize = 4096;
+
+/// Where the parts of a variant with imports lie, as offsets from the
+/// start of its code: the trampoline at the code's end rounded up to 16
+/// ([`ADAPT_TRAMPOLINE_MAX`] bytes, `int3` when unused), the import table
+/// on the first page boundary after it (its own read-only, non-executable
+/// mapping, whole pages), the read-only data on the pages after the
+/// table. The segment format's `import_table` module states the same rule
+/// for the verifier and adaptctl (a test pins them equal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdaptImportLayout {
+    /// Offset of the trampoline.
+    pub trampoline_offset: usize,
+    /// Offset of the import table = bytes of the read+execute pages.
+    pub import_table_offset: usize,
+    /// Bytes of the import table's pages.
+    pub import_table_pages: usize,
+    /// Offset of the read-only data.
+    pub rodata_offset: usize,
+}
+
+/// The layout of a variant with `code_len` bytes of code and `imports`
+/// import slots (see [`AdaptImportLayout`]).
+pub const fn adapt_import_layout(code_len: usize, imports: usize) -> AdaptImportLayout {
+    const fn page_align(n: usize) -> usize {
+        n.div_ceil(ADAPT_PAGE_SIZE) * ADAPT_PAGE_SIZE
+    }
+    let trampoline_offset = code_len.div_ceil(16) * 16;
+    let import_table_offset = page_align(trampoline_offset + ADAPT_TRAMPOLINE_MAX);
+    let import_table_pages = page_align(imports * ADAPT_IMPORT_SLOT_SIZE);
+    AdaptImportLayout {
+        trampoline_offset,
+        import_table_offset,
+        import_table_pages,
+        rodata_offset: import_table_offset + import_table_pages,
+    }
+}
 /// Bytes of a segment or variant name: ASCII letters, digits and `._+-`,
 /// NUL-padded, at least one NUL (so at most 31 characters).
 pub const ADAPT_NAME_LEN: usize = 32;
@@ -407,8 +457,13 @@ pub struct AdaptLibraryLoad {
     pub rodata_align: u32,
     pub nrelocs: u32,
     pub nentries: u32,
-    /// In: must be zero.
-    pub reserved0: u32,
+    /// In: import slots of the variant (at most
+    /// [`ADAPT_SEGMENT_MAX_IMPORTS`]); non-zero exactly when
+    /// `format_version` is [`ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS`]. The
+    /// variant is then laid out by [`adapt_import_layout`], and every
+    /// injection of it must give the trampoline space's bytes and the
+    /// slots' values.
+    pub nimports: u32,
     /// Out: the library id of the variant (also on `EEXIST`: the id of the
     /// variant already loaded with this hash).
     pub id: u64,
@@ -453,7 +508,8 @@ pub struct AdaptLibraryInfo {
     pub users: u32,
     /// `ADAPT_LIBRARY_F_*`.
     pub flags: u32,
-    pub reserved0: u32,
+    /// Import slots of the variant (0: leaf code).
+    pub nimports: u32,
 }
 
 /// Argument of [`ADAPT_IOC_LIBRARY_LIST`].
@@ -538,7 +594,7 @@ pub const ADAPT_INJECT_F_ALL: u32 = ADAPT_INJECT_F_AUTO;
 
 /// Argument of [`ADAPT_IOC_INJECT`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdaptInject {
     /// In: target process id.
     pub pid: u32,
@@ -561,7 +617,11 @@ pub struct AdaptInject {
     pub expected: [u8; ADAPT_PATCH_MAX],
     /// Out: injection id.
     pub id: u64,
-    /// Out: address the variant's code was mapped at.
+    /// In: 0, or (required for a variant with imports) the page-aligned
+    /// address to map the variant's code at: the module maps exactly there
+    /// or fails (`EADDRINUSE` when the range is taken, `ENOSPC` when a `jmp`
+    /// at `target` cannot reach all of it), and adaptctl tries another
+    /// free range. Out: address the variant's code was mapped at.
     pub segment_addr: u64,
     /// Out: how long the target's threads were held, in nanoseconds.
     pub pause_ns: u64,
@@ -570,8 +630,52 @@ pub struct AdaptInject {
     /// Out: rendezvous attempts (more than one when a thread was inside the
     /// bytes being replaced).
     pub attempts: u32,
+    /// In: user pointer to `nimports` little-endian u64 values for the
+    /// variant's import slots (0 when it has none).
+    pub imports: u64,
+    /// In: the variant's import count (`AdaptLibraryLoad::nimports`).
+    pub nimports: u32,
+    /// In: bytes of `trampoline` used (0 for a leaf variant; at most
+    /// [`ADAPT_TRAMPOLINE_MAX`]).
+    pub trampoline_len: u32,
+    /// In: the original bytes the trampoline was relocated from (the first
+    /// `patch_len`, the rest zero; all zero without a trampoline). The
+    /// module checks, with every thread parked, that they are the live
+    /// bytes it replaces.
+    pub relocated: [u8; ADAPT_PATCH_MAX],
+    /// In: the trampoline: the displaced instructions relocated for
+    /// `segment_addr + trampoline_offset` and a `jmp` back, written into
+    /// the variant's trampoline space before the code is mapped (the rest
+    /// must be zero).
+    pub trampoline: [u8; ADAPT_TRAMPOLINE_MAX],
     /// In: must be zero.
     pub reserved: [u64; 4],
+}
+
+impl Default for AdaptInject {
+    fn default() -> Self {
+        Self {
+            pid: 0,
+            flags: 0,
+            target: 0,
+            variant_id: 0,
+            contract_hash: 0,
+            entry: 0,
+            patch_len: 0,
+            expected: [0; ADAPT_PATCH_MAX],
+            id: 0,
+            segment_addr: 0,
+            pause_ns: 0,
+            threads: 0,
+            attempts: 0,
+            imports: 0,
+            nimports: 0,
+            trampoline_len: 0,
+            relocated: [0; ADAPT_PATCH_MAX],
+            trampoline: [0; ADAPT_TRAMPOLINE_MAX],
+            reserved: [0; 4],
+        }
+    }
 }
 
 /// Argument of [`ADAPT_IOC_REVERT`].
@@ -602,7 +706,8 @@ pub const ADAPT_INJECTION_STALE: u32 = 1;
 /// reverted (a signal frame may still return into it); it goes away when
 /// the process exits or execs, and a new injection of the same variant
 /// reuses it. Only `pid`, `variant_id`, `segment_addr`, `segment_len`,
-/// `segment` and `variant` are set.
+/// `segment`, `variant` and the trampoline and import table fields are
+/// set.
 pub const ADAPT_INJECTION_RETIRED: u32 = 2;
 
 /// One injection, as listed by [`ADAPT_IOC_INJECTION_LIST`].
@@ -627,6 +732,15 @@ pub struct AdaptInjectionInfo {
     pub pause_ns: u64,
     pub segment: [u8; ADAPT_NAME_LEN],
     pub variant: [u8; ADAPT_NAME_LEN],
+    /// Address of the trampoline (0 without one).
+    pub trampoline_addr: u64,
+    /// Address of the import table (0 without imports): its `nimports`
+    /// slots hold what adaptctl resolved, readable in the target.
+    pub import_table_addr: u64,
+    /// Bytes of the trampoline.
+    pub trampoline_len: u32,
+    /// Import slots.
+    pub nimports: u32,
 }
 
 /// Argument of [`ADAPT_IOC_INJECTION_LIST`].
@@ -781,7 +895,16 @@ pub const ADAPT_NR_POLICY_SET: u32 = 0x41;
 /// (a process outside the thread group shares the address space:
 /// `clone(CLONE_VM)` or a vfork child); `EINTR` (the caller was
 /// interrupted, or a target thread was killed); `EAGAIN` (threads kept
-/// appearing). Argument: [`AdaptInject`].
+/// appearing). A variant with imports (ABI 3) is mapped in three parts
+/// made of module pages written before they are mapped: code + trampoline
+/// (read+execute), the import table (read-only, not executable, its own
+/// mapping) and the read-only data; it needs `segment_addr` (`EINVAL`
+/// without it, when it is not page-aligned, when `nimports` is not the
+/// variant's, a slot is not a user address, or the trampoline is longer
+/// than [`ADAPT_TRAMPOLINE_MAX`] or was not relocated from `expected`;
+/// `EADDRINUSE` when the range is taken, `ENOSPC` when out of reach), and
+/// `ESTALE` also when the trampoline's original bytes are not the live ones
+/// under the park. Argument: [`AdaptInject`].
 pub const ADAPT_IOC_INJECT: u32 = iowr::<AdaptInject>(ADAPT_NR_INJECT);
 /// Restores the original bytes with the threads held again, after checking
 /// that the site is still the same file at the same offset holding exactly
@@ -789,8 +912,10 @@ pub const ADAPT_IOC_INJECT: u32 = iowr::<AdaptInject>(ADAPT_NR_INJECT);
 /// process exits or execs ([`ADAPT_INJECTION_RETIRED`]). `ENOENT` for an
 /// unknown id (or one already reverted); `ESTALE` when the site changed
 /// (nothing written; the injection is listed as [`ADAPT_INJECTION_STALE`],
-/// and reverting it again forgets it); `EBUSY`, `EDEADLK`, `EUSERS`,
-/// `EINTR` as for inject.
+/// and reverting it again forgets it); `EBUSY` (also while a thread's
+/// instruction pointer, or the restart address of the system call it is
+/// in, lies inside the injection's trampoline: the trampoline is part of
+/// the segment), `EDEADLK`, `EUSERS`, `EINTR` as for inject.
 /// Argument: [`AdaptRevert`].
 pub const ADAPT_IOC_REVERT: u32 = iowr::<AdaptRevert>(ADAPT_NR_REVERT);
 /// Lists live injections. Argument: [`AdaptInjectionList`].

@@ -20,7 +20,9 @@ fn ioctl_numbers_are_stable() {
     // _IOWR(0xAD, 0x00, 80 bytes)
     assert_eq!(ADAPT_IOC_VERSION, 0xC050_AD00);
     // 2: injection states stale/retired, the list's flags and retired count.
-    assert_eq!(ADAPT_ABI_VERSION, 2);
+    // 3: variants with imports (nimports on upload; segment address,
+    // trampoline and import slots on inject; their addresses in the list).
+    assert_eq!(ADAPT_ABI_VERSION, 3);
 }
 
 #[test]
@@ -133,12 +135,16 @@ fn name_fields_keep_a_terminating_nul() {
 
 #[test]
 fn injection_structs_layout_is_stable() {
-    assert_eq!(size_of::<AdaptInject>(), 120);
+    assert_eq!(size_of::<AdaptInject>(), 216);
+    assert_eq!(offset_of!(AdaptInject, imports), 88);
+    assert_eq!(offset_of!(AdaptInject, relocated), 104);
+    assert_eq!(offset_of!(AdaptInject, trampoline), 120);
+    assert_eq!(offset_of!(AdaptInject, reserved), 184);
     assert_eq!(offset_of!(AdaptInject, expected), 40);
     assert_eq!(offset_of!(AdaptInject, id), 56);
-    assert_eq!(offset_of!(AdaptInject, reserved), 88);
     assert_eq!(size_of::<AdaptRevert>(), 40);
-    assert_eq!(size_of::<AdaptInjectionInfo>(), 152);
+    assert_eq!(size_of::<AdaptInjectionInfo>(), 176);
+    assert_eq!(offset_of!(AdaptInjectionInfo, trampoline_addr), 152);
     assert_eq!(offset_of!(AdaptInjectionInfo, original), 56);
     assert_eq!(offset_of!(AdaptInjectionInfo, segment), 88);
     assert_eq!(size_of::<AdaptInjectionList>(), 40);
@@ -155,9 +161,22 @@ fn injection_structs_layout_is_stable() {
 
 #[test]
 fn injection_ioctl_numbers_are_stable() {
-    assert_eq!(ADAPT_IOC_INJECT, 0xC078_AD30);
+    assert_eq!(ADAPT_IOC_INJECT, 0xC0D8_AD30);
     assert_eq!(ADAPT_IOC_REVERT, 0xC028_AD31);
     assert_eq!(ADAPT_IOC_INJECTION_LIST, 0xC028_AD32);
     assert_eq!(ADAPT_IOC_POLICY_GET, 0xCB88_AD40);
     assert_eq!(ADAPT_IOC_POLICY_SET, 0xCB88_AD41);
+}
+
+#[test]
+fn the_import_layout_follows_the_segment_format_rule() {
+    let l = adapt_import_layout(230, 1);
+    assert_eq!(l.trampoline_offset, 240);
+    assert_eq!(l.import_table_offset, 4096);
+    assert_eq!(l.import_table_pages, 4096);
+    assert_eq!(l.rodata_offset, 8192);
+    // The trampoline space spills into a second code page.
+    let l = adapt_import_layout(4050, 64);
+    assert_eq!((l.trampoline_offset, l.import_table_offset), (4064, 8192));
+    assert_eq!(l.import_table_pages, 4096);
 }

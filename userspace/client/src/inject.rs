@@ -36,6 +36,26 @@ pub struct InjectRequest {
     /// The request comes from the automatic loop (quarantined variants are
     /// refused).
     pub automatic: bool,
+    /// For a variant with imports: where to map it, its trampoline and its
+    /// import slots (`None` for a leaf variant: the module places it).
+    pub imports: Option<InjectImports>,
+}
+
+/// What an injection of a variant with imports gives the module (ABI 3):
+/// the address chosen for the segment, the trampoline relocated for it and
+/// the import slots' values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InjectImports {
+    /// Page-aligned address of the variant's code in the target.
+    pub segment_addr: u64,
+    /// The trampoline (at most `ADAPT_TRAMPOLINE_MAX` bytes; empty when
+    /// the segment does not import `fallback`).
+    pub trampoline: Vec<u8>,
+    /// The original bytes the trampoline was relocated from (empty without
+    /// a trampoline; else `expected`).
+    pub relocated: Vec<u8>,
+    /// One value per import slot, in the file's import order.
+    pub slots: Vec<u64>,
 }
 
 impl InjectRequest {
@@ -47,7 +67,33 @@ impl InjectRequest {
         }
         let mut expected = [0u8; abi::ADAPT_PATCH_MAX];
         expected[..len].copy_from_slice(&self.expected);
+        let mut trampoline = [0u8; abi::ADAPT_TRAMPOLINE_MAX];
+        let mut relocated = [0u8; abi::ADAPT_PATCH_MAX];
+        let (mut segment_addr, mut imports, mut nimports, mut trampoline_len) = (0, 0, 0, 0);
+        if let Some(i) = &self.imports {
+            if i.trampoline.len() > abi::ADAPT_TRAMPOLINE_MAX
+                || i.relocated.len() > abi::ADAPT_PATCH_MAX
+                || i.slots.len() > abi::ADAPT_SEGMENT_MAX_IMPORTS as usize
+            {
+                return Err(InjectError::BadPatchLength {
+                    len: i.trampoline.len(),
+                });
+            }
+            trampoline[..i.trampoline.len()].copy_from_slice(&i.trampoline);
+            relocated[..i.relocated.len()].copy_from_slice(&i.relocated);
+            segment_addr = i.segment_addr;
+            imports = i.slots.as_ptr() as u64;
+            // Bounded by the checks above.
+            nimports = i.slots.len() as u32;
+            trampoline_len = i.trampoline.len() as u32;
+        }
         Ok(abi::AdaptInject {
+            segment_addr,
+            imports,
+            nimports,
+            trampoline_len,
+            trampoline,
+            relocated,
             pid: self.pid,
             flags: if self.automatic {
                 abi::ADAPT_INJECT_F_AUTO
@@ -118,6 +164,14 @@ pub struct Injection {
     /// `CLOCK_MONOTONIC` time of the injection, ns.
     pub injected_ns: u64,
     pub pause_ns: u64,
+    /// Address of the trampoline to the original (0: none).
+    pub trampoline_addr: u64,
+    /// Bytes of the trampoline.
+    pub trampoline_len: u32,
+    /// Address of the import table in the target (0: a leaf segment).
+    pub import_table_addr: u64,
+    /// Import slots in the table.
+    pub nimports: u32,
 }
 
 impl Injection {
@@ -144,6 +198,10 @@ impl Injection {
             original: hex(&info.original[..patch_len]),
             injected_ns: info.injected_ns,
             pause_ns: info.pause_ns,
+            trampoline_addr: info.trampoline_addr,
+            trampoline_len: info.trampoline_len,
+            import_table_addr: info.import_table_addr,
+            nimports: info.nimports,
         }
     }
 }
@@ -265,6 +323,12 @@ pub enum InjectError {
     NoAddressSpace { pid: u32, target: u64 },
 
     #[error(
+        "the address range at {segment_addr:#x} in pid {pid} is taken (EADDRINUSE): something was \
+         mapped there since adaptctl read the process's maps; retry"
+    )]
+    AddressInUse { pid: u32, segment_addr: u64 },
+
+    #[error(
         "a thread of pid {pid} stayed inside the bytes to replace or did not reach the rendezvous \
          (EBUSY), after the module's retries; nothing was changed: retry later"
     )]
@@ -384,6 +448,7 @@ impl InjectError {
             InjectError::BytesChanged { .. } => "bytes-changed",
             InjectError::AlreadyPatched { .. } => "already-patched",
             InjectError::NoAddressSpace { .. } => "no-address-space",
+            InjectError::AddressInUse { .. } => "address-in-use",
             InjectError::Busy { .. } => "busy",
             InjectError::ThreadHeld { .. } => "thread-held",
             InjectError::SharedAddressSpace { .. } => "shared-address-space",
@@ -490,6 +555,10 @@ fn inject_error(
             expected: hex(&request.expected),
         },
         Some(libc::EEXIST) => InjectError::AlreadyPatched { pid, target },
+        Some(libc::EADDRINUSE) => InjectError::AddressInUse {
+            pid,
+            segment_addr: request.imports.as_ref().map_or(0, |i| i.segment_addr),
+        },
         Some(libc::ENOSPC) => InjectError::NoAddressSpace { pid, target },
         Some(libc::EBUSY) => InjectError::Busy { pid },
         Some(libc::EDEADLK) => InjectError::ThreadHeld {
@@ -643,6 +712,7 @@ mod tests {
             contract_hash: 0xfeed_beef,
             expected: vec![0x89, 0xd2, 0xe9, 1, 2, 3, 4],
             automatic: false,
+            imports: None,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct VariantUpload {
     pub relocs: Vec<abi::AdaptSegmentReloc>,
     /// One entry per function the variant implements.
     pub entries: Vec<abi::AdaptSegmentEntry>,
+    /// Import slots of the variant (0: leaf code, uploaded exactly as
+    /// before imports existed).
+    pub nimports: u32,
 }
 
 /// What a successful load did.
@@ -215,7 +218,11 @@ impl VariantUpload {
             })
         };
         Ok(abi::AdaptLibraryLoad {
-            format_version: abi::ADAPT_SEGMENT_FORMAT_VERSION,
+            format_version: if self.nimports == 0 {
+                abi::ADAPT_SEGMENT_FORMAT_VERSION
+            } else {
+                abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS
+            },
             flags: 0,
             segment: name_field::<{ abi::ADAPT_NAME_LEN }>("segment", &self.segment)?,
             variant: name_field::<{ abi::ADAPT_NAME_LEN }>("variant", &self.variant)?,
@@ -230,7 +237,7 @@ impl VariantUpload {
             rodata_align: self.rodata_align,
             nrelocs: count("relocations", self.relocs.len())?,
             nentries: count("entries", self.entries.len())?,
-            reserved0: 0,
+            nimports: self.nimports,
             id: 0,
             reserved: [0; 4],
         })
@@ -400,6 +407,7 @@ mod tests {
                 reserved: 0,
             }],
             entries: vec![entry("crc32", 0, 0x1234).unwrap()],
+            nimports: 0,
         }
     }
 
@@ -425,7 +433,7 @@ mod tests {
             ),
             (3, 4, 4, 1, 1)
         );
-        assert_eq!((r.flags, r.reserved0, r.reserved, r.id), (0, 0, [0; 4], 0));
+        assert_eq!((r.flags, r.nimports, r.reserved, r.id), (0, 0, [0; 4], 0));
     }
 
     #[test]
@@ -512,7 +520,7 @@ mod tests {
             nentries: 2,
             users: 1,
             flags: abi::ADAPT_LIBRARY_F_QUARANTINED,
-            reserved0: 0,
+            nimports: 0,
         };
         let v = LoadedVariant::from_info(&info);
         assert_eq!(

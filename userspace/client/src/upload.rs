@@ -33,7 +33,9 @@
 //!
 //! ```text
 //! "adapt-variant-v1\0"
-//! u32 ADAPT_SEGMENT_FORMAT_VERSION
+//! u32 ADAPT_SEGMENT_FORMAT_VERSION   (a variant with imports: u32
+//!                                    ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS,
+//!                                    then u32 nimports)
 //! str segment name      str variant name
 //! u64 cpu feature bits  u32 rodata_align
 //! bytes code            bytes rodata
@@ -54,7 +56,7 @@
 use crate::library::{self, entry, LibraryError, LoadOutcome, VariantUpload};
 use crate::Device;
 use adapt_abi as abi;
-use adapt_segment::{CType, Contract, Indirection, Scalar, Segment};
+use adapt_segment::{CType, Contract, Indirection, Scalar, Segment, SegmentFile};
 use sha2::{Digest, Sha256};
 
 /// Prefix and version of the contract signature.
@@ -174,6 +176,17 @@ pub fn feature_bits(segment: &Segment, index: usize) -> Result<u64, UploadError>
 /// The segment should have been verified ([`adapt_segment::verify_segment`])
 /// first; this only converts.
 pub fn variant_upload(segment: &Segment, index: usize) -> Result<VariantUpload, UploadError> {
+    variant_upload_with_imports(segment, index, 0)
+}
+
+/// [`variant_upload`] for a segment whose file declares `nimports` imports
+/// (format version 2): the module lays the variant out with room for its
+/// trampoline and import table (`abi::adapt_import_layout`).
+pub fn variant_upload_with_imports(
+    segment: &Segment,
+    index: usize,
+    nimports: u32,
+) -> Result<VariantUpload, UploadError> {
     let cpu_features = feature_bits(segment, index)?;
     let variant = &segment.variants[index]; // In range: feature_bits checked it.
     if variant.entry_offsets.len() != segment.functions.len() {
@@ -212,6 +225,7 @@ pub fn variant_upload(segment: &Segment, index: usize) -> Result<VariantUpload, 
         rodata_align: variant.rodata_align,
         relocs,
         entries,
+        nimports,
     };
     // Checks that the names fit the ABI, and that every count fits a u32
     // (which the hash encoding relies on).
@@ -242,6 +256,24 @@ pub fn ensure_loaded(
     Ok(library::load_variant(device, &upload)?)
 }
 
+/// [`ensure_loaded`] for a segment file, imports included.
+pub fn ensure_loaded_file(
+    device: &Device,
+    file: &SegmentFile,
+    variant: &str,
+) -> Result<LoadOutcome, UploadError> {
+    let segment = &file.segment;
+    let (index, _) = segment
+        .variant(variant)
+        .ok_or_else(|| UploadError::NoSuchVariant {
+            segment: segment.name.clone(),
+            variant: variant.to_owned(),
+        })?;
+    // At most limits::MAX_IMPORTS (64), checked when the file was read.
+    let upload = variant_upload_with_imports(segment, index, file.imports.len() as u32)?;
+    Ok(library::load_variant(device, &upload)?)
+}
+
 /// sha256 of the canonical encoding of `upload` (see the module
 /// documentation); `upload.hash` itself is not part of it.
 pub fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
@@ -252,7 +284,12 @@ pub fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
         h.update(b);
     };
     h.update(VARIANT_HASH_DOMAIN);
-    h.update(abi::ADAPT_SEGMENT_FORMAT_VERSION.to_le_bytes());
+    if upload.nimports == 0 {
+        h.update(abi::ADAPT_SEGMENT_FORMAT_VERSION.to_le_bytes());
+    } else {
+        h.update(abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS.to_le_bytes());
+        h.update(upload.nimports.to_le_bytes());
+    }
     bytes(&mut h, upload.segment.as_bytes());
     bytes(&mut h, upload.variant.as_bytes());
     h.update(upload.cpu_features.to_le_bytes());

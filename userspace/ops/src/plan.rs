@@ -6,7 +6,7 @@
 
 use crate::contract::{target_contract, TargetContract};
 use crate::timings::Timings;
-use adapt_segment::{CpuFeatures, Library, Segment, VerifyCache};
+use adapt_segment::{CpuFeatures, Import, Library, Segment, SegmentFile, VerifyCache};
 use adapt_target::{CheckOptions, Target};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,33 @@ pub struct Plan {
     /// The segment as read and verified: what is uploaded.
     #[serde(skip)]
     pub verified: Segment,
+    /// What the segment imports (format version 2), in slot order:
+    /// `fallback` (the trampoline, placed at inject time) or a function of
+    /// the target's objects, resolved here.
+    pub imports: Vec<PlannedImport>,
+    /// The file's import declarations (uploaded with the variant).
+    #[serde(skip)]
+    pub import_decls: Vec<Import>,
+}
+
+/// One import of the segment, as resolved in the target.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedImport {
+    /// `fallback` or the symbol.
+    pub name: String,
+    /// The object that defines it (`None` for `fallback`, the trampoline
+    /// to the original of the replaced function).
+    pub object: Option<String>,
+    /// Its run-time address (`None` for `fallback`: known once the segment
+    /// is placed).
+    pub address: Option<u64>,
+}
+
+impl PlannedImport {
+    /// Whether this is the trampoline.
+    pub fn is_fallback(&self) -> bool {
+        self.object.is_none()
+    }
 }
 
 /// Why no plan could be made (besides target and contract errors).
@@ -83,6 +110,39 @@ pub enum PlanError {
     NoSupportedVariant { segment: String },
 
     #[error(
+        "segment {segment} imports {import}{from}, which does not resolve in pid {pid}: {why}; \
+         nothing was injected"
+    )]
+    UnresolvedImport {
+        segment: String,
+        import: String,
+        from: String,
+        pid: u32,
+        why: String,
+    },
+
+    #[error(
+        "the entry of {symbol} cannot be relocated into the trampoline segment {segment} calls \
+         back through: {why}; nothing was injected"
+    )]
+    NotRelocatable {
+        symbol: String,
+        segment: String,
+        why: String,
+    },
+
+    #[error(
+        "no free address range within ±2 GiB of {symbol} in pid {pid} takes segment {segment} \
+         ({why}); nothing was injected"
+    )]
+    NoPlacement {
+        symbol: String,
+        segment: String,
+        pid: u32,
+        why: String,
+    },
+
+    #[error(
         "the verifier refused segment {segment} ({first}); nothing was injected: see `adaptctl \
          library verify {segment}` and rebuild the library (`cargo run -p adapt-library-build --bin build-library` in the source tree)"
     )]
@@ -94,15 +154,24 @@ pub enum PlanError {
 pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan> {
     let library = Library::open_or_default(request.dir)?;
     let wanted = request.function.unwrap_or(request.symbol);
-    let (segment_file, segment) = match request.segment {
-        Some(name) => library.find(name)?,
+    let (segment_file, file) = match request.segment {
+        Some(name) => library.find_file(name)?,
         None => find_by_function(&library, wanted)?,
     };
+    let SegmentFile {
+        segment, imports, ..
+    } = file;
     timings.mark("library");
     // Verified once per content and build of the verifier: the result is
-    // remembered in the cache directory (adapt_segment::verify_cache).
-    let verifier = VerifyCache::open(adapt_select::cache::default_cache_dir().as_deref());
-    if let Err(err) = verifier.verify(&segment) {
+    // remembered in the cache directory (adapt_segment::verify_cache). A
+    // segment with imports is verified with them, every time.
+    let verified = if imports.is_empty() {
+        let verifier = VerifyCache::open(adapt_select::cache::default_cache_dir().as_deref());
+        verifier.verify(&segment).map(|_| ())
+    } else {
+        adapt_segment::verify_with_imports(&segment, &imports).map(|_| ())
+    };
+    if let Err(err) = verified {
         return Err(PlanError::Refused {
             segment: segment.name.clone(),
             first: err.to_string(),
@@ -126,6 +195,11 @@ pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan>
         request.assume_contract,
     )?;
     timings.mark("contract");
+    let import_decls = imports;
+    let imports = resolve_imports(request.pid, &segment.name, &import_decls, &target)?;
+    if !imports.is_empty() {
+        timings.mark("imports");
+    }
     Ok(Plan {
         pid: request.pid,
         segment: segment.name.clone(),
@@ -142,30 +216,83 @@ pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan>
         contract,
         target,
         verified: segment,
+        imports,
+        import_decls,
     })
+}
+
+/// Resolves every import but `fallback` in process `pid`: an import with
+/// no library is looked up in the replaced function's object first, then
+/// in the executable and its libraries in load order; one naming a library
+/// only there. The first that does not resolve refuses the plan.
+fn resolve_imports(
+    pid: u32,
+    segment: &str,
+    imports: &[Import],
+    target: &adapt_target::Target,
+) -> crate::Result<Vec<PlannedImport>> {
+    let mut out = Vec::new();
+    for import in imports {
+        if import.is_fallback() {
+            out.push(PlannedImport {
+                name: import.name.clone(),
+                object: None,
+                address: None,
+            });
+            continue;
+        }
+        let resolved = if import.library.is_empty() {
+            adapt_target::resolve_symbol(pid, &import.name, Some(&target.symbol.object.path))
+                .or_else(|_| adapt_target::resolve_symbol(pid, &import.name, None))
+        } else {
+            adapt_target::resolve_symbol(pid, &import.name, Some(&import.library))
+        };
+        match resolved {
+            Ok(r) => out.push(PlannedImport {
+                name: import.name.clone(),
+                object: Some(r.symbol.object.path.clone()),
+                address: Some(r.symbol.address),
+            }),
+            Err(err) => {
+                return Err(PlanError::UnresolvedImport {
+                    segment: segment.to_owned(),
+                    import: import.name.clone(),
+                    from: if import.library.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" from {}", import.library)
+                    },
+                    pid,
+                    why: err.to_string(),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The segment replacing a function named `symbol`: the file named like
 /// the function (`crc32.seg` for `crc32`) if it replaces it, else the first
 /// segment in file order that does. The first rule reads one file instead
 /// of the whole library.
-fn find_by_function(library: &Library, symbol: &str) -> crate::Result<(PathBuf, Segment)> {
+fn find_by_function(library: &Library, symbol: &str) -> crate::Result<(PathBuf, SegmentFile)> {
     // Only a plain name (a target's symbol names may be hostile): never a
     // path out of the library directory.
     let plain = !symbol.is_empty() && !symbol.contains('/') && !symbol.starts_with('.');
     if plain {
         let named = library.path_for(symbol);
-        if let Ok(segment) = Segment::read_file(&named) {
-            if segment.function(symbol).is_some() {
-                return Ok((named, segment));
+        if let Ok(file) = SegmentFile::read_file(&named) {
+            if file.segment.function(symbol).is_some() {
+                return Ok((named, file));
             }
         }
     }
-    for (path, segment) in library.load_all()? {
+    for (path, file) in library.load_all_files()? {
         // Unreadable files cannot replace anything; `library list` names them.
-        if let Ok(segment) = segment {
-            if segment.function(symbol).is_some() {
-                return Ok((path, segment));
+        if let Ok(file) = file {
+            if file.segment.function(symbol).is_some() {
+                return Ok((path, file));
             }
         }
     }

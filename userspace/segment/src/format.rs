@@ -52,7 +52,11 @@
 //! for a declared `m` (the verifier refuses everything else, and checks the
 //! stack alignment at each call; see [`crate::verify`]).
 //!
-//! ## How the kernel will map it, what adaptctl must resolve (next session)
+//! ## How the kernel maps it, what adaptctl resolves
+//!
+//! (ABI 3: `adapt_abi::adapt_import_layout` states the same rule for the
+//! module; a test in `adapt-target` pins the two equal. adaptctl chooses
+//! the address, see `adapt_ops::inject`.)
 //!
 //! - **Code + trampoline**: one read+execute mapping (module pages,
 //!   `VM_WRITE`/`VM_MAYWRITE` clear), from the code's start through
@@ -157,7 +161,7 @@ pub mod import_table {
         import_table_offset(code_len) + index * SLOT_SIZE
     }
 
-    /// The placement of a variant with imports, as the module will map it:
+    /// The placement of a variant with imports, as the module maps it:
     /// code and trampoline read+execute, the import table read-only on its
     /// own pages, the read-only data after it.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -54,8 +54,8 @@ pub use format::{
     FORMAT_VERSION, FORMAT_VERSION_IMPORTS, MAGIC,
 };
 pub use library::{
-    default_library_dir, Library, LibraryDirError, LoadedFile, LIBRARY_DIR_NAME, LIBRARY_ENV,
-    SEGMENT_EXTENSION, SYSTEM_LIBRARY_DIR,
+    default_library_dir, Library, LibraryDirError, LoadedFile, LoadedSegmentFile, LIBRARY_DIR_NAME,
+    LIBRARY_ENV, SEGMENT_EXTENSION, SYSTEM_LIBRARY_DIR,
 };
 pub use loader::{InProcessVariant, LoaderError};
 pub use reloc::{apply_relocations, page_align, Layout, RelocError, PAGE_SIZE};

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
-use crate::format::Segment;
+use crate::format::{Segment, SegmentFile};
 
 /// Environment variable naming the library directory; wins over every other
 /// place.
@@ -114,6 +114,10 @@ fn search(places: &Places) -> Option<PathBuf> {
 /// A segment file and the result of loading it.
 pub type LoadedFile = (PathBuf, Result<Segment, LoadError>);
 
+/// A segment file read as a [`SegmentFile`] (imports allowed), or why it
+/// could not be.
+pub type LoadedSegmentFile = (PathBuf, Result<SegmentFile, LoadError>);
+
 /// A directory of segment files (`NAME.seg`).
 #[derive(Clone, Debug)]
 pub struct Library {
@@ -182,6 +186,40 @@ impl Library {
                 (p, r)
             })
             .collect())
+    }
+
+    /// [`Library::load_all`] reading each file as a [`SegmentFile`]
+    /// (imports allowed).
+    pub fn load_all_files(&self) -> Result<Vec<LoadedSegmentFile>, LibraryDirError> {
+        Ok(self
+            .segment_paths()?
+            .into_iter()
+            .map(|p| {
+                let r = SegmentFile::read_file(&p);
+                (p, r)
+            })
+            .collect())
+    }
+
+    /// [`Library::find`] reading the file as a [`SegmentFile`] (imports
+    /// allowed: for callers that resolve them).
+    pub fn find_file(&self, name: &str) -> Result<(PathBuf, SegmentFile), LibraryDirError> {
+        let direct = self.path_for(name);
+        if direct.is_file() {
+            let s = SegmentFile::read_file(&direct)?;
+            return Ok((direct, s));
+        }
+        for (p, r) in self.load_all_files()? {
+            if let Ok(s) = r {
+                if s.segment.name == name {
+                    return Ok((p, s));
+                }
+            }
+        }
+        Err(LibraryDirError::NoSuchSegment {
+            name: name.to_owned(),
+            dir: self.dir.clone(),
+        })
     }
 
     /// The segment named `name`: the file `name.seg`, or else the file whose

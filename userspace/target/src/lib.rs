@@ -8,6 +8,8 @@
 //! | read live bytes | [`read_memory`] (`/proc/PID/mem`, read only) |
 //! | decide the patch and check it is safe | [`plan_patch`], [`check_branches`] |
 //! | all of it | [`inspect`] → [`Target`] |
+//! | relocate the entry into a trampoline | [`relocate::relocate_plan`] |
+//! | free ranges near a site for a segment | [`placement::free_ranges_near`] |
 //!
 //! [`inspect`] resolves the name, reads the function's body from its ELF
 //! file, compares the live entry bytes with the file (refusing a function
@@ -17,6 +19,7 @@
 //! `NAME.part.N`, …), may branch into the replaced bytes.
 
 pub mod memory;
+pub mod placement;
 pub mod prologue;
 pub mod relocate;
 pub mod resolve;

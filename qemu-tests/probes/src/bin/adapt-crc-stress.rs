@@ -116,7 +116,8 @@ fn target_fn(name: &str) -> Result<Crc32Fn, String> {
     match name {
         "libz" => zcrc::libz_crc32(),
         "exe" => Ok(adapt_probe_crc32 as Crc32Fn),
-        other => Err(format!("unknown --target {other} (libz or exe)")),
+        "libz-z" => zcrc::libz_crc32_z(),
+        other => Err(format!("unknown --target {other} (libz, libz-z or exe)")),
     }
 }
 

@@ -129,6 +129,7 @@ fn request_of(doc: &Value) -> Result<InjectRequest, String> {
         contract_hash: n("contract_hash")?,
         expected,
         automatic: false,
+        imports: None,
     })
 }
 

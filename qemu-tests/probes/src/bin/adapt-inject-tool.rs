@@ -166,10 +166,29 @@ fn request_from(path: &str) -> Result<InjectRequest, String> {
     let expected = r["expected"]
         .as_str()
         .ok_or(format!("{path}: request.expected missing"))?;
-    let expected = (0..expected.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&expected[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<u8>, _>>()?;
+    let unhex = |text: &str| {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<u8>, _>>()
+    };
+    let expected = unhex(expected)?;
+    // A segment with imports: the placement, trampoline and slots adaptctl
+    // chose (the module reuses the retired mapping they describe).
+    let imports = match r.get("imports") {
+        Some(i) if !i.is_null() => Some(adapt_client::inject::InjectImports {
+            segment_addr: i["segment_addr"]
+                .as_u64()
+                .ok_or(format!("{path}: request.imports.segment_addr missing"))?,
+            trampoline: unhex(i["trampoline"].as_str().unwrap_or_default())?,
+            relocated: unhex(i["relocated"].as_str().unwrap_or_default())?,
+            slots: i["slots"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    };
     Ok(InjectRequest {
         pid: field("pid")? as u32,
         target: field("target")?,
@@ -178,6 +197,7 @@ fn request_from(path: &str) -> Result<InjectRequest, String> {
         contract_hash: field("contract_hash")?,
         expected,
         automatic: false,
+        imports,
     })
 }
 

@@ -197,7 +197,7 @@ impl Upload {
             rodata_align: self.rodata_align,
             nrelocs: self.relocs.len() as u32,
             nentries: self.entries.len() as u32,
-            reserved0: 0,
+            nimports: 0,
             id: 0,
             reserved: [0; 4],
         }
@@ -349,7 +349,7 @@ fn valid_variant(t: &mut Tester, checks: &mut Checks, before: usize) {
             );
             checks.eq(
                 "listed users and flags",
-                (info.users, info.flags, info.reserved0),
+                (info.users, info.flags, info.nimports),
                 (0, 0, 0),
             );
         }
@@ -553,8 +553,16 @@ fn header_fields(t: &mut Tester, checks: &mut Checks) {
             r.flags = f
         });
     }
-    t.expect_errno(checks, "non-zero reserved0", &u, libc::EINVAL, |r| {
-        r.reserved0 = 1
+    t.expect_errno(
+        checks,
+        "imports in a format 1 upload",
+        &u,
+        libc::EINVAL,
+        |r| r.nimports = 1,
+    );
+    t.expect_errno(checks, "too many imports", &u, libc::E2BIG, |r| {
+        r.format_version = abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS;
+        r.nimports = abi::ADAPT_SEGMENT_MAX_IMPORTS + 1
     });
     for word in 0..4 {
         t.expect_errno(

@@ -66,9 +66,12 @@ impl Exit {
             | "anonymous-code"
             | "stale"
             | "bad-patch"
+            | "unresolved-import"
+            | "not-relocatable"
             | "not-executable" => Exit::NotInjectable,
             "no-such-symbol" => Exit::NoSuchSymbol,
             "no-address-space"
+            | "address-in-use"
             | "busy"
             | "thread-held"
             | "interrupted"
@@ -230,6 +233,9 @@ fn plan_kind(err: &adapt_ops::plan::PlanError) -> &'static str {
         E::NoSuchVariant { .. } => "no-such-variant",
         E::Unsupported { .. } | E::NoSupportedVariant { .. } => "unsupported-variant",
         E::Refused { .. } => "refused",
+        E::UnresolvedImport { .. } => "unresolved-import",
+        E::NotRelocatable { .. } => "not-relocatable",
+        E::NoPlacement { .. } => "no-address-space",
     }
 }
 
@@ -293,6 +299,9 @@ mod tests {
             ("bytes-changed", 15),
             ("already-patched", 15),
             ("no-address-space", 17),
+            ("address-in-use", 17),
+            ("unresolved-import", 15),
+            ("not-relocatable", 15),
             ("busy", 17),
             ("thread-held", 17),
             ("shared-address-space", 15),

@@ -125,6 +125,18 @@ struct RequestDoc {
     contract_hash: u64,
     patch_len: u32,
     expected: String,
+    /// For a segment with imports: where it was placed, the trampoline and
+    /// the slots, so that a tool can repeat the exact request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imports: Option<ImportsDoc>,
+}
+
+#[derive(Debug, Serialize)]
+struct ImportsDoc {
+    segment_addr: u64,
+    trampoline: String,
+    relocated: String,
+    slots: Vec<u64>,
 }
 
 pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
@@ -150,7 +162,9 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let mut plan = plan::plan(&request, &mut timings)
         .map_err(|err| inject::explain_modified(device.as_ref(), args.pid, err))?;
     // The in-situ measurement picks the variant, or none.
-    let measurement = match args.no_measure {
+    // A segment with imports calls into the target: it is not run in the
+    // measuring child.
+    let measurement = match args.no_measure || !plan.imports.is_empty() {
         true => None,
         false => Some(measure::before_inject(&mut plan, args.variant.as_deref())?),
     };
@@ -190,6 +204,12 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 contract_hash: done.request.contract_hash,
                 patch_len: plan.target.patch.patch_len,
                 expected: hex(&done.request.expected),
+                imports: done.request.imports.as_ref().map(|i| ImportsDoc {
+                    segment_addr: i.segment_addr,
+                    trampoline: hex(&i.trampoline),
+                    relocated: hex(&i.relocated),
+                    slots: i.slots.clone(),
+                }),
             }),
             injection: Some(done.injected),
         },

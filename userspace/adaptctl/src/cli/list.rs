@@ -41,6 +41,20 @@ struct Entry {
     object: Option<String>,
     /// Seconds since the injection.
     age_s: Option<f64>,
+    /// What each import slot holds, read from the target's import table
+    /// and located (the objects the imports resolved to).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<ImportSlot>,
+}
+
+/// One import slot of an injection.
+#[derive(Debug, Serialize)]
+struct ImportSlot {
+    slot: usize,
+    address: u64,
+    /// `fallback` when the slot holds the trampoline.
+    symbol: Option<String>,
+    object: Option<String>,
 }
 
 /// The `--json` document (fields are only ever added).
@@ -88,7 +102,36 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 Some(l) => (None, Some(l.object)),
                 None => (None, None),
             };
+            let imports = match symbolizer.as_mut() {
+                Some(s) if injection.nimports > 0 => adapt_ops::inject::import_slots(
+                    injection.pid,
+                    injection.import_table_addr,
+                    injection.nimports,
+                )
+                .into_iter()
+                .enumerate()
+                .map(|(slot, address)| {
+                    if address == injection.trampoline_addr && address != 0 {
+                        return ImportSlot {
+                            slot,
+                            address,
+                            symbol: Some("fallback".into()),
+                            object: None,
+                        };
+                    }
+                    let l = s.locate(address, false);
+                    ImportSlot {
+                        slot,
+                        address,
+                        symbol: (!l.function.starts_with('[')).then_some(l.function),
+                        object: Some(l.object),
+                    }
+                })
+                .collect(),
+                _ => Vec::new(),
+            };
             Entry {
+                imports,
                 age_s: (injection.state != "retired")
                     .then_some(now)
                     .flatten()

@@ -407,3 +407,11 @@ fn plans_are_relocated_from_their_bytes() {
 }
 
 mod native;
+
+#[test]
+fn a_system_call_in_the_entry_is_relocated() {
+    // xor eax,eax; syscall; nop | ret
+    let code = [0x31, 0xc0, 0x0f, 0x05, 0x90, 0xc3];
+    let t = super::relocate_prologue(&code, 0x40_1000, 5, 0x40_1000 + (64 << 20)).unwrap();
+    assert_eq!(&t.bytes[..5], &code[..5]);
+}
