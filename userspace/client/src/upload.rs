@@ -234,30 +234,15 @@ pub fn variant_upload_with_imports(
     Ok(upload)
 }
 
-/// Makes sure variant `variant` (by name) of `segment` is loaded in the
-/// module and returns its library id: converts it ([`variant_upload`]) and
-/// uploads it; a variant the module already holds (same [`variant_hash`])
-/// answers with its existing id.
+/// Makes sure variant `variant` (by name) of the segment in `file` is
+/// loaded in the module, with the file's imports, and returns its library
+/// id: converts it ([`variant_upload_with_imports`]) and uploads it; a
+/// variant the module already holds (same [`variant_hash`]) answers with
+/// its existing id.
 ///
 /// The segment should have been verified first
-/// ([`adapt_segment::verify_segment`]); the module checks the upload again.
+/// ([`SegmentFile::verify`]); the module checks the upload again.
 pub fn ensure_loaded(
-    device: &Device,
-    segment: &Segment,
-    variant: &str,
-) -> Result<LoadOutcome, UploadError> {
-    let (index, _) = segment
-        .variant(variant)
-        .ok_or_else(|| UploadError::NoSuchVariant {
-            segment: segment.name.clone(),
-            variant: variant.to_owned(),
-        })?;
-    let upload = variant_upload(segment, index)?;
-    Ok(library::load_variant(device, &upload)?)
-}
-
-/// [`ensure_loaded`] for a segment file, imports included.
-pub fn ensure_loaded_file(
     device: &Device,
     file: &SegmentFile,
     variant: &str,

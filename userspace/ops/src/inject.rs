@@ -63,7 +63,7 @@ pub fn execute(
     timings: &mut Timings,
 ) -> crate::Result<Done> {
     let file = adapt_segment::SegmentFile::new(plan.verified.clone(), plan.import_decls.clone());
-    let variant_id = upload::ensure_loaded_file(device, &file, &plan.variant)
+    let variant_id = upload::ensure_loaded(device, &file, &plan.variant)
         .map_err(|err| {
             crate::Error::from(err).during(format!(
                 "loading {}/{} into the module",

@@ -347,12 +347,7 @@ fn pick_variant<'s>(
         .ok_or_else(|| PlanError::NoSuchVariant {
             segment: segment.name.clone(),
             variant: name.to_owned(),
-            available: segment
-                .variants
-                .iter()
-                .map(|v| v.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            available: segment.variant_names(),
         })?;
     if !cpu.is_superset(&variant.features) {
         return Err(PlanError::Unsupported {

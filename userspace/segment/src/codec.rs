@@ -76,32 +76,24 @@ impl Segment {
     /// that only a caller resolving the imports can fill, so such a caller
     /// reads it with [`SegmentFile::from_bytes`] instead.
     pub fn from_bytes(bytes: &[u8]) -> Result<Segment, FormatError> {
-        let file = SegmentFile::from_bytes(bytes)?;
-        if !file.imports.is_empty() {
-            return Err(FormatError::HasImports {
-                segment: file.segment.name,
-                imports: file.imports.into_iter().map(|i| i.name).collect(),
-            });
-        }
-        Ok(file.segment)
+        SegmentFile::from_bytes(bytes)?.into_leaf()
     }
 
     /// Reads and checks a segment file (see [`Segment::from_bytes`]). The
     /// size is checked before the file is read.
     pub fn read_file(path: &Path) -> Result<Segment, LoadError> {
-        let bytes = read_bounded(path)?;
-        Segment::from_bytes(&bytes).map_err(|source| LoadError::Format {
-            path: path.to_owned(),
-            source,
-        })
+        SegmentFile::read_file(path)?
+            .into_leaf()
+            .map_err(|source| LoadError::Format {
+                path: path.to_owned(),
+                source,
+            })
     }
 
-    /// Writes the segment file to `path` (atomically: a temporary file in the
-    /// same directory renamed over it).
+    /// Writes the segment file to `path` (atomically, as
+    /// [`SegmentFile::write_file`]).
     pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("seg.tmp");
-        std::fs::write(&tmp, self.to_bytes())?;
-        std::fs::rename(&tmp, path)
+        SegmentFile::new(self.clone(), Vec::new()).write_file(path)
     }
 }
 
@@ -242,6 +234,18 @@ impl SegmentFile {
         Ok(file)
     }
 
+    /// The segment of a file that declares no imports; a file that does
+    /// is refused ([`FormatError::HasImports`], see [`Segment::from_bytes`]).
+    pub fn into_leaf(self) -> Result<Segment, FormatError> {
+        if !self.imports.is_empty() {
+            return Err(FormatError::HasImports {
+                segment: self.segment.name,
+                imports: self.imports.into_iter().map(|i| i.name).collect(),
+            });
+        }
+        Ok(self.segment)
+    }
+
     /// Reads and checks a segment file of either version (see
     /// [`SegmentFile::from_bytes`]). The size is checked before the file is
     /// read.
@@ -253,7 +257,8 @@ impl SegmentFile {
         })
     }
 
-    /// Writes the file to `path` (atomically, like [`Segment::write_file`]).
+    /// Writes the file to `path` (atomically: a temporary file in the same
+    /// directory renamed over it).
     pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("seg.tmp");
         std::fs::write(&tmp, self.to_bytes())?;

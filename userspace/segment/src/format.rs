@@ -325,6 +325,13 @@ impl Segment {
             .find(|(_, f)| f.symbol == symbol)
     }
 
+    /// The variants' names, comma-separated (for messages listing what a
+    /// segment has).
+    pub fn variant_names(&self) -> String {
+        let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+        names.join(", ")
+    }
+
     /// The variant named `name`, with its index.
     pub fn variant(&self, name: &str) -> Option<(usize, &Variant)> {
         self.variants

@@ -181,12 +181,7 @@ fn select_variants(
             .ok_or_else(|| CommandError::NoSuchVariantName {
                 segment: segment.name.clone(),
                 variant: name.clone(),
-                available: segment
-                    .variants
-                    .iter()
-                    .map(|v| v.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: segment.variant_names(),
             })?;
     if !args.all_variants && !cpu.is_superset(&variant.features) {
         return Err(CommandError::Unsupported {
