@@ -111,12 +111,15 @@ fn search(places: &Places) -> Option<PathBuf> {
     places.cwd.as_deref().and_then(above)
 }
 
+/// A file of the library and the result of reading it as a `T`.
+type Loaded<T> = (PathBuf, Result<T, LoadError>);
+
 /// A segment file and the result of loading it.
-pub type LoadedFile = (PathBuf, Result<Segment, LoadError>);
+pub type LoadedFile = Loaded<Segment>;
 
 /// A segment file read as a [`SegmentFile`] (imports allowed), or why it
 /// could not be.
-pub type LoadedSegmentFile = (PathBuf, Result<SegmentFile, LoadError>);
+pub type LoadedSegmentFile = Loaded<SegmentFile>;
 
 /// A directory of segment files (`NAME.seg`).
 #[derive(Clone, Debug)]
@@ -178,61 +181,58 @@ impl Library {
     /// Every segment file with the result of loading it (a bad file does not
     /// hide the others).
     pub fn load_all(&self) -> Result<Vec<LoadedFile>, LibraryDirError> {
-        Ok(self
-            .segment_paths()?
-            .into_iter()
-            .map(|p| {
-                let r = Segment::read_file(&p);
-                (p, r)
-            })
-            .collect())
+        self.load_all_with(Segment::read_file)
     }
 
     /// [`Library::load_all`] reading each file as a [`SegmentFile`]
     /// (imports allowed).
     pub fn load_all_files(&self) -> Result<Vec<LoadedSegmentFile>, LibraryDirError> {
-        Ok(self
-            .segment_paths()?
-            .into_iter()
-            .map(|p| {
-                let r = SegmentFile::read_file(&p);
-                (p, r)
-            })
-            .collect())
-    }
-
-    /// [`Library::find`] reading the file as a [`SegmentFile`] (imports
-    /// allowed: for callers that resolve them).
-    pub fn find_file(&self, name: &str) -> Result<(PathBuf, SegmentFile), LibraryDirError> {
-        let direct = self.path_for(name);
-        if direct.is_file() {
-            let s = SegmentFile::read_file(&direct)?;
-            return Ok((direct, s));
-        }
-        for (p, r) in self.load_all_files()? {
-            if let Ok(s) = r {
-                if s.segment.name == name {
-                    return Ok((p, s));
-                }
-            }
-        }
-        Err(LibraryDirError::NoSuchSegment {
-            name: name.to_owned(),
-            dir: self.dir.clone(),
-        })
+        self.load_all_with(SegmentFile::read_file)
     }
 
     /// The segment named `name`: the file `name.seg`, or else the file whose
     /// segment is called `name`.
     pub fn find(&self, name: &str) -> Result<(PathBuf, Segment), LibraryDirError> {
+        self.find_with(name, Segment::read_file, |s| &s.name)
+    }
+
+    /// [`Library::find`] reading the file as a [`SegmentFile`] (imports
+    /// allowed: for callers that resolve them).
+    pub fn find_file(&self, name: &str) -> Result<(PathBuf, SegmentFile), LibraryDirError> {
+        self.find_with(name, SegmentFile::read_file, |s| &s.segment.name)
+    }
+
+    /// Every segment file, each read by `read`.
+    fn load_all_with<T>(
+        &self,
+        read: fn(&Path) -> Result<T, LoadError>,
+    ) -> Result<Vec<Loaded<T>>, LibraryDirError> {
+        Ok(self
+            .segment_paths()?
+            .into_iter()
+            .map(|p| {
+                let r = read(&p);
+                (p, r)
+            })
+            .collect())
+    }
+
+    /// `name.seg` read by `read`, or else the first readable file whose
+    /// segment `name_of` says is called `name`.
+    fn find_with<T>(
+        &self,
+        name: &str,
+        read: fn(&Path) -> Result<T, LoadError>,
+        name_of: fn(&T) -> &str,
+    ) -> Result<(PathBuf, T), LibraryDirError> {
         let direct = self.path_for(name);
         if direct.is_file() {
-            let s = Segment::read_file(&direct)?;
+            let s = read(&direct)?;
             return Ok((direct, s));
         }
-        for (p, r) in self.load_all()? {
+        for (p, r) in self.load_all_with(read)? {
             if let Ok(s) = r {
-                if s.name == name {
+                if name_of(&s) == name {
                     return Ok((p, s));
                 }
             }
