@@ -8,28 +8,9 @@
 #[path = "../common/zlib_crc32.rs"]
 mod zlib_crc32;
 
-/// Reflected CRC-32/ISO-HDLC polynomial.
-const POLY_REFLECTED: u32 = 0xedb8_8320;
-
-/// # Safety
-///
-/// `buf..buf+len` must be readable.
-#[inline(always)]
-unsafe fn update(mut crc: u32, buf: *const u8, len: usize) -> u32 {
-    let mut i = 0;
-    while i < len {
-        // SAFETY: `i < len`, inside the caller's readable range.
-        crc ^= u32::from(unsafe { *buf.add(i) });
-        let mut bit = 0;
-        while bit < 8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (POLY_REFLECTED & mask);
-            bit += 1;
-        }
-        i += 1;
-    }
-    crc
-}
+#[path = "../common/crc32_bitwise.rs"]
+mod crc32_bitwise;
+use crc32_bitwise::update;
 
 /// `uLong crc32_z(uLong crc, const Bytef *buf, z_size_t len)`.
 ///
