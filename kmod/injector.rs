@@ -210,6 +210,19 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// (data area address, bytes) for the listing: (0, 0) without one.
+    fn data_info(&self) -> (u64, u32) {
+        let v = &self.variant;
+        if v.data_pages == 0 {
+            return (0, 0);
+        }
+        let offset = abi::adapt_data_offset(v.code_len as usize, v.rodata_len as usize, v.nimports as usize);
+        // At most ADAPT_SEGMENT_MAX_DATA rounded up to a page.
+        (self.placement.start + offset as u64, (v.data_pages * PAGE_SIZE) as u32)
+    }
+}
+
 /// A mapping that no jump leads to any more (reverted, or never patched
 /// in). Kept until the process exits or execs.
 struct Retired {
@@ -251,6 +264,7 @@ impl Injection {
     fn info(&self, pid_vnr: u32) -> abi::AdaptInjectionInfo {
         let variant = &self.mapping.variant;
         let (trampoline_addr, import_table_addr, trampoline_len, nimports) = self.mapping.import_info();
+        let (data_addr, data_len) = self.mapping.data_info();
         abi::AdaptInjectionInfo {
             id: self.id,
             pid: pid_vnr,
@@ -274,6 +288,9 @@ impl Injection {
             import_table_addr,
             trampoline_len,
             nimports,
+            data_addr,
+            data_len,
+            pad: 0,
         }
     }
 
@@ -1070,6 +1087,7 @@ impl Injector {
             if with_retired && out.entries.len() < max {
                 let variant = &r.mapping.variant;
                 let (trampoline_addr, import_table_addr, trampoline_len, nimports) = r.mapping.import_info();
+                let (data_addr, data_len) = r.mapping.data_info();
                 out.entries.push(
                     abi::AdaptInjectionInfo {
                         pid: vnr,
@@ -1083,6 +1101,8 @@ impl Injector {
                         import_table_addr,
                         trampoline_len,
                         nimports,
+                        data_addr,
+                        data_len,
                         ..Default::default()
                     },
                     GFP_KERNEL,

@@ -17,7 +17,11 @@
 //! trampoline space (`int3` here; each injection writes its own trampoline
 //! into a copy, see `segment_map::Instance`), then come the import table's
 //! pages (per injection, not held here), then the read-only data, which
-//! the relocations are resolved for.
+//! the relocations are resolved for. Such a variant may also declare a
+//! per-injection data area (`data_len`): zeroed read+write pages, never
+//! executable, which each injection maps after the read-only data
+//! (`abi::adapt_data_offset`; see `segment_map::map_at`). No page of it is
+//! held here.
 //!
 //! Lock order: `Library::variants` is a leaf lock.
 
@@ -80,6 +84,9 @@ pub(crate) struct Variant {
     pub(crate) table_pages: usize,
     /// Import slots (0: leaf code).
     pub(crate) nimports: u32,
+    /// Pages of the per-injection data area mapped after the read-only
+    /// data (0: none; only with imports).
+    pub(crate) data_pages: usize,
     pub(crate) entries: KVec<Entry>,
     /// Live injections using this variant.
     pub(crate) users: AtomicU32,
@@ -110,9 +117,9 @@ impl Variant {
     }
 
     /// Bytes a mapping of the variant takes in a target (code, import
-    /// table, read-only data).
+    /// table, read-only data, data area).
     pub(crate) fn mapped_len(&self) -> u64 {
-        ((self.pages.len() + self.table_pages) * PAGE_SIZE) as u64
+        ((self.pages.len() + self.table_pages + self.data_pages) * PAGE_SIZE) as u64
     }
 
     /// Code offset of the trampoline space (variants with imports).
@@ -217,6 +224,7 @@ impl Library {
                 code_pages,
                 table_pages,
                 nimports: request.nimports,
+                data_pages: pages_for(request.data_len as usize),
                 entries,
                 users: AtomicU32::new(0),
                 quarantined: AtomicBool::new(false),
@@ -303,6 +311,8 @@ fn check_header(r: &abi::AdaptLibraryLoad) -> Result {
     if r.format_version != format
         || r.flags != 0
         || r.reserved != [0; 4]
+        || r.pad != 0
+        || (r.data_len != 0 && r.nimports == 0)
         || r.cpu_features & !abi::ADAPT_CPU_FEATURES_ALL != 0
         || !valid_name(&r.segment)
         || !valid_name(&r.variant)
@@ -314,6 +324,7 @@ fn check_header(r: &abi::AdaptLibraryLoad) -> Result {
         || r.nrelocs > abi::ADAPT_SEGMENT_MAX_RELOCS
         || r.nentries > abi::ADAPT_SEGMENT_MAX_ENTRIES
         || r.nimports > abi::ADAPT_SEGMENT_MAX_IMPORTS
+        || r.data_len > abi::ADAPT_SEGMENT_MAX_DATA
     {
         return Err(E2BIG);
     }

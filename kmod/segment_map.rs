@@ -364,7 +364,9 @@ fn page_from(bytes: &[u8]) -> Result<Page> {
 
 /// Maps `variant` at exactly `start` in the current process: the code
 /// (from `instance` when given: with its trampoline) read+execute, then the
-/// import table (from `instance`) read-only, then the read-only data.
+/// import table (from `instance`) read-only, then the read-only data, then
+/// the data area (fresh zeroed anonymous memory, read+write, never
+/// executable) when the variant has one.
 /// Everything mapped so far is unmapped again on failure. Must run in a
 /// thread of the target.
 pub(crate) fn map_at(file: &SegmentFile, variant: &Variant, instance: Option<&Instance>, start: u64) -> Result<Placement> {
@@ -389,6 +391,19 @@ pub(crate) fn map_at(file: &SegmentFile, variant: &Variant, instance: Option<&In
             return Err(err);
         }
         mapped += part.len();
+    }
+    if variant.data_pages > 0 {
+        let at = start + (mapped * PAGE_SIZE) as u64;
+        // SAFETY: Maps fresh anonymous memory into the current process
+        // (the target: this runs in one of its threads), only where
+        // nothing is mapped (MAP_FIXED_NOREPLACE).
+        let ret = unsafe { bindings::adapt_vm_mmap_data_fixed(at as c_ulong, (variant.data_pages * PAGE_SIZE) as c_ulong) };
+        if ret < 0 {
+            unmap_file(file, Placement { start, len: (mapped * PAGE_SIZE) as u64 });
+            // Errno values fit in an i32.
+            return Err(Error::from_errno(ret as i32));
+        }
+        mapped += variant.data_pages;
     }
     Ok(Placement {
         start,

@@ -509,6 +509,25 @@ long adapt_vm_mmap_fixed(struct file *file, unsigned long addr, unsigned long le
 	return 0;
 }
 
+/*
+ * Maps zeroed private anonymous memory, read+write and never executable,
+ * at exactly @addr in the current process: an injection's data area.
+ * -EEXIST when the range is taken.
+ */
+long adapt_vm_mmap_data_fixed(unsigned long addr, unsigned long len)
+{
+	unsigned long ret = vm_mmap(NULL, addr, len, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, 0);
+
+	if (IS_ERR_VALUE(ret))
+		return (long)ret;
+	if (ret != addr) {
+		vm_munmap(ret, len);
+		return -EEXIST;
+	}
+	return 0;
+}
+
 /* ---- text_patch.rs and injector.rs ---- */
 
 /*

@@ -78,6 +78,7 @@ int adapt_vma_insert_pages(struct vm_area_struct *vma, struct page **pages,
 int adapt_unmap_if_file(struct file *file, unsigned long start, unsigned long len);
 long adapt_vm_mmap_fixed(struct file *file, unsigned long addr, unsigned long len,
 			 bool exec, unsigned long pgoff);
+long adapt_vm_mmap_data_fixed(unsigned long addr, unsigned long len);
 
 /* text_patch.rs and injector.rs */
 struct inode;

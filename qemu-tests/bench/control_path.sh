@@ -9,11 +9,22 @@
 # `inject --no-measure` / `revert` cycles of zlib's crc32 beside
 # adapt-crc-stress with 1 and with 8 busy threads: median and max wall time,
 # the median of each phase `--timings` reports, the rendezvous attempt
-# histograms, and whether the stress program saw a wrong crc32. Times are
-# `date +%s%N` around each command, as a user would measure them.
+# histograms, and whether the stress program saw a wrong crc32. Then, for
+# the first build only: CYCLES `auto --once` rounds beside 1 and 8 busy
+# threads, from the command's start to its "injected" decision (the
+# decision's own timestamp), with ADAPT_NO_MEASURE=1 (TCG's measurement
+# often finds nothing faster; the verdict after injection still judges)
+# and a WINDOW profile window (default 1s); and the issue's check: forced
+# `inject --no-measure` / `revert` cycles beside an independent 8-thread
+# checking adapt-crc-stress for its whole CHECK-second run (default 90),
+# the cycles completed and its wrong-result count. Times are `date +%s%N`
+# around each command, as a user would measure them.
+#   control_path.sh [CYCLES [BUILDS [WINDOW [CHECK]]]]
 set -u
 cycles=${1:-20}
 builds=${2:-release debug}
+window=${3:-1s}
+check=${4:-90}
 tmp=$(mktemp -d)
 bins=""
 for build in $builds; do
@@ -83,6 +94,26 @@ attempts() {
     sed -n 's/^ *"attempts": \([0-9]*\),*$/\1/p' "$1" | sort -n | uniq -c | awk '{printf "%s×%s ", $2, $1}'
 }
 
+# Starts adapt-crc-stress with arguments "$@" as $spid and waits for its
+# "ready" line.
+start_stress() {
+    "$stress" "$@" >"$tmp/stress.out" 2>&1 &
+    spid=$!
+    for _ in $(seq 100); do
+        grep -q '^ready' "$tmp/stress.out" 2>/dev/null && break
+        sleep 0.1
+    done
+}
+
+# Stops it; its exit status in $src.
+stop_stress() {
+    kill -TERM "$spid" 2>/dev/null
+    wait "$spid"
+    src=$?
+}
+
+first=$(echo $bins | cut -d' ' -f1)
+
 # The guest's own cost of starting a program from the same mount.
 out="$tmp/true"
 : >"$out"
@@ -98,13 +129,19 @@ for bin in $bins; do
         for _ in $(seq "$cycles"); do timed "$ctl" $cmd; done
         printf '%-10s %s\n' "$cmd" "$(summary "$out")"
     done
-    for threads in 1 8; do
-        "$stress" --threads "$threads" --max-len 256 >"$tmp/stress.out" 2>&1 &
-        spid=$!
-        for _ in $(seq 100); do
-            grep -q '^ready' "$tmp/stress.out" 2>/dev/null && break
-            sleep 0.1
+    # What the three read: system calls, and the files they open besides
+    # the dynamic loader's (first build, when the guest has strace).
+    if [ "$bin" = "$first" ] && command -v strace >/dev/null 2>&1; then
+        for cmd in "--version" "status" "list"; do
+            strace -f -o "$tmp/strace" "$ctl" $cmd >/dev/null 2>&1
+            calls=$(grep -vc -e '+++ exited' -e '--- SIG' "$tmp/strace")
+            files=$(sed -n 's/.*\(open\|openat\|execve\)(\(AT_FDCWD, \)\{0,1\}"\([^"]*\)".*/\3/p' "$tmp/strace" |
+                grep -v -e '^/etc/ld.so' -e '/lib[a-z_0-9-]*\.so' -e "^$ctl\$" | tr '\n' ' ')
+            printf '%-10s %s system calls; opens: %s\n' "$cmd" "$calls" "${files:-nothing}"
         done
+    fi
+    for threads in 1 8; do
+        start_stress --threads "$threads" --max-len 256
         for f in inject revert inject.json revert.json phases.inject phases.revert; do
             : >"$tmp/$f"
         done
@@ -128,9 +165,7 @@ for bin in $bins; do
                 sed 's/^/  inject failed: /' "$tmp/last.err" | head -2
             fi
         done
-        kill -TERM "$spid" 2>/dev/null
-        wait "$spid"
-        src=$?
+        stop_stress
         echo "$threads busy thread(s), $cycles cycles, $failed failed:"
         echo "  inject --no-measure  $(summary "$tmp/inject")"
         echo "  revert               $(summary "$tmp/revert")"
@@ -140,5 +175,62 @@ for bin in $bins; do
         echo "  revert rendezvous attempts  $(attempts "$tmp/revert.json")"
         echo "  stress: $(tail -1 "$tmp/stress.out") (exit $src)"
     done
+    [ "$bin" = "$first" ] || continue
+
+    # auto --once: start to "injected", beside 1 and 8 busy threads.
+    for threads in 1 8; do
+        start_stress --threads "$threads" --max-len 256
+        for f in auto phases.auto; do : >"$tmp/$f"; done
+        failed=0
+        for _ in $(seq "$cycles"); do
+            s=$(date +%s%N)
+            ADAPT_NO_MEASURE=1 "$ctl" auto --pid "$spid" --once --window "$window" --json --timings \
+                >"$tmp/last" 2>"$tmp/last.err"
+            injected=$(awk -F'"time":' '/"kind":"injected"/ { split($2, a, ","); print a[1]; exit }' "$tmp/last")
+            if [ -n "$injected" ]; then
+                awk -v s="$s" -v i="$injected" 'BEGIN { printf "%.3f\n", i * 1000 - s / 1e6 }' >>"$tmp/auto"
+                phases auto
+            else
+                failed=$((failed + 1))
+                { grep -v '"kind":"opportunity"' "$tmp/last"; cat "$tmp/last.err"; } | sed 's/^/  auto: /' | head -3
+            fi
+            "$ctl" revert --pid "$spid" --all >/dev/null 2>&1
+        done
+        stop_stress
+        echo "auto --once beside $threads busy thread(s), window $window, ADAPT_NO_MEASURE=1, $cycles rounds, $failed without an injection:"
+        echo "  start to injected    $(summary "$tmp/auto")"
+        echo "  auto phases, median ms: $(phase_medians auto)"
+        echo "  stress: $(tail -1 "$tmp/stress.out") (exit $src)"
+    done
+
+    # The issue's check: forced cycles for the whole run of an independent
+    # 8-thread checking target.
+    start_stress --threads 8 --max-len 4096 --seconds "$check"
+    done_cycles=0
+    failed=0
+    s=$(date +%s)
+    while kill -0 "$spid" 2>/dev/null; do
+        if "$ctl" inject --pid "$spid" --symbol crc32 --no-measure --json >"$tmp/last" 2>"$tmp/last.err"; then
+            id=$(sed -n 's/^ *"id": \([0-9]*\),*$/\1/p' "$tmp/last" | head -1)
+            if "$ctl" revert --id "$id" >/dev/null 2>"$tmp/last.err"; then
+                done_cycles=$((done_cycles + 1))
+            elif kill -0 "$spid" 2>/dev/null; then
+                failed=$((failed + 1))
+                sed 's/^/  revert failed: /' "$tmp/last.err" | head -2
+            fi
+        else
+            # The target may have ended its run during the command.
+            if kill -0 "$spid" 2>/dev/null; then
+                failed=$((failed + 1))
+                sed 's/^/  inject failed: /' "$tmp/last.err" | head -2
+            fi
+        fi
+    done
+    wait "$spid"
+    src=$?
+    e=$(date +%s)
+    echo "check: forced inject/revert beside 8 checking threads for their ${check}-second run:"
+    echo "  $done_cycles cycles completed, $failed failed, in $((e - s)) s"
+    echo "  stress: $(tail -1 "$tmp/stress.out") (exit $src)"
 done
 rm -rf "$tmp"

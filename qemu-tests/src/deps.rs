@@ -30,6 +30,12 @@ pub const APT_PACKAGES: &[&str] = &[
     // The package's module source is built by DKMS; its test runs `dkms
     // build` against the guest kernel's tree.
     "dkms",
+    // The BLAS segments (issue 13): the netlib reference BLAS they replace
+    // and are tested against, single-threaded OpenBLAS as the benchmark's
+    // competitor, and numpy as the real program calling them.
+    "libblas3",
+    "libopenblas0-pthread",
+    "python3-numpy",
 ];
 
 /// rustup components (Rust-for-Linux builds `core` from rust-src; the module

@@ -10,8 +10,9 @@ use anyhow::{bail, Context, Result};
 use crate::progress::say;
 use crate::workspace::{cargo_command, Workspace};
 
-/// The packages whose binaries the guests run from the release build.
-const GUEST_PACKAGES: [&str; 2] = ["adaptctl", "adapt-guest-probes"];
+/// The packages whose binaries the guests run from the release build
+/// (adapt-count: its `count-overhead` benchmark).
+const GUEST_PACKAGES: [&str; 3] = ["adaptctl", "adapt-guest-probes", "adapt-count"];
 
 /// `cargo build --workspace --bins`, then `cargo build --release` of
 /// [`GUEST_PACKAGES`]; cargo's own progress goes to stderr.

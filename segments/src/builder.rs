@@ -137,6 +137,7 @@ pub fn build_segment(
         version: spec.version,
         description: spec.description.to_owned(),
         build: format!("{}; {}", compiler.version(), FLAGS.join(" ")),
+        numerics: spec.numerics,
         functions: spec.functions.clone(),
         variants,
     };

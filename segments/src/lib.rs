@@ -8,6 +8,7 @@
 //! (default `target/adapt-library/`); measure it with
 //! `cargo run --release -p adapt-library-build --bin bench-library`.
 
+pub mod blas;
 pub mod builder;
 pub mod catalog;
 pub mod compile;

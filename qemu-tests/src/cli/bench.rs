@@ -59,7 +59,7 @@ pub struct Args {
     pub no_guest: bool,
 
     /// Run only this guest benchmark (no native part): selection, profiler,
-    /// auto, call-cost, throughput or control-path. The report goes to
+    /// auto, count-overhead, call-cost, throughput or control-path. The report goes to
     /// `<target>/vm/bench-KEY.md` unless `--out` says otherwise.
     #[arg(
         long,
@@ -72,10 +72,11 @@ pub struct Args {
 
 /// The guest benchmarks `--only` can pick: the in-situ selection, then
 /// [`others`]' keys.
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     SELECTION,
     "profiler",
     "auto",
+    "count-overhead",
     "call-cost",
     "throughput",
     CONTROL_PATH,
@@ -123,6 +124,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
 struct Native {
     library: Run,
     selections: Vec<(String, Run, Option<Value>)>,
+    /// What counting a call costs (`count-overhead`).
+    count_overhead: Run,
 }
 
 fn capture(mut cmd: Command, shown: &str) -> Result<Run> {
@@ -167,9 +170,14 @@ fn native(a: &Artifacts, library: &Path) -> Result<Native> {
         let value = serde_json::from_str(&run.output).ok();
         selections.push((seg.to_owned(), run, value));
     }
+    let count_overhead = capture(
+        Command::new(a.bin_dir.join("count-overhead")),
+        "target/release/count-overhead",
+    )?;
     Ok(Native {
         library: library_run,
         selections,
+        count_overhead,
     })
 }
 
@@ -222,6 +230,15 @@ fn others(a: &Artifacts) -> Vec<Other> {
             timeout_secs: 600,
         });
     }
+    v.push(Other {
+        key: "count-overhead",
+        title: "Call counting: a function called directly and through the counting segment \
+                (1 and 2 threads on one counter; emulated)",
+        needs: a.bin_dir.join("count-overhead"),
+        shown: "cargo vm exec -- count-overhead --calls 2000000".to_owned(),
+        run: "count-overhead --calls 2000000".to_owned(),
+        timeout_secs: 600,
+    });
     for (title, what) in [
         ("Injector: per-call cost of a redirected call (emulated)", "call-cost"),
         (
@@ -244,8 +261,9 @@ fn others(a: &Artifacts) -> Vec<Other> {
     let (name, cycles) = ("control_path.sh", CONTROL_PATH_CYCLES);
     v.push(Other {
         key: CONTROL_PATH,
-        title: "Control path: adaptctl startup, and inject --no-measure / revert of libz crc32 \
-                beside 1 and 8 busy threads (release adaptctl; emulated)",
+        title: "Control path: adaptctl startup, inject --no-measure / revert of libz crc32 \
+                beside 1 and 8 busy threads, auto --once to injected, forced cycles beside an \
+                8-thread checking target (release adaptctl; emulated)",
         needs: script(name),
         shown: format!("cargo vm exec -- sh qemu-tests/bench/{name} {cycles} release"),
         run: format!(
@@ -254,8 +272,8 @@ fn others(a: &Artifacts) -> Vec<Other> {
             a.bin_dir.display()
         ),
         // 20 cycles beside 8 busy threads on 2 vCPUs took 6 minutes on a
-        // loaded host.
-        timeout_secs: 1500,
+        // loaded host; auto --once rounds and the 90-second check follow.
+        timeout_secs: 3000,
     });
     v.retain(|o| o.needs.exists());
     v
@@ -601,6 +619,18 @@ fn render(a: &Artifacts, native: Option<&Native>, guest: Option<&GuestFigures>) 
             );
             let _ = writeln!(
                 s,
+                "### Call counting: a function called directly and through the counting segment\n\n\
+                 What `adaptctl calls`, `profile --calls` and auto's per-call verdicts add to each \
+                 call of the counted function (the counter's `lock inc` and its tail jump through \
+                 the import slot; in a real injection the trampoline's `jmp` back adds one more \
+                 jump). All threads increment one counter: the second line is the contended case. \
+                 Command: `{}` ({}).\n\n```text\n{}\n```\n",
+                n.count_overhead.command,
+                human(n.count_overhead.elapsed),
+                n.count_overhead.output.trim_end()
+            );
+            let _ = writeln!(
+                s,
                 "### In-situ selection: each variant against the original, on this host\n"
             );
             for (seg, run, value) in &n.selections {
@@ -687,6 +717,10 @@ fn control_path_headline(text: &str) -> Option<String> {
     let mut version = None;
     // (threads, inject median, revert median, inject attempts histogram)
     let mut beside: Vec<(String, Option<String>, Option<String>, String)> = Vec::new();
+    // (threads, start-to-injected median)
+    let mut auto: Vec<(String, Option<String>)> = Vec::new();
+    let mut check = None;
+    let mut in_check = false;
     let mut builds = 0;
     for line in text.lines() {
         let trimmed = line.trim_start();
@@ -695,13 +729,32 @@ fn control_path_headline(text: &str) -> Option<String> {
             if builds > 1 {
                 break;
             }
+        } else if let Some(rest) = line.strip_prefix("auto --once beside ") {
+            let threads = rest.split_whitespace().next().unwrap_or("?");
+            auto.push((threads.to_owned(), None));
+        } else if line.starts_with("check:") {
+            in_check = true;
+        } else if in_check && trimmed.ends_with(" s") && trimmed.contains("cycles completed") {
+            check = Some(trimmed.to_owned());
+        } else if in_check && trimmed.starts_with("stress:") {
+            let wrong = trimmed.split_whitespace().find(|w| w.starts_with("wrong="));
+            if let (Some(c), Some(w)) = (check.as_mut(), wrong) {
+                c.push_str(&format!(", {w}"));
+            }
+        } else if let (Some(last), Some(rest)) =
+            (auto.last_mut(), trimmed.strip_prefix("start to injected"))
+        {
+            last.1 = median(rest);
         } else if let Some(rest) = line.strip_prefix("/bin/true") {
             exec = median(rest);
         } else if let Some(rest) = line.strip_prefix("--version") {
             version = median(rest);
-        } else if let Some((threads, _)) = line.split_once(" busy thread(s)") {
+        } else if let Some((threads, _)) = line
+            .split_once(" busy thread(s)")
+            .filter(|_| auto.is_empty())
+        {
             beside.push((threads.to_owned(), None, None, String::new()));
-        } else if let Some(last) = beside.last_mut() {
+        } else if let Some(last) = beside.last_mut().filter(|_| auto.is_empty()) {
             if let Some(rest) = trimmed.strip_prefix("inject --no-measure") {
                 last.1 = median(rest);
             } else if let Some(rest) = trimmed
@@ -735,6 +788,18 @@ fn control_path_headline(text: &str) -> Option<String> {
             revert.as_deref().unwrap_or("?")
         ));
     }
+    for (threads, median) in &auto {
+        parts.push(format!(
+            "`auto --once` (ADAPT_NO_MEASURE=1) from start to injected beside {threads} busy \
+             thread(s): median {}",
+            median.as_deref().unwrap_or("?")
+        ));
+    }
+    if let Some(check) = check {
+        parts.push(format!(
+            "forced inject/revert beside an 8-thread checking target for its run: {check}"
+        ));
+    }
     Some(parts.join("; "))
 }
 
@@ -760,6 +825,15 @@ status     median 370.0 ms, max 410.0 ms (n=20)
   inject --no-measure  median 3200.0 ms, max 4000.0 ms (n=19)
   revert               median 1400.0 ms, max 2000.0 ms (n=19)
   inject rendezvous attempts  1×17 2×2 
+auto --once beside 1 busy thread(s), window 1s, ADAPT_NO_MEASURE=1, 20 rounds, 0 without an injection:
+  start to injected    median 2100.0 ms, max 2600.0 ms (n=20)
+  auto phases, median ms: startup 300.0
+  stress: calls=1 bytes=2 wrong=0 threads=1 (exit 0)
+auto --once beside 8 busy thread(s), window 1s, ADAPT_NO_MEASURE=1, 20 rounds, 0 without an injection:
+  start to injected    median 4100.0 ms, max 5600.0 ms (n=20)
+check: forced inject/revert beside 8 checking threads for their 90-second run:
+  31 cycles completed, 0 failed, in 91 s
+  stress: calls=10 bytes=20 wrong=0 threads=8 (exit 0)
 == /w/target/debug
 --version  median 780.0 ms, max 900.0 ms (n=20)
 ";
@@ -770,7 +844,10 @@ status     median 370.0 ms, max 410.0 ms (n=20)
              beside 1 busy thread(s): `inject --no-measure` median 900.5 ms, `revert` median 530.0 ms, \
              rendezvous on the first attempt 20/20; \
              beside 8 busy thread(s): `inject --no-measure` median 3200.0 ms, `revert` median 1400.0 ms, \
-             rendezvous on the first attempt 17/19"
+             rendezvous on the first attempt 17/19; \
+             `auto --once` (ADAPT_NO_MEASURE=1) from start to injected beside 1 busy thread(s): median 2100.0 ms; \
+             `auto --once` (ADAPT_NO_MEASURE=1) from start to injected beside 8 busy thread(s): median 4100.0 ms; \
+             forced inject/revert beside an 8-thread checking target for its run: 31 cycles completed, 0 failed, in 91 s, wrong=0"
         );
         assert_eq!(control_path_headline("no adaptctl found"), None);
     }

@@ -4,16 +4,22 @@
 //! runs in a target, against the function it replaces (the system
 //! libz.so.1 for crc32/adler32) and the best crate, interleaved in one run.
 //! Run it with `cargo run --release -p adapt-library-build --bin bench-library`.
+//!
+//! The BLAS segments are measured against the netlib reference BLAS they
+//! replace and single-threaded OpenBLAS (see [`blas_tables`]), in GFLOP/s
+//! with paired ratios.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 
+use adapt_library_build::blas::Blas;
+use adapt_library_build::builder::Built;
 use adapt_library_build::builder::{
     build_library, default_out_dir, default_sources_dir, BuildOptions,
 };
 use adapt_library_build::reference::SystemZlib;
-use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
-use adapt_select::timing::{measure, Budget, Runner};
+use adapt_segment::{CpuFeatures, InProcessVariant, Segment, SegmentFile};
+use adapt_select::timing::{measure, paired_ratio, Budget, Runner};
 use anyhow::{Context, Result};
 
 const SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
@@ -100,7 +106,13 @@ fn table<'a>(
 }
 
 fn run() -> Result<ExitCode> {
-    let only: Vec<String> = std::env::args().skip(1).collect();
+    let mut only: Vec<String> = std::env::args().skip(1).collect();
+    // The relaxed dgemm is always measured side by side with the exact one.
+    for (one, other) in [("dgemm", "dgemm-relaxed"), ("dgemm-relaxed", "dgemm")] {
+        if only.iter().any(|o| o == one) && !only.iter().any(|o| o == other) {
+            only.push(other.to_owned());
+        }
+    }
     let out_dir = default_out_dir();
     let built = build_library(&BuildOptions {
         work_dir: out_dir.join(".objects"),
@@ -116,6 +128,7 @@ fn run() -> Result<ExitCode> {
     };
     let cpu = CpuFeatures::detect();
     println!("CPU features: {cpu}");
+    blas_tables(&built, &cpu)?;
     let zlib = SystemZlib::open()
         .map_err(anyhow::Error::msg)
         .context("system zlib")?;
@@ -401,6 +414,514 @@ fn run() -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The variants of a segment with a `fallback` import this CPU runs,
+/// loaded with `fallback` at `original`, best first.
+fn load_with_fallback(b: &Built, original: u64) -> Result<Vec<InProcessVariant>> {
+    let file = SegmentFile::read_file(&b.path)?;
+    let cpu = CpuFeatures::detect();
+    let mut out = Vec::new();
+    for (i, v) in file.segment.variants.iter().enumerate() {
+        if cpu.is_superset(&v.features) {
+            // SAFETY: `original` is the replaced function itself, in the
+            // reference library, which stays open while the variants run.
+            out.push(unsafe { InProcessVariant::load_with_imports(&file, i, &[original]) }?);
+        } else {
+            println!(
+                "  (variant {}/{} skipped: CPU lacks {})",
+                file.segment.name,
+                v.name,
+                cpu.missing(&v.features)
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Square sizes of the BLAS tables.
+const BLAS_SIZES: [usize; 4] = [64, 256, 512, 1024];
+
+/// Budget of a BLAS size: one call of the reference at 1024 takes about a
+/// second, so fewer, longer rounds there.
+fn blas_budget(n: usize) -> Budget {
+    Budget {
+        batch: std::time::Duration::from_millis(if n >= 512 { 200 } else { 20 }),
+        rounds: if n >= 512 { 5 } else { 11 },
+    }
+}
+
+/// Deterministic values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f64> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        })
+        .collect()
+}
+
+/// One BLAS table: for each size, `make(n)` gives the candidates (the
+/// reference first, named "reference", OpenBLAS "openblas" when open) and
+/// the flops of one call; prints GFLOP/s and the best variant's paired
+/// ratios to both.
+fn blas_table<'a>(
+    title: &str,
+    best: &str,
+    mut make: impl FnMut(usize) -> (Vec<Candidate<'a>>, u64),
+) {
+    println!("\n{title} (GFLOP/s; median of interleaved batches; ratios paired per round)");
+    let mut header_done = false;
+    for &n in &BLAS_SIZES {
+        let (cands, flops) = make(n);
+        let (names, mut runners): (Vec<String>, Vec<Runner<'a>>) = cands.into_iter().unzip();
+        let series = measure(&mut runners, flops, blas_budget(n));
+        if !header_done {
+            print!("{:>6}", "n");
+            for name in &names {
+                print!(" {name:>14}");
+            }
+            println!(
+                " {:>16} {:>16}",
+                format!("{best}/ref"),
+                format!("{best}/openblas")
+            );
+            header_done = true;
+        }
+        print!("{n:>6}");
+        for s in &series {
+            print!(" {:>14.2}", s.figure().bytes_per_sec / 1e9);
+        }
+        let col = |want: &str| names.iter().position(|x| x == want).map(|i| &series[i]);
+        let ratio = |other: &str| match (col(best), col(other)) {
+            (Some(a), Some(b)) => format!("{:.2}", paired_ratio(a, b)),
+            _ => "-".to_owned(),
+        };
+        println!(" {:>16} {:>16}", ratio("reference"), ratio("openblas"));
+    }
+}
+
+/// An element type of the BLAS benchmarks.
+trait BenchElem: Copy + Default + 'static {
+    fn from_f64(x: f64) -> Self;
+    /// The bits as an integer ordered like the values (distance = ulps).
+    fn ordered(self) -> i64;
+}
+
+impl BenchElem for f64 {
+    fn from_f64(x: f64) -> f64 {
+        x
+    }
+    fn ordered(self) -> i64 {
+        let b = self.to_bits() as i64;
+        if b < 0 {
+            i64::MIN - b
+        } else {
+            b
+        }
+    }
+}
+
+impl BenchElem for f32 {
+    fn from_f64(x: f64) -> f32 {
+        x as f32
+    }
+    fn ordered(self) -> i64 {
+        let b = i64::from(self.to_bits() as i32);
+        if b < 0 {
+            i64::from(i32::MIN) - b
+        } else {
+            b
+        }
+    }
+}
+
+/// Fortran xGEMM of element `T`.
+type Gemm<T> = unsafe extern "C" fn(
+    *const u8,
+    *const u8,
+    *const i32,
+    *const i32,
+    *const i32,
+    *const T,
+    *const T,
+    *const i32,
+    *const T,
+    *const i32,
+    *const T,
+    *mut T,
+    *const i32,
+    usize,
+    usize,
+);
+
+/// The xGEMM table of `seg`: `'N','N'`, square, alpha 1, beta 0 (what
+/// numpy's `a @ b` asks of `cblas_xgemm`, which calls `xgemm_` with the
+/// operands swapped).
+fn gemm_table<T: BenchElem>(
+    seg: &Built,
+    relaxed: Option<&Built>,
+    symbol: &str,
+    cpu: &CpuFeatures,
+    reference: (&Blas, Gemm<T>),
+    openblas: Option<Gemm<T>>,
+) -> Result<()> {
+    let csym = std::ffi::CString::new(symbol)?;
+    let original = reference.0.address(&csym).map_err(anyhow::Error::msg)?;
+    let lv = load_with_fallback(seg, original)?;
+    let rlx = match relaxed {
+        Some(r) => load_with_fallback(r, original)?,
+        None => Vec::new(),
+    };
+    let notes = std::cell::RefCell::new(Vec::new());
+    let rf = reference.1;
+    let best = format!(
+        "seg:{}",
+        seg.segment
+            .best_variant(cpu)
+            .map(|(_, v)| v.name.as_str())
+            .unwrap_or("?")
+    );
+    blas_table(
+        &format!("{symbol} ('N','N', square, alpha 1, beta 0: numpy's a @ b)"),
+        &best,
+        |n| {
+            let a: Vec<T> = values(n * n, 1).into_iter().map(T::from_f64).collect();
+            let b: Vec<T> = values(n * n, 2).into_iter().map(T::from_f64).collect();
+            let ni = n as i32;
+            let gemm = std::rc::Rc::new(move |f: Gemm<T>, c: &mut Vec<T>| {
+                let (one, zero) = (T::from_f64(1.0), T::from_f64(0.0));
+                // SAFETY: n×n column-major matrices with leading dimension n.
+                unsafe {
+                    f(
+                        &b'N',
+                        &b'N',
+                        &ni,
+                        &ni,
+                        &ni,
+                        &one,
+                        a.as_ptr(),
+                        &ni,
+                        b.as_ptr(),
+                        &ni,
+                        &zero,
+                        c.as_mut_ptr(),
+                        &ni,
+                        1,
+                        1,
+                    )
+                }
+            });
+            // The bit-identity the tests assert, seen once more here.
+            let mut want = vec![T::default(); n * n];
+            gemm(rf, &mut want);
+            let mut cands = Vec::new();
+            let mut add = |name: String, f: Gemm<T>| {
+                let g = gemm.clone();
+                let mut c = vec![T::default(); n * n];
+                cands.push(candidate(name, move |it| {
+                    for _ in 0..it {
+                        g(f, black_box(&mut c));
+                    }
+                }));
+            };
+            // Largest distance of each candidate's result from the
+            // reference's, in ulps, on this size's inputs.
+            let max_ulps = |f: Gemm<T>| {
+                let mut got = vec![T::default(); n * n];
+                gemm(f, &mut got);
+                got.iter()
+                    .zip(&want)
+                    .map(|(x, y)| x.ordered().abs_diff(y.ordered()))
+                    .max()
+                    .unwrap_or(0)
+            };
+            let mut ulps = Vec::new();
+            add("reference".into(), rf);
+            if let Some(o) = openblas {
+                ulps.push(("openblas".to_owned(), max_ulps(o)));
+                add("openblas".into(), o);
+            }
+            for v in &lv {
+                // SAFETY: the catalog's contract: Fortran xGEMM.
+                let f: Gemm<T> = unsafe { v.function(symbol).expect("entry") };
+                let d = max_ulps(f);
+                assert!(
+                    d == 0,
+                    "{symbol} {}: n={n} differs from the reference ({d} ulp)",
+                    v.variant()
+                );
+                ulps.push((format!("seg:{}", v.variant()), d));
+                add(format!("seg:{}", v.variant()), f);
+            }
+            for v in &rlx {
+                // SAFETY: the catalog's contract: Fortran xGEMM.
+                let f: Gemm<T> = unsafe { v.function(symbol).expect("entry") };
+                ulps.push((format!("rlx:{}", v.variant()), max_ulps(f)));
+                add(format!("rlx:{}", v.variant()), f);
+            }
+            notes.borrow_mut().push(format!(
+                "  n={n:<5} {}",
+                ulps.iter()
+                    .map(|(name, d)| format!("{name} {d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            (cands, 2 * (n as u64).pow(3))
+        },
+    );
+    println!(
+        "max difference from the reference in ulps, same inputs (seg: exact, must be 0; \
+         rlx: segment {}, numerics float-reassociate, NOT bit-identical):",
+        relaxed.map_or("no relaxed segment", |r| r.segment.name.as_str())
+    );
+    for note in notes.borrow().iter() {
+        println!("{note}");
+    }
+    Ok(())
+}
+
+/// The dgemv table: `trans` as given, square, alpha 1, beta 0, unit
+/// increments (numpy's `a @ v` on a C-ordered `a` is `'T'`).
+fn dgemv_table(
+    seg: &Built,
+    trans: u8,
+    cpu: &CpuFeatures,
+    reference: &Blas,
+    openblas: Option<adapt_library_build::blas::Dgemv>,
+) -> Result<()> {
+    type G = adapt_library_build::blas::Dgemv;
+    let lv = load_with_fallback(
+        seg,
+        reference.address(c"dgemv_").map_err(anyhow::Error::msg)?,
+    )?;
+    let rf = reference.dgemv;
+    let best = format!(
+        "seg:{}",
+        seg.segment
+            .best_variant(cpu)
+            .map(|(_, v)| v.name.as_str())
+            .unwrap_or("?")
+    );
+    blas_table(
+        &format!(
+            "dgemv_ ('{}', square, alpha 1, beta 0, unit increments)",
+            trans as char
+        ),
+        &best,
+        |n| {
+            let a = values(n * n, 3);
+            let x = values(n, 4);
+            let ni = n as i32;
+            let gemv = std::rc::Rc::new(move |f: G, y: &mut Vec<f64>| {
+                let (one, zero, inc) = (1.0f64, 0.0f64, 1i32);
+                // SAFETY: an n×n matrix with leading dimension n, vectors of n.
+                unsafe {
+                    f(
+                        &trans,
+                        &ni,
+                        &ni,
+                        &one,
+                        a.as_ptr(),
+                        &ni,
+                        x.as_ptr(),
+                        &inc,
+                        &zero,
+                        y.as_mut_ptr(),
+                        &inc,
+                        1,
+                    )
+                }
+            });
+            let mut want = vec![0.0; n];
+            gemv(rf, &mut want);
+            let mut cands = Vec::new();
+            let mut add = |name: String, f: G| {
+                let g = gemv.clone();
+                let mut y = vec![0.0; n];
+                cands.push(candidate(name, move |it| {
+                    for _ in 0..it {
+                        g(f, black_box(&mut y));
+                    }
+                }));
+            };
+            add("reference".into(), rf);
+            if let Some(o) = openblas {
+                add("openblas".into(), o);
+            }
+            for v in &lv {
+                // SAFETY: the catalog's contract: Fortran DGEMV.
+                let f: G = unsafe { v.function("dgemv_").expect("entry") };
+                let mut got = vec![0.0; n];
+                gemv(f, &mut got);
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "dgemv {}: n={n} differs from the reference",
+                    v.variant()
+                );
+                add(format!("seg:{}", v.variant()), f);
+            }
+            (cands, 2 * (n as u64).pow(2))
+        },
+    );
+    Ok(())
+}
+
+/// The dsyrk table: `('L', 'N')`, n×n A (k = n), alpha 1, beta 0 (what
+/// numpy's `a.T @ a` on a C-ordered `a` asks of `cblas_dsyrk`).
+fn dsyrk_table(
+    seg: &Built,
+    cpu: &CpuFeatures,
+    reference: &Blas,
+    openblas: Option<adapt_library_build::blas::Dsyrk>,
+) -> Result<()> {
+    type G = adapt_library_build::blas::Dsyrk;
+    let lv = load_with_fallback(
+        seg,
+        reference.address(c"dsyrk_").map_err(anyhow::Error::msg)?,
+    )?;
+    let rf = reference.dsyrk;
+    let best = format!(
+        "seg:{}",
+        seg.segment
+            .best_variant(cpu)
+            .map(|(_, v)| v.name.as_str())
+            .unwrap_or("?")
+    );
+    blas_table(
+        "dsyrk_ ('L','N', n×n A, k = n, alpha 1, beta 0: numpy's a.T @ a)",
+        &best,
+        |n| {
+            let a = values(n * n, 5);
+            let ni = n as i32;
+            let syrk = std::rc::Rc::new(move |f: G, c: &mut Vec<f64>| {
+                let (one, zero) = (1.0f64, 0.0f64);
+                // SAFETY: n×n matrices with leading dimension n.
+                unsafe {
+                    f(
+                        &b'L',
+                        &b'N',
+                        &ni,
+                        &ni,
+                        &one,
+                        a.as_ptr(),
+                        &ni,
+                        &zero,
+                        c.as_mut_ptr(),
+                        &ni,
+                        1,
+                        1,
+                    )
+                }
+            });
+            let mut want = vec![0.0; n * n];
+            syrk(rf, &mut want);
+            let mut cands = Vec::new();
+            let mut add = |name: String, f: G| {
+                let g = syrk.clone();
+                let mut c = vec![0.0; n * n];
+                cands.push(candidate(name, move |it| {
+                    for _ in 0..it {
+                        g(f, black_box(&mut c));
+                    }
+                }));
+            };
+            add("reference".into(), rf);
+            if let Some(o) = openblas {
+                add("openblas".into(), o);
+            }
+            for v in &lv {
+                // SAFETY: the catalog's contract: Fortran DSYRK.
+                let f: G = unsafe { v.function("dsyrk_").expect("entry") };
+                let mut got = vec![0.0; n * n];
+                syrk(f, &mut got);
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(
+                    same,
+                    "dsyrk {}: n={n} differs from the reference",
+                    v.variant()
+                );
+                add(format!("seg:{}", v.variant()), f);
+            }
+            // n(n+1)/2 elements of k = n multiply-adds.
+            (cands, (n as u64) * (n as u64 + 1) * n as u64)
+        },
+    );
+    Ok(())
+}
+
+/// The BLAS segments against the reference and single-threaded OpenBLAS.
+fn blas_tables(built: &[Built], cpu: &CpuFeatures) -> Result<()> {
+    let find = |name: &str| built.iter().find(|b| b.segment.name == name);
+    let blas = ["dgemm", "sgemm", "dgemv", "dsyrk"];
+    if !blas.iter().any(|n| find(n).is_some()) {
+        return Ok(());
+    }
+    let reference = Blas::reference().map_err(anyhow::Error::msg)?;
+    // OpenBLAS reads its environment once, when it is loaded: opened here,
+    // before any other thread, with OPENBLAS_NUM_THREADS=1 and its own
+    // core detection.
+    let openblas = match Blas::openblas_single_thread() {
+        Ok(o) => {
+            println!(
+                "OpenBLAS {} (1 thread; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset): core {}",
+                o.path,
+                o.openblas_corename().unwrap_or_else(|| "?".into())
+            );
+            Some(o)
+        }
+        Err(e) => {
+            println!("OpenBLAS not measured: {e}");
+            None
+        }
+    };
+    println!("reference BLAS {}", reference.path);
+    if let Some(seg) = find("dgemm") {
+        // The relaxed (float-reassociate) dgemm side by side with the exact.
+        gemm_table::<f64>(
+            seg,
+            find("dgemm-relaxed"),
+            "dgemm_",
+            cpu,
+            (&reference, reference.dgemm),
+            openblas.as_ref().map(|o| o.dgemm),
+        )?;
+    }
+    if let Some(seg) = find("sgemm") {
+        gemm_table::<f32>(
+            seg,
+            None,
+            "sgemm_",
+            cpu,
+            (&reference, reference.sgemm),
+            openblas.as_ref().map(|o| o.sgemm),
+        )?;
+    }
+    if let Some(seg) = find("dgemv") {
+        for trans in [b'T', b'N'] {
+            dgemv_table(
+                seg,
+                trans,
+                cpu,
+                &reference,
+                openblas.as_ref().map(|o| o.dgemv),
+            )?;
+        }
+    }
+    if let Some(seg) = find("dsyrk") {
+        dsyrk_table(seg, cpu, &reference, openblas.as_ref().map(|o| o.dsyrk))?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

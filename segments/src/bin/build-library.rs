@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `build-library [--out DIR] [--sources DIR] [--testing] [SEGMENT...]`:
-//! compiles, packs and verifies every segment of the library (with
+//! compiles, packs and verifies every segment of the library, the relaxed
+//! (`float-reassociate`, opt-in by policy) ones included (with
 //! `--testing`, the test-only segments instead, for their own directory).
 
 use std::path::PathBuf;
@@ -46,10 +47,15 @@ fn run() -> Result<ExitCode> {
     };
     for b in built {
         println!(
-            "{}  {}  {}",
+            "{}  {}  {}{}",
             b.segment.content_hash_hex(),
             b.path.display(),
-            b.segment.description
+            b.segment.description,
+            if b.segment.numerics.is_exact() {
+                String::new()
+            } else {
+                format!(" [numerics {}: opt-in only]", b.segment.numerics)
+            }
         );
         for r in &b.reports {
             println!(

@@ -15,7 +15,7 @@
 //! kernel (no `std`, no `alloc`) and by the userspace crate `adapt-abi`.
 
 /// Version of this ABI. Bumped on every incompatible change.
-pub const ADAPT_ABI_VERSION: u32 = 3;
+pub const ADAPT_ABI_VERSION: u32 = 4;
 
 /// Name of the misc device; the node is `/dev/adapt`.
 pub const ADAPT_DEVICE_NAME: &str = "adapt";
@@ -324,6 +324,17 @@ pub const fn adapt_import_layout(code_len: usize, imports: usize) -> AdaptImport
         rodata_offset: import_table_offset + import_table_pages,
     }
 }
+/// Largest per-injection data area of one variant, in bytes.
+pub const ADAPT_SEGMENT_MAX_DATA: u32 = 64 << 10;
+
+/// Offset, from the start of a variant's code, of its per-injection data
+/// area: the first page after its read-only data, in the layout of a
+/// variant with `imports` import slots (see [`adapt_import_layout`]).
+pub const fn adapt_data_offset(code_len: usize, rodata_len: usize, imports: usize) -> usize {
+    let rodata_pages = rodata_len.div_ceil(ADAPT_PAGE_SIZE) * ADAPT_PAGE_SIZE;
+    adapt_import_layout(code_len, imports).rodata_offset + rodata_pages
+}
+
 /// Bytes of a segment or variant name: ASCII letters, digits and `._+-`,
 /// NUL-padded, at least one NUL (so at most 31 characters).
 pub const ADAPT_NAME_LEN: usize = 32;
@@ -464,6 +475,14 @@ pub struct AdaptLibraryLoad {
     /// injection of it must give the trampoline space's bytes and the
     /// slots' values.
     pub nimports: u32,
+    /// In: bytes of the variant's per-injection data area (0: none; at
+    /// most [`ADAPT_SEGMENT_MAX_DATA`]; only with imports). Every injection
+    /// of the variant gets its own zeroed data pages, read+write and never
+    /// executable, mapped right after the read-only data
+    /// ([`adapt_data_offset`]); the code reaches them RIP-relative.
+    pub data_len: u32,
+    /// In: must be zero.
+    pub pad: u32,
     /// Out: the library id of the variant (also on `EEXIST`: the id of the
     /// variant already loaded with this hash).
     pub id: u64,
@@ -741,6 +760,13 @@ pub struct AdaptInjectionInfo {
     pub trampoline_len: u32,
     /// Import slots.
     pub nimports: u32,
+    /// Address of the injection's data area (0 without one): read+write,
+    /// never executable, private to the target.
+    pub data_addr: u64,
+    /// Bytes of the data area.
+    pub data_len: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// Argument of [`ADAPT_IOC_INJECTION_LIST`].
@@ -772,8 +798,15 @@ pub const ADAPT_INJECTION_LIST_F_RETIRED: u32 = 1 << 0;
 
 /// Policy flag: injection is allowed at all.
 pub const ADAPT_POLICY_F_ENABLED: u32 = 1 << 0;
+/// Policy flag: segments whose numerics are `float-reassociate` (results
+/// not bit-identical to the original's) may be injected. The module only
+/// holds it (as it holds the segment allow-list); adaptctl enforces it
+/// (`adapt_ops::plan`, `adaptctl auto`). Off by default. A module built
+/// before this flag existed refuses a policy with it set (`EINVAL`), so it
+/// can never be taken as allowed by a tool that does not know it.
+pub const ADAPT_POLICY_F_FLOAT_REASSOCIATE: u32 = 1 << 1;
 /// Every policy flag this ABI version defines.
-pub const ADAPT_POLICY_F_ALL: u32 = ADAPT_POLICY_F_ENABLED;
+pub const ADAPT_POLICY_F_ALL: u32 = ADAPT_POLICY_F_ENABLED | ADAPT_POLICY_F_FLOAT_REASSOCIATE;
 /// Default per-process injection limit.
 pub const ADAPT_POLICY_DEFAULT_PER_PROCESS: u32 = 16;
 /// Default global injection limit.

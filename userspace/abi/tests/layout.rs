@@ -22,7 +22,9 @@ fn ioctl_numbers_are_stable() {
     // 2: injection states stale/retired, the list's flags and retired count.
     // 3: variants with imports (nimports on upload; segment address,
     // trampoline and import slots on inject; their addresses in the list).
-    assert_eq!(ADAPT_ABI_VERSION, 3);
+    // 4: per-injection data areas (data_len on upload, data_addr and
+    // data_len in the list).
+    assert_eq!(ADAPT_ABI_VERSION, 4);
 }
 
 #[test]
@@ -96,11 +98,13 @@ fn library_structs_layout_is_stable() {
     assert_eq!(size_of::<AdaptSegmentReloc>(), 16);
     assert_eq!(size_of::<AdaptSegmentEntry>(), 80);
     assert_eq!(offset_of!(AdaptSegmentEntry, symbol), 16);
-    assert_eq!(size_of::<AdaptLibraryLoad>(), 208);
+    assert_eq!(size_of::<AdaptLibraryLoad>(), 216);
     assert_eq!(offset_of!(AdaptLibraryLoad, hash), 72);
     assert_eq!(offset_of!(AdaptLibraryLoad, code), 112);
     assert_eq!(offset_of!(AdaptLibraryLoad, code_len), 144);
-    assert_eq!(offset_of!(AdaptLibraryLoad, id), 168);
+    assert_eq!(offset_of!(AdaptLibraryLoad, data_len), 168);
+    assert_eq!(offset_of!(AdaptLibraryLoad, pad), 172);
+    assert_eq!(offset_of!(AdaptLibraryLoad, id), 176);
     assert_eq!(size_of::<AdaptLibraryUnload>(), 32);
     assert_eq!(size_of::<AdaptLibraryInfo>(), 136);
     assert_eq!(size_of::<AdaptLibraryList>(), 40);
@@ -108,7 +112,7 @@ fn library_structs_layout_is_stable() {
 
 #[test]
 fn library_ioctl_numbers_are_stable() {
-    assert_eq!(ADAPT_IOC_LIBRARY_LOAD, 0xC0D0_AD20);
+    assert_eq!(ADAPT_IOC_LIBRARY_LOAD, 0xC0D8_AD20);
     assert_eq!(ADAPT_IOC_LIBRARY_UNLOAD, 0xC020_AD21);
     assert_eq!(ADAPT_IOC_LIBRARY_LIST, 0xC028_AD22);
 }
@@ -143,8 +147,10 @@ fn injection_structs_layout_is_stable() {
     assert_eq!(offset_of!(AdaptInject, expected), 40);
     assert_eq!(offset_of!(AdaptInject, id), 56);
     assert_eq!(size_of::<AdaptRevert>(), 40);
-    assert_eq!(size_of::<AdaptInjectionInfo>(), 176);
+    assert_eq!(size_of::<AdaptInjectionInfo>(), 192);
     assert_eq!(offset_of!(AdaptInjectionInfo, trampoline_addr), 152);
+    assert_eq!(offset_of!(AdaptInjectionInfo, data_addr), 176);
+    assert_eq!(offset_of!(AdaptInjectionInfo, data_len), 184);
     assert_eq!(offset_of!(AdaptInjectionInfo, original), 56);
     assert_eq!(offset_of!(AdaptInjectionInfo, segment), 88);
     assert_eq!(size_of::<AdaptInjectionList>(), 40);

@@ -262,3 +262,73 @@ fn usage_errors() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// Loads the reference BLAS (Debian's libblas3) into this process, if the
+/// machine has it.
+fn load_reference_blas() -> bool {
+    static LOADED: OnceLock<bool> = OnceLock::new();
+    *LOADED.get_or_init(|| {
+        let name = std::ffi::CString::new("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3").unwrap();
+        // SAFETY: dlopen of a system library; the handle is leaked so it
+        // stays mapped for every test.
+        !unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) }.is_null()
+    })
+}
+
+fn dry_run_without_module(extra: &[&str]) -> Output {
+    let pid = std::process::id().to_string();
+    let mut args = vec![
+        "--device",
+        NO_DEVICE,
+        "inject",
+        "--dry-run",
+        "--json",
+        "--dir",
+        dir(),
+        "--pid",
+        &pid,
+    ];
+    args.extend_from_slice(extra);
+    adaptctl(&args)
+}
+
+#[test]
+fn a_float_reassociate_segment_needs_the_policy_or_the_flag() {
+    // Refused before the target is even looked at: no BLAS needed.
+    let out = dry_run_without_module(&["--symbol", "dgemm_", "--segment", "dgemm-relaxed"]);
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["error"]["kind"], "float-reassociate-not-allowed");
+    let msg = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("allow_float_reassociate") && msg.contains("--allow-float-reassociate"),
+        "{msg}"
+    );
+
+    if !load_reference_blas() {
+        eprintln!("SKIPPED: no reference BLAS (libblas3) to plan dgemm_ in");
+        return;
+    }
+    // Without --segment, the exact segment is chosen.
+    let out = dry_run_without_module(&["--symbol", "dgemm_"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = json(&out);
+    assert_eq!(plan["segment"], "dgemm");
+    assert_eq!(plan["numerics"], "exact");
+    // The flag overrides the policy for this injection.
+    let out = dry_run_without_module(&[
+        "--symbol",
+        "dgemm_",
+        "--segment",
+        "dgemm-relaxed",
+        "--allow-float-reassociate",
+    ]);
+    if json(&out)["error"]["kind"] == "unsupported-variant" {
+        eprintln!("SKIPPED: this CPU runs no dgemm-relaxed variant (AVX2+FMA or AVX-512)");
+        return;
+    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = json(&out);
+    assert_eq!(plan["segment"], "dgemm-relaxed");
+    assert_eq!(plan["numerics"], "float-reassociate");
+}

@@ -28,7 +28,17 @@ fn list_shows_the_disk_library_and_says_the_module_is_not_loaded() {
         .contains("not loaded"));
     assert_eq!(doc["module"]["variants"].as_array().unwrap().len(), 0);
     let segments = doc["library"]["segments"].as_array().unwrap();
-    assert_eq!(segments.len(), 6, "{doc}");
+    // Every segment of the catalog, those with imports (format 2) too.
+    assert_eq!(
+        segments.len(),
+        adapt_library_build::catalog::catalog().len(),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["library"]["unreadable"].as_array().unwrap().len(),
+        0,
+        "{doc}"
+    );
     for s in segments {
         let variants = s["variants"].as_array().unwrap();
         assert!(!variants.is_empty());
@@ -43,12 +53,26 @@ fn list_shows_the_disk_library_and_says_the_module_is_not_loaded() {
             first_supported.unwrap_or(Value::Null),
             "{s}"
         );
-        let portable = variants
-            .iter()
-            .find(|v| v["name"] == "portable")
-            .expect("portable variant");
-        assert_eq!(portable["supported"], true);
-        assert_eq!(portable["features"].as_array().unwrap().len(), 0);
+        // Every exact segment has portable code; a relaxed one (fused
+        // multiply-adds: dgemm-relaxed) exists only for FMA hardware.
+        let relaxed = s["name"].as_str().unwrap().ends_with("-relaxed");
+        assert_eq!(
+            s["numerics"],
+            if relaxed {
+                "float-reassociate"
+            } else {
+                "exact"
+            },
+            "{s}"
+        );
+        if !relaxed {
+            let portable = variants
+                .iter()
+                .find(|v| v["name"] == "portable")
+                .expect("portable variant");
+            assert_eq!(portable["supported"], true);
+            assert_eq!(portable["features"].as_array().unwrap().len(), 0);
+        }
         for v in variants {
             assert_eq!(v["hash"].as_str().unwrap().len(), 64, "{v}");
             assert_eq!(v["upload_error"], Value::Null);
@@ -66,7 +90,9 @@ fn list_shows_the_disk_library_and_says_the_module_is_not_loaded() {
         "{text}"
     );
     assert!(
-        text.contains("crc32_z") && text.contains("portable"),
+        text.contains("crc32_z")
+            && text.contains("portable")
+            && text.contains("numerics float-reassociate (not bit-identical, opt-in"),
         "{text}"
     );
 }
@@ -161,7 +187,10 @@ fn verify_accepts_the_built_library() {
     let doc = json(&out);
     assert_eq!(doc["refused"], 0);
     let segments = doc["segments"].as_array().unwrap();
-    assert_eq!(segments.len(), 6);
+    assert_eq!(
+        segments.len(),
+        adapt_library_build::catalog::catalog().len()
+    );
     for s in segments {
         assert_eq!(s["ok"], true, "{s}");
         assert!(!s["variants"].as_array().unwrap().is_empty());
@@ -356,5 +385,21 @@ fn every_library_command_has_teaching_help_and_json() {
     assert!(
         help.contains("library") && help.contains("10  the verifier refused"),
         "{help}"
+    );
+}
+
+#[test]
+fn show_says_a_relaxed_segment_is_not_bit_identical() {
+    let out = adaptctl(&["library", "show", "dgemm-relaxed", "--dir", dir(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["numerics"], "float-reassociate");
+    let out = adaptctl(&["library", "show", "dgemm", "--dir", dir(), "--json"]);
+    assert_eq!(json(&out)["numerics"], "exact");
+    let out = adaptctl(&["library", "show", "dgemm-relaxed", "--dir", dir()]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("numerics float-reassociate (NOT bit-identical")
+            && text.contains("allow_float_reassociate"),
+        "{text}"
     );
 }

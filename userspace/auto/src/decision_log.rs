@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum DecisionKind {
     /// A hot function the library covers.
     Opportunity,
+    /// The sizes its calls have, counted before measuring the variants.
+    Observed,
     /// Would inject (dry run).
     WouldInject,
     Injected,

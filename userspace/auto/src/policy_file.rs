@@ -5,6 +5,7 @@
 //! max_injections_per_process = 16
 //! max_injections_total = 256
 //! regression_margin = 0.05          # an injection must save ≥ 5 %
+//! allow_float_reassociate = false   # segments that are not bit-identical
 //!
 //! [sampling]
 //! min_hz = 10
@@ -21,6 +22,22 @@
 //!
 //! Every key is optional (defaults as above, any target, every segment);
 //! unknown keys are errors. Errors name the line and the reason.
+//!
+//! # `allow_float_reassociate`
+//!
+//! A segment whose numerics are `float-reassociate` (e.g. `dgemm-relaxed`:
+//! fused multiply-adds, results within a stated bound of the original's but
+//! not bit for bit) ships in the library and is refused by `adaptctl
+//! inject` and `adaptctl auto` unless this is `true`; exact segments are
+//! unaffected. It is one switch for every target the policy allows, not a
+//! per-target list, because the policy lives in the module's fixed
+//! `AdaptPolicy` (one flags word, checked fields, reserved words that must
+//! be zero): a flag bit (`ADAPT_POLICY_F_FLOAT_REASSOCIATE`) fits it with
+//! no change to the module's code or the ABI's layout, where a list of
+//! commands would need both. To allow it for some programs only, restrict
+//! the policy's `[targets]` to them (the whole policy applies to those
+//! targets alone), or leave it off and override one injection with
+//! `adaptctl inject --allow-float-reassociate`.
 
 use adapt_abi as abi;
 use serde::Deserialize;
@@ -52,6 +69,7 @@ struct File {
     max_injections_per_process: Option<Spanned<u32>>,
     max_injections_total: Option<Spanned<u32>>,
     regression_margin: Option<Spanned<f64>>,
+    allow_float_reassociate: Option<bool>,
     #[serde(default)]
     sampling: Sampling,
     #[serde(default)]
@@ -99,6 +117,10 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
     let mut p = abi::AdaptPolicy {
         flags: if file.enabled.unwrap_or(true) {
             abi::ADAPT_POLICY_F_ENABLED
+        } else {
+            0
+        } | if file.allow_float_reassociate.unwrap_or(false) {
+            abi::ADAPT_POLICY_F_FLOAT_REASSOCIATE
         } else {
             0
         },
@@ -264,6 +286,12 @@ pub fn parse(text: &str) -> Result<abi::AdaptPolicy, PolicyFileError> {
     Ok(p)
 }
 
+/// Whether `policy` allows segments of `float-reassociate` numerics
+/// (`allow_float_reassociate`, see the module documentation).
+pub fn allows_float_reassociate(policy: &abi::AdaptPolicy) -> bool {
+    policy.flags & abi::ADAPT_POLICY_F_FLOAT_REASSOCIATE != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +300,7 @@ mod tests {
     fn an_empty_file_is_the_default_policy() {
         let p = parse("").unwrap();
         assert_eq!(p.flags, abi::ADAPT_POLICY_F_ENABLED);
+        assert!(!allows_float_reassociate(&p));
         assert_eq!(p.max_per_process, abi::ADAPT_POLICY_DEFAULT_PER_PROCESS);
         assert_eq!((p.nuids, p.ncomms, p.nexes, p.nsegments), (0, 0, 0, 0));
     }
@@ -284,6 +313,7 @@ enabled = false
 max_injections_per_process = 2
 max_injections_total = 5
 regression_margin = 0.1
+allow_float_reassociate = true
 [sampling]
 min_hz = 100
 max_hz = 2000
@@ -296,7 +326,8 @@ allow = ["crc32"]
 "#,
         )
         .unwrap();
-        assert_eq!(p.flags, 0);
+        assert_eq!(p.flags, abi::ADAPT_POLICY_F_FLOAT_REASSOCIATE);
+        assert!(allows_float_reassociate(&p));
         assert_eq!((p.max_per_process, p.max_total), (2, 5));
         assert_eq!(p.regression_margin_permille, 100);
         assert_eq!((p.freq_min_hz, p.freq_max_hz), (100, 2000));
@@ -336,5 +367,29 @@ allow = ["crc32"]
 
         let e = parse("[targets]\ncommands = [\"a-command-name-far-too-long\"]\n").unwrap_err();
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn float_reassociate_is_off_unless_set_to_true() {
+        assert!(!allows_float_reassociate(
+            &parse("enabled = true\n").unwrap()
+        ));
+        let off = parse("allow_float_reassociate = false\n").unwrap();
+        assert!(!allows_float_reassociate(&off));
+        assert_eq!(off.flags, abi::ADAPT_POLICY_F_ENABLED);
+        let on = parse("allow_float_reassociate = true\n").unwrap();
+        assert!(allows_float_reassociate(&on));
+        assert_eq!(
+            on.flags,
+            abi::ADAPT_POLICY_F_ENABLED | abi::ADAPT_POLICY_F_FLOAT_REASSOCIATE
+        );
+        // Disabled injection keeps the switch (it takes effect when enabled).
+        let both = parse("enabled = false\nallow_float_reassociate = true\n").unwrap();
+        assert_eq!(both.flags, abi::ADAPT_POLICY_F_FLOAT_REASSOCIATE);
+        // A boolean only; a list of targets is not (yet) a policy shape.
+        let e = parse("allow_float_reassociate = [\"python3\"]\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let e = parse("[targets]\nallow_float_reassociate = true\n").unwrap_err();
+        assert!(e.reason.contains("unknown field"), "{e}");
     }
 }

@@ -172,6 +172,11 @@ pub struct Injection {
     pub import_table_addr: u64,
     /// Import slots in the table.
     pub nimports: u32,
+    /// Address of the injection's data area in the target (0: none):
+    /// read+write, never executable, e.g. a counting segment's counters.
+    pub data_addr: u64,
+    /// Bytes of the data area.
+    pub data_len: u32,
 }
 
 impl Injection {
@@ -202,6 +207,8 @@ impl Injection {
             trampoline_len: info.trampoline_len,
             import_table_addr: info.import_table_addr,
             nimports: info.nimports,
+            data_addr: info.data_addr,
+            data_len: info.data_len,
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct VariantUpload {
     /// Import slots of the variant (0: leaf code, uploaded exactly as
     /// before imports existed).
     pub nimports: u32,
+    /// Bytes of the per-injection data area (0: none; only with imports):
+    /// each injection maps its own zeroed read+write pages after the
+    /// read-only data, at `abi::adapt_data_offset`.
+    pub data_len: u32,
 }
 
 /// What a successful load did.
@@ -238,6 +242,8 @@ impl VariantUpload {
             nrelocs: count("relocations", self.relocs.len())?,
             nentries: count("entries", self.entries.len())?,
             nimports: self.nimports,
+            data_len: self.data_len,
+            pad: 0,
             id: 0,
             reserved: [0; 4],
         })
@@ -408,6 +414,7 @@ mod tests {
             }],
             entries: vec![entry("crc32", 0, 0x1234).unwrap()],
             nimports: 0,
+            data_len: 0,
         }
     }
 

@@ -226,6 +226,7 @@ pub fn variant_upload_with_imports(
         relocs,
         entries,
         nimports,
+        data_len: 0,
     };
     // Checks that the names fit the ABI, and that every count fits a u32
     // (which the hash encoding relies on).
@@ -247,6 +248,18 @@ pub fn ensure_loaded(
     file: &SegmentFile,
     variant: &str,
 ) -> Result<LoadOutcome, UploadError> {
+    ensure_loaded_with_data(device, file, variant, 0)
+}
+
+/// [`ensure_loaded`] for a variant whose injections get a data area of
+/// `data_len` bytes (generated code verified with
+/// `adapt_segment::verify_with_data`; 0: none).
+pub fn ensure_loaded_with_data(
+    device: &Device,
+    file: &SegmentFile,
+    variant: &str,
+    data_len: u32,
+) -> Result<LoadOutcome, UploadError> {
     let segment = &file.segment;
     let (index, _) = segment
         .variant(variant)
@@ -255,7 +268,11 @@ pub fn ensure_loaded(
             variant: variant.to_owned(),
         })?;
     // At most limits::MAX_IMPORTS (64), checked when the file was read.
-    let upload = variant_upload_with_imports(segment, index, file.imports.len() as u32)?;
+    let mut upload = variant_upload_with_imports(segment, index, file.imports.len() as u32)?;
+    if data_len != 0 {
+        upload.data_len = data_len;
+        upload.hash = variant_hash(&upload);
+    }
     Ok(library::load_variant(device, &upload)?)
 }
 
@@ -274,6 +291,10 @@ pub fn variant_hash(upload: &VariantUpload) -> [u8; 32] {
     } else {
         h.update(abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS.to_le_bytes());
         h.update(upload.nimports.to_le_bytes());
+        if upload.data_len != 0 {
+            h.update(b"data");
+            h.update(upload.data_len.to_le_bytes());
+        }
     }
     bytes(&mut h, upload.segment.as_bytes());
     bytes(&mut h, upload.variant.as_bytes());
@@ -330,13 +351,17 @@ mod tests {
         adapt_library_build::builder::library_for_tests("client-unit")
     }
 
+    /// The leaf segments of the library (those without imports, which
+    /// `variant_upload` is for; the BLAS segments import `fallback`).
     fn segments() -> Vec<Segment> {
         let all: Vec<Segment> = Library::open(library())
             .unwrap()
-            .load_all()
+            .load_all_files()
             .unwrap()
             .into_iter()
-            .map(|(path, s)| s.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .map(|(path, f)| f.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .filter(|f| f.imports.is_empty())
+            .map(|f| f.segment)
             .collect();
         assert!(all.len() >= 6, "the library has every segment of issue 4");
         all

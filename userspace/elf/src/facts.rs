@@ -6,9 +6,13 @@
 //! parse is an error, whatever is informative only (soname, versions,
 //! build-id) is `None` when malformed.
 
+use crate::gnu_hash::GnuHash;
 use object::elf;
-use object::read::elf::{Dyn as _, ElfFile64, FileHeader as _, ProgramHeader as _, Sym as _};
-use object::{Endianness, Object, ObjectSymbol};
+use object::read::elf::{
+    Dyn as _, ElfFile64, ElfSymbol64, FileHeader as _, ProgramHeader as _, SectionHeader as _,
+    Sym as _,
+};
+use object::{Endian as _, Endianness, Object, ObjectSymbol};
 
 /// Most symbols read from one file (`.symtab` plus `.dynsym`): a file
 /// claiming more is refused rather than walked (a large libc has ~10 000).
@@ -120,6 +124,16 @@ pub enum SymbolFilter<'a> {
     /// then costs a scan of the symbol tables, not a copy and demangling of
     /// each of their entries.
     MayBe(&'a str),
+    /// As [`SymbolFilter::MayBe`], but `.dynsym` is not scanned: the name is
+    /// looked up through the GNU hash table ([`crate::gnu_hash`]), so only
+    /// the dynamic symbols named exactly that are kept (`.symtab`, when the
+    /// file has one, is still scanned for local definitions and split-off
+    /// parts). Falls back to [`SymbolFilter::MayBe`] when the file has no
+    /// usable GNU hash table, and for a path (`a::b`), which only a
+    /// demangled name can match.
+    Lookup(&'a str),
+    /// No function symbol: the headers' facts only (kind, loads, soname, …).
+    Nothing,
 }
 
 /// Why bytes are not an ELF file adapt reads.
@@ -191,7 +205,14 @@ impl ElfFacts {
         if declared > MAX_SYMBOLS {
             return Err(ParseError::TooManySymbols { declared });
         }
-        let (functions, symbol_source) = functions(&file, data, filter);
+        let (functions, symbol_source) = match filter {
+            SymbolFilter::Nothing => (Vec::new(), SymbolSource::None),
+            SymbolFilter::Lookup(name) => match looked_up(&file, data, name) {
+                Some(found) => found,
+                None => functions(&file, data, SymbolFilter::MayBe(name)),
+            },
+            _ => functions(&file, data, filter),
+        };
         Ok(ElfFacts {
             kind,
             loads,
@@ -321,52 +342,134 @@ fn functions(
             .as_ref()
             .is_some_and(|v| v.version_index(endian, index).is_hidden())
     };
-    let mut functions = Vec::new();
-    let mut from_symtab = 0;
-    let symtab = file.symbols().map(|s| (true, s));
-    let dynsym = file
-        .dynamic_symbols()
-        .filter(|s| !hidden(s.index()))
-        .map(|s| (false, s));
-    for (in_symtab, symbol) in symtab.chain(dynsym) {
-        let raw = symbol.elf_symbol();
-        let st_type = raw.st_type();
-        // (object's `is_definition` leaves IFUNCs out: test the section.)
-        if !(st_type == elf::STT_FUNC || st_type == elf::STT_GNU_IFUNC)
-            || raw.st_shndx(endian) == elf::SHN_UNDEF
-            || symbol.address() == 0
-        {
-            continue;
-        }
-        let Ok(name) = symbol.name() else { continue };
-        if name.is_empty() {
-            continue;
-        }
-        if let SymbolFilter::MayBe(wanted) = filter {
-            if !may_name(name, wanted) {
-                continue;
-            }
-        }
-        let demangled = format!("{:#}", rustc_demangle::demangle(name));
-        functions.push(FunctionSymbol {
-            name: name.to_owned(),
-            demangled: (demangled != name).then_some(demangled),
-            vaddr: symbol.address(),
-            size: raw.st_size(endian),
-            global: matches!(
-                raw.st_bind(),
-                elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE
-            ),
-            ifunc: st_type == elf::STT_GNU_IFUNC,
-        });
-        from_symtab += usize::from(in_symtab);
-    }
+    let mut functions = functions_of(file.symbols(), endian, filter);
+    let from_symtab = functions.len();
+    let dynsym = file.dynamic_symbols().filter(|s| !hidden(s.index()));
+    functions.extend(functions_of(dynsym, endian, filter));
     let source = match (from_symtab, functions.len()) {
         (0, 0) => SymbolSource::None,
         (0, _) => SymbolSource::Dynsym,
         _ => SymbolSource::Symtab,
     };
     (dedup_in_order(functions), source)
+}
+
+/// The function symbols among `symbols` that `filter` keeps, in order.
+fn functions_of<'d, 'f>(
+    symbols: impl Iterator<Item = ElfSymbol64<'d, 'f, Endianness>>,
+    endian: Endianness,
+    filter: SymbolFilter<'_>,
+) -> Vec<FunctionSymbol>
+where
+    'd: 'f,
+{
+    let mut functions = Vec::new();
+    for symbol in symbols {
+        let Ok(name) = symbol.name() else { continue };
+        if let SymbolFilter::MayBe(wanted) | SymbolFilter::Lookup(wanted) = filter {
+            if !may_name(name, wanted) {
+                continue;
+            }
+        }
+        if let Some(f) = function_symbol(symbol.elf_symbol(), endian, name) {
+            functions.push(f);
+        }
+    }
+    functions
+}
+
+/// `raw`, named `name`, as a function symbol, if it defines one (`STT_FUNC`
+/// or `STT_GNU_IFUNC`, in a section, at a non-zero address, named).
+fn function_symbol(
+    raw: &elf::Sym64<Endianness>,
+    endian: Endianness,
+    name: &str,
+) -> Option<FunctionSymbol> {
+    let st_type = raw.st_type();
+    // (object's `is_definition` leaves IFUNCs out: test the section.)
+    if !(st_type == elf::STT_FUNC || st_type == elf::STT_GNU_IFUNC)
+        || raw.st_shndx(endian) == elf::SHN_UNDEF
+        || raw.st_value(endian) == 0
+        || name.is_empty()
+    {
+        return None;
+    }
+    let demangled = format!("{:#}", rustc_demangle::demangle(name));
+    Some(FunctionSymbol {
+        name: name.to_owned(),
+        demangled: (demangled != name).then_some(demangled),
+        vaddr: raw.st_value(endian),
+        size: raw.st_size(endian),
+        global: matches!(
+            raw.st_bind(),
+            elf::STB_GLOBAL | elf::STB_WEAK | elf::STB_GNU_UNIQUE
+        ),
+        ifunc: st_type == elf::STT_GNU_IFUNC,
+    })
+}
+
+/// [`SymbolFilter::Lookup`]: `.symtab`'s candidates for `name` (scanned),
+/// then `.dynsym`'s definitions of exactly `name` found through the GNU
+/// hash table, without hidden versions. `None` when the table is missing or
+/// malformed, or `name` is a path: scan instead.
+fn looked_up(
+    file: &ElfFile64<'_, Endianness>,
+    data: &[u8],
+    name: &str,
+) -> Option<(Vec<FunctionSymbol>, SymbolSource)> {
+    if name.contains("::") {
+        return None;
+    }
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    let dynsym = file.elf_dynamic_symbol_table();
+    let dynsym_index = dynsym.section();
+    if dynsym.is_empty() {
+        return None;
+    }
+    // The tables that belong to this .dynsym (sh_link names it).
+    let linked = |kind: u32| {
+        sections
+            .iter()
+            .find(|s| s.sh_type(endian) == kind && s.sh_link(endian) as usize == dynsym_index.0)
+            .and_then(|s| s.data(endian, data).ok())
+    };
+    let table = linked(elf::SHT_GNU_HASH)?;
+    let nsyms = u32::try_from(dynsym.len()).ok()?;
+    let table = GnuHash::parse(table, nsyms, endian.is_big_endian()).ok()?;
+    let versym = linked(elf::SHT_GNU_VERSYM);
+    let hidden = |index: u32| {
+        let at = index as usize * 2;
+        versym
+            .and_then(|v| v.get(at..at + 2))
+            .is_some_and(|b| endian.read_u16_bytes([b[0], b[1]]) & elf::VERSYM_HIDDEN != 0)
+    };
+    let strings = dynsym.strings();
+    let mut exported = Vec::new();
+    for index in table.candidates(name.as_bytes()) {
+        let Ok(raw) = dynsym.symbol(object::SymbolIndex(index as usize)) else {
+            continue;
+        };
+        if raw.name(endian, strings).ok() != Some(name.as_bytes()) || hidden(index) {
+            continue;
+        }
+        if let Some(f) = function_symbol(raw, endian, name) {
+            exported.push(f);
+        }
+    }
+    let mut found = Vec::new();
+    let mut from_symtab = 0;
+    if !file.elf_symbol_table().is_empty() {
+        found = functions_of(file.symbols(), endian, SymbolFilter::MayBe(name));
+        from_symtab = found.len();
+    }
+    found.extend(exported);
+    let source = match (from_symtab, found.len()) {
+        (0, 0) => SymbolSource::None,
+        (0, _) => SymbolSource::Dynsym,
+        _ => SymbolSource::Symtab,
+    };
+    Some((dedup_in_order(found), source))
 }
 
 /// `functions` without a later repeat of an earlier (name, address) —

@@ -14,10 +14,12 @@
 //! | an ELF file's facts (mapped) | [`ElfObject::open`], [`ElfObject::open_for`] (one name) |
 //! | facts of bytes already read | [`ElfFacts::parse`] |
 //! | a function by name | [`ElfFacts::functions_named`], [`ElfFacts::functions_where`] |
+//! | one name, read as the loader finds it (`.dynsym` through `.gnu.hash`) | [`SymbolFilter::Lookup`], [`ElfObject::open_with`] |
 //! | a function by address (profiler) | [`FunctionsByAddress`] |
 
 pub mod by_address;
 pub mod facts;
+pub mod gnu_hash;
 pub mod mapped;
 pub mod maps;
 

@@ -70,7 +70,13 @@ impl ElfObject {
     /// Maps and parses the file at `path`; with `name`, only the function
     /// symbols that may be `name` are kept ([`SymbolFilter::MayBe`]).
     pub fn open_for(path: &Path, name: Option<&str>) -> Result<Self, ElfError> {
-        let filter = name.map_or(SymbolFilter::All, SymbolFilter::MayBe);
+        Self::open_with(path, name.map_or(SymbolFilter::All, SymbolFilter::MayBe))
+    }
+
+    /// Maps and parses the file at `path`, keeping the function symbols
+    /// `filter` keeps ([`SymbolFilter::Nothing`]: the headers' facts only,
+    /// then [`ElfObject::look_up`] if needed).
+    pub fn open_with(path: &Path, filter: SymbolFilter<'_>) -> Result<Self, ElfError> {
         let open_error = |source| ElfError::Open {
             path: path.to_path_buf(),
             source,
@@ -90,6 +96,20 @@ impl ElfObject {
             data,
             facts,
         })
+    }
+
+    /// Replaces its function symbols with those [`SymbolFilter::Lookup`]
+    /// finds for `name`, from the same mapping.
+    pub fn look_up(&mut self, name: &str) -> Result<(), ElfError> {
+        let facts = ElfFacts::parse(&self.data, SymbolFilter::Lookup(name)).map_err(|source| {
+            ElfError::Parse {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        self.facts.functions = facts.functions;
+        self.facts.symbol_source = facts.symbol_source;
+        Ok(())
     }
 
     /// The path it was opened from.

@@ -1,7 +1,8 @@
 //! `/proc/PID/maps`: which file (or anonymous region) backs an address.
 
-use std::io;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct ProcessMaps {
     pub pid: u32,
     /// Sorted by `start`, non-overlapping (as the kernel prints them).
     pub mappings: Vec<Mapping>,
+    /// The `/proc` directory they were read from ([`proc_dir`]).
+    dir: PathBuf,
 }
 
 /// The `/proc` directory that shows process `pid`'s address space:
@@ -45,37 +48,78 @@ pub struct ProcessMaps {
 /// thread has called `pthread_exit` (the process lives on in its other
 /// threads, but `/proc/PID/{maps,mem,exe,map_files}` go empty with the
 /// leader's address space).
+///
+/// Whether a directory shows an address space is decided from the first
+/// byte of its `maps` (the kernel formats only the first mapping for it),
+/// not from the whole file.
 pub fn proc_dir(pid: u32) -> PathBuf {
     let main = PathBuf::from(format!("/proc/{pid}"));
-    let has_mm = |dir: &std::path::Path| {
-        std::fs::metadata(dir.join("maps")).is_ok()
-            && std::fs::read(dir.join("maps")).is_ok_and(|m| !m.is_empty())
+    let has_mm = |dir: &Path| {
+        let mut byte = [0u8; 1];
+        File::open(dir.join("maps")).is_ok_and(|mut f| f.read(&mut byte).is_ok_and(|n| n == 1))
     };
     if has_mm(&main) {
         return main;
     }
-    let Ok(tasks) = std::fs::read_dir(main.join("task")) else {
-        return main;
-    };
-    tasks
+    task_with_mm(&main, has_mm).unwrap_or(main)
+}
+
+/// The first `/proc/PID/task/TID` directory that `has_mm` accepts.
+fn task_with_mm(main: &Path, mut has_mm: impl FnMut(&Path) -> bool) -> Option<PathBuf> {
+    std::fs::read_dir(main.join("task"))
+        .ok()?
         .flatten()
         .map(|t| t.path())
         .find(|t| has_mm(t))
-        .unwrap_or(main)
+}
+
+/// The whole text of a `/proc` file, read in large chunks (a `/proc` file
+/// has no size: `std::fs::read` would start with a few bytes per call).
+fn read_proc_text(path: &Path) -> io::Result<String> {
+    let mut text = String::with_capacity(64 * 1024);
+    File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl ProcessMaps {
-    /// Reads the maps of process `pid` (see [`proc_dir`]).
+    /// Reads the maps of process `pid` once, from the directory
+    /// [`proc_dir`] names (found from the text itself: no second read).
     pub fn read(pid: u32) -> io::Result<Self> {
-        let text = std::fs::read_to_string(proc_dir(pid).join("maps"))?;
-        Ok(Self::parse(pid, &text))
+        let main = PathBuf::from(format!("/proc/{pid}"));
+        let text = read_proc_text(&main.join("maps"))?;
+        if !text.is_empty() {
+            return Ok(Self::parse_in(pid, main, &text));
+        }
+        // The leader's address space is gone: a live thread shows it.
+        let mut found = None;
+        let _ = task_with_mm(&main, |dir| match read_proc_text(&dir.join("maps")) {
+            Ok(text) if !text.is_empty() => {
+                found = Some((dir.to_path_buf(), text));
+                true
+            }
+            _ => false,
+        });
+        Ok(match found {
+            Some((dir, text)) => Self::parse_in(pid, dir, &text),
+            None => Self::parse_in(pid, main, ""),
+        })
     }
 
     /// Parses the text of a maps file; malformed lines are skipped.
     pub fn parse(pid: u32, text: &str) -> Self {
+        Self::parse_in(pid, PathBuf::from(format!("/proc/{pid}")), text)
+    }
+
+    fn parse_in(pid: u32, dir: PathBuf, text: &str) -> Self {
         let mut mappings: Vec<Mapping> = text.lines().filter_map(parse_line).collect();
         mappings.sort_by_key(|m| m.start);
-        Self { pid, mappings }
+        Self { pid, mappings, dir }
+    }
+
+    /// The `/proc` directory the maps were read from: `/proc/PID`, or a
+    /// live thread's once the leader has exited (see [`proc_dir`]).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The mapping containing `addr`.
@@ -89,7 +133,7 @@ impl ProcessMaps {
     /// mapped there, even if its path was replaced or deleted since
     /// (opening it needs `CAP_SYS_ADMIN`).
     pub fn map_file(&self, mapping: &Mapping) -> PathBuf {
-        proc_dir(self.pid)
+        self.dir
             .join("map_files")
             .join(format!("{:x}-{:x}", mapping.start, mapping.end))
     }
@@ -98,7 +142,7 @@ impl ProcessMaps {
     /// (through `/proc/PID/root`, so mount namespaces and chroots are
     /// honoured), falling back to the path itself.
     pub fn open_path(&self, path: &str) -> PathBuf {
-        let through_root = PathBuf::from(format!("{}/root{path}", proc_dir(self.pid).display()));
+        let through_root = PathBuf::from(format!("{}/root{path}", self.dir.display()));
         if through_root.exists() {
             through_root
         } else {
@@ -209,6 +253,17 @@ mod tests {
         assert!(!is_library_file("libz.so.10", "libz.so.1"));
         assert!(!is_library_file("libz.so.1x", "libz.so.1"));
         assert!(!is_library_file("libz.so.1", ""));
+    }
+
+    #[test]
+    fn this_process_is_read_once_from_its_own_directory() {
+        let me = std::process::id();
+        let maps = ProcessMaps::read(me).unwrap();
+        assert_eq!(maps.dir(), Path::new(&format!("/proc/{me}")));
+        assert_eq!(proc_dir(me), maps.dir());
+        let here = maps.find(this_process_is_read_once_from_its_own_directory as *const () as u64);
+        assert!(here.is_some_and(|m| m.executable && m.is_file()));
+        assert!(maps.map_file(here.unwrap()).starts_with(maps.dir()));
     }
 
     #[test]

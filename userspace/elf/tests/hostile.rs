@@ -7,6 +7,7 @@
 //! A few thousand cases run with `cargo test`. For a long run:
 //! `ADAPT_FUZZ_CASES=1000000 cargo test --release -p adapt-elf --test hostile`.
 
+use adapt_elf::gnu_hash::{self, GnuHash};
 use adapt_elf::{ElfFacts, FunctionsByAddress, ProcessMaps, SymbolFilter};
 use proptest::prelude::*;
 
@@ -34,7 +35,13 @@ fn seed() -> &'static [u8] {
 
 /// Every question adapt asks of an ELF file, on `data`.
 fn read_all_ways(data: &[u8]) {
-    for filter in [SymbolFilter::All, SymbolFilter::MayBe("crc32")] {
+    for filter in [
+        SymbolFilter::All,
+        SymbolFilter::MayBe("crc32"),
+        SymbolFilter::Lookup("crc32"),
+        SymbolFilter::Lookup("inflate"),
+        SymbolFilter::Nothing,
+    ] {
         let Ok(facts) = ElfFacts::parse(data, filter) else {
             continue;
         };
@@ -58,6 +65,92 @@ fn read_all_ways(data: &[u8]) {
 fn the_seed_itself_parses() {
     let facts = ElfFacts::parse(seed(), SymbolFilter::All).unwrap();
     assert!(!facts.functions.is_empty() && !facts.loads.is_empty());
+}
+
+/// Every exported function of the seed is found through its GNU hash table
+/// exactly as the full scan finds it, and names it lacks are not.
+#[test]
+fn the_hash_lookup_agrees_with_the_scan_on_the_seed() {
+    let all = ElfFacts::parse(seed(), SymbolFilter::All).unwrap();
+    let mut names: Vec<&str> = all.functions.iter().map(|f| f.name.as_str()).collect();
+    names.extend(["no_such_function", "", "crc", "crc32x", "_init"]);
+    for name in names {
+        let scanned = ElfFacts::parse(seed(), SymbolFilter::MayBe(name)).unwrap();
+        let looked_up = ElfFacts::parse(seed(), SymbolFilter::Lookup(name)).unwrap();
+        assert_eq!(
+            looked_up.functions_named(name),
+            scanned.functions_named(name),
+            "{name}"
+        );
+        assert_eq!(looked_up.soname, all.soname);
+        assert_eq!(looked_up.loads, all.loads);
+    }
+    let headers = ElfFacts::parse(seed(), SymbolFilter::Nothing).unwrap();
+    assert!(headers.functions.is_empty());
+    assert_eq!(
+        (headers.kind, headers.soname.clone()),
+        (all.kind, all.soname.clone())
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Arbitrary bytes as a GNU hash table: parsed or refused, and a lookup
+    /// yields at most one index per symbol, each inside the table.
+    #[test]
+    fn gnu_hash_tables_of_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        header in proptest::collection::vec(0u32..40, 4),
+        nsyms in 0u32..200,
+        name in proptest::collection::vec(any::<u8>(), 0..12),
+        big in any::<bool>(),
+    ) {
+        // Half the cases get a plausible header, so the chains are walked.
+        let mut data = bytes.clone();
+        if bytes.first().is_some_and(|b| b & 1 == 0) && data.len() >= 16 {
+            for (i, w) in header.iter().enumerate() {
+                let raw = if big { w.to_be_bytes() } else { w.to_le_bytes() };
+                data[i * 4..i * 4 + 4].copy_from_slice(&raw);
+            }
+        }
+        if let Ok(table) = GnuHash::parse(&data, nsyms, big) {
+            let found: Vec<u32> = table.candidates(&name).collect();
+            prop_assert!(found.len() <= nsyms as usize);
+            prop_assert!(found.iter().all(|&i| i < nsyms));
+            prop_assert!(found.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    /// A table built as a linker builds one finds exactly what a linear
+    /// scan finds, for names present and absent.
+    #[test]
+    fn gnu_hash_lookup_is_a_linear_scan(
+        names in proptest::collection::vec("[a-z_]{0,6}", 1..80),
+        absent in "[a-z_]{0,7}",
+        symoffset in 1u32..4,
+        nbuckets in 1u32..40,
+        bloom_size in 1u32..5,
+        bloom_shift in 0u32..40,
+    ) {
+        let names: Vec<Vec<u8>> = names.into_iter().map(String::into_bytes).collect();
+        let (section, order) =
+            gnu_hash::build::table(&names, symoffset, nbuckets, bloom_size, bloom_shift);
+        let sorted: Vec<&[u8]> = order.iter().map(|&i| names[i].as_slice()).collect();
+        let nsyms = symoffset + sorted.len() as u32;
+        let table = GnuHash::parse(&section, nsyms, false).unwrap();
+        for wanted in sorted.iter().copied().chain([absent.as_bytes()]) {
+            let scan: Vec<u32> = (0..sorted.len() as u32)
+                .filter(|&i| sorted[i as usize] == wanted)
+                .map(|i| i + symoffset)
+                .collect();
+            let found: Vec<u32> = table
+                .candidates(wanted)
+                .filter(|&i| sorted[(i - symoffset) as usize] == wanted)
+                .collect();
+            prop_assert_eq!(found, scan);
+        }
+    }
 }
 
 /// Edits at offsets biased to the headers (ELF, program and section

@@ -5,18 +5,34 @@
 //! One round per target process:
 //! 1. profile it for one window (`--window`), at the policy's frequency;
 //! 2. turn hot functions with a segment into candidates (segment allowed by
-//!    the policy, a plan that passes the verifier, the prologue and contract
-//!    checks), rank them by expected gain (`adapt_auto::opportunity`);
-//! 3. inject the best ones (automatic requests: quarantined variants are
-//!    refused by the module, which also enforces enable, limits, targets);
-//! 4. profile again and judge each injection (`adapt_auto::verdict`): keep
-//!    it, or revert it and say why. Undecided after three windows: revert.
+//!    the policy, exact numerics unless it sets `allow_float_reassociate`,
+//!    a plan that passes the verifier, the prologue and contract
+//!    checks), count for a moment the sizes each is called with (the log2
+//!    histogram of its length argument) and measure the variants against
+//!    the original at those sizes, weighted by the time each takes
+//!    (`adapt_select`), then rank them by expected gain
+//!    (`adapt_auto::opportunity`);
+//! 3. for each, best first, judge it by **time per call** (`per_call`):
+//!    interleaved windows with a call counter at the function's entry,
+//!    first in front of the original, then in front of the candidate
+//!    (automatic requests: quarantined variants are refused by the module,
+//!    which also enforces enable, limits, targets); samples × period ÷
+//!    calls on each side, a 95 % interval on the ratio
+//!    (`adapt_auto::per_call`), more windows while it cannot decide (at
+//!    most four pairs), then inject the kept ones for good, without the
+//!    counter;
+//! 4. where no counter can go in (an entry that cannot be relocated),
+//!    inject it and judge by shares of CPU time instead
+//!    (`adapt_auto::verdict`, with the measurement before injecting as
+//!    the prior for a saturated process): keep it, or revert it and say
+//!    why. Undecided after three windows: revert.
 //!
 //! Without `--once` it repeats (every process the policy allows with
 //! `--all`, newly started ones included) until `--duration` ends or it is
 //! stopped (SIGINT/SIGTERM), then reverts every injection it made and kept.
 //! With `--once` it does one round and leaves the kept injections in place.
 
+mod per_call;
 pub mod processes;
 
 use crate::collect;
@@ -64,6 +80,18 @@ pub struct Options {
     pub no_measure: bool,
 }
 
+/// What one round's steps share.
+struct Context<'a> {
+    device: &'a Device,
+    args: &'a Options,
+    library: &'a LibraryIndex,
+    stop: &'a AtomicBool,
+    /// Sampling frequency, Hz.
+    freq: u32,
+    /// The policy's regression margin, e.g. 0.05.
+    margin: f64,
+}
+
 /// An injection auto made and still has to judge (or has kept).
 struct Pending {
     /// The process, function, segment and variant.
@@ -73,6 +101,8 @@ struct Pending {
     mapping: String,
     before: Window,
     windows: u32,
+    /// The speedup measured before injecting (the prior), if any.
+    measured: Option<f64>,
 }
 
 /// Runs the loop (see the module documentation) until it is done or
@@ -191,6 +221,7 @@ fn round<W: Write>(
         .take(policy.nsegments as usize)
         .filter_map(|s| abi::name_str(s))
         .collect();
+    let allow_float_reassociate = adapt_auto::policy_file::allows_float_reassociate(policy);
 
     let profile = profile_window(device, pid, freq, args.window, library, stop)?;
     timings.mark("profile");
@@ -217,6 +248,19 @@ fn round<W: Write>(
             );
             continue;
         }
+        // Not bit-identical: only where the policy allows that contract.
+        if let Some(numerics) = library.refused_numerics(segment, allow_float_reassociate) {
+            log.record(
+                DecisionKind::Skipped,
+                &process.about(&f.function, segment, ""),
+                format!(
+                    "segment has {numerics} numerics (not bit-identical) and the policy's \
+                     allow_float_reassociate is off"
+                ),
+                serde_json::Value::Null,
+            );
+            continue;
+        }
         let request = Request {
             pid,
             symbol: &f.function,
@@ -226,6 +270,7 @@ fn round<W: Write>(
             variant: None,
             assume_contract: None,
             allow_indirect_jumps: false,
+            allow_float_reassociate,
             dir: args.library.as_deref().or(library.dir.as_deref()),
         };
         let mut plan = match plan::plan(&request, timings) {
@@ -245,7 +290,33 @@ fn round<W: Write>(
         let speedup = if args.no_measure {
             None
         } else {
-            let measured = measure::before_inject(&mut plan, None);
+            // At the sizes the program really calls with (its length
+            // argument's histogram, counted for a moment), weighted by the
+            // time each takes.
+            let (observed, not_observed) = per_call::observed_sizes(
+                device,
+                &plan,
+                args.window.min(std::time::Duration::from_secs(2)),
+                stop,
+                timings,
+            );
+            log.record(
+                DecisionKind::Observed,
+                &process.about(&f.function, segment, ""),
+                match &not_observed {
+                    None => format!(
+                        "measuring at the sizes it calls with: {}",
+                        observed
+                            .iter()
+                            .map(|(bytes, calls)| format!("{bytes} B × {calls}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(why) => format!("measuring at the default sizes ({why})"),
+                },
+                json!({"observed_sizes": observed}),
+            );
+            let measured = measure::before_inject(&mut plan, None, &observed);
             timings.mark("measure");
             match measured {
                 Ok(selection) => {
@@ -273,6 +344,15 @@ fn round<W: Write>(
                         // The original could not run here: judge in the target.
                         adapt_select::Choice::OriginalUnavailable { .. } => None,
                     }
+                }
+                // No benchmark driver for this signature (the BLAS
+                // routines' Fortran ABI, say): nothing to measure here,
+                // so the variant CPUID order picks is judged in the target,
+                // by its time per call.
+                Err(crate::Error::Select(e))
+                    if matches!(*e, adapt_select::SelectError::Shape { .. }) =>
+                {
+                    None
                 }
                 Err(err) => {
                     log.record(
@@ -310,6 +390,7 @@ fn round<W: Write>(
         thresholds,
     );
     let mut pending = Vec::new();
+    let mut kept_now = Vec::new();
     for opportunity in ranked {
         let c = &opportunity.candidate;
         let Some((_, plan)) = candidates.iter().find(|(k, _)| k.function == c.function) else {
@@ -328,6 +409,53 @@ fn round<W: Write>(
             );
             continue;
         }
+        // First choice: judge by time per call (counted calls, interleaved
+        // windows); where the counter cannot go in, by shares of CPU time.
+        let ctx = Context {
+            device,
+            args,
+            library,
+            stop,
+            freq,
+            margin,
+        };
+        let subject = process.about(&c.function, &c.segment, &c.variant);
+        let by_share = match per_call::trial(
+            &ctx,
+            plan,
+            c,
+            &subject,
+            opportunity.expected_gain,
+            measured_original.get(&(pid, c.function.clone())),
+            log,
+            timings,
+        ) {
+            Ok(per_call::Trial::Kept(id)) => {
+                kept_now.push(Pending {
+                    subject,
+                    id,
+                    mapping: format!("[adapt:{}-{}]", c.segment, c.variant),
+                    before: Window {
+                        total: profile.total_samples,
+                        in_code: c.samples,
+                    },
+                    windows: 0,
+                    measured: c.speedup,
+                });
+                continue;
+            }
+            Ok(per_call::Trial::Rejected) => continue,
+            Ok(per_call::Trial::Unavailable(why)) => why,
+            Err(err) => {
+                log.record(
+                    DecisionKind::Reverted,
+                    &subject,
+                    format!("measuring its time per call failed: {err}"),
+                    serde_json::Value::Null,
+                );
+                continue;
+            }
+        };
         match inject::execute(device, plan, true, timings) {
             Ok(Done { injected, .. }) => {
                 log.record(
@@ -348,6 +476,7 @@ fn round<W: Write>(
                         "pause_ns": injected.pause_ns,
                         "expected_gain": opportunity.expected_gain,
                         "original": measured_original.get(&(pid, c.function.clone())),
+                        "judged_by_share_because": by_share,
                     }),
                 );
                 pending.push(Pending {
@@ -359,6 +488,7 @@ fn round<W: Write>(
                         in_code: c.samples,
                     },
                     windows: 0,
+                    measured: c.speedup,
                 });
             }
             Err(err) => log.record(
@@ -375,7 +505,7 @@ fn round<W: Write>(
         margin,
         ..Criterion::default()
     };
-    let mut kept = Vec::new();
+    let mut kept = kept_now;
     while !pending.is_empty() {
         let after_profile = match profile_window(device, pid, freq, args.window, library, stop) {
             Ok(p) => {
@@ -407,7 +537,7 @@ fn round<W: Write>(
                 total: after_profile.total_samples,
                 in_code: in_segment,
             };
-            let verdict = judge(p.before, after, None, criterion);
+            let verdict = judge(p.before, after, p.measured, criterion);
             let details =
                 json!({"id": p.id, "before": p.before, "after": after, "verdict": verdict});
             match verdict.keep() {

@@ -59,17 +59,22 @@ pub fn collect(device: &Device, request: &Sampling<'_>) -> crate::Result<Collect
     let stopped = || request.stop.is_some_and(|s| s.load(Ordering::Relaxed));
     loop {
         let deadline_passed = started.elapsed() >= request.duration;
-        // Drain everything that is waiting.
+        // Drain what is waiting, but never past the window: samples that
+        // arrive as fast as they are read must not keep the window open.
         loop {
             let batch = session.read(abi::ADAPT_PROFILE_READ_MAX)?;
             recorded = batch.recorded;
             dropped = batch.dropped;
             exited |= batch.target_exited;
+            // At most one re-read of the maps per batch: an address no
+            // mapping covers must not cost a re-read per sample.
+            let mut refreshed = false;
             for sample in &batch.samples {
                 let in_kernel = u32::from(sample.flags) & abi::ADAPT_SAMPLE_F_KERNEL != 0;
-                if !in_kernel && !symbolizer.covers(sample.ip) {
+                if !in_kernel && !refreshed && !symbolizer.covers(sample.ip) {
                     // A library loaded or a segment mapped since the last look.
                     symbolizer.refresh();
+                    refreshed = true;
                 }
                 builder.add(
                     symbolizer.locate(sample.ip, in_kernel),
@@ -77,7 +82,7 @@ pub fn collect(device: &Device, request: &Sampling<'_>) -> crate::Result<Collect
                     in_kernel,
                 );
             }
-            if batch.samples.is_empty() || exited {
+            if batch.samples.is_empty() || exited || started.elapsed() >= request.duration {
                 break;
             }
         }

@@ -43,6 +43,9 @@ pub enum ContractSource {
     Declared,
     /// The caller stated it with `--assume-contract`.
     Assumed,
+    /// The injected code passes every argument through to the original
+    /// untouched (a counting segment): it depends on no contract.
+    PassThrough,
 }
 
 /// The contract the injection will name.

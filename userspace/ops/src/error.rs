@@ -50,6 +50,9 @@ pub enum Error {
     /// Which injections to revert.
     #[error(transparent)]
     Revert(Box<crate::revert::RevertError>),
+    /// Counting calls.
+    #[error(transparent)]
+    Calls(Box<crate::calls::CallsError>),
     /// The process's memory map could not be read.
     #[error("cannot read the mappings of pid {pid} ({}): {source}", .path.display())]
     Maps {
@@ -94,6 +97,7 @@ boxed_from! {
     Contract: crate::contract::ContractError,
     AlreadyInjected: crate::inject::AlreadyInjected,
     Revert: crate::revert::RevertError,
+    Calls: crate::calls::CallsError,
     Target: adapt_target::TargetError,
     Resolve: adapt_target::ResolveError,
     Select: adapt_select::SelectError,

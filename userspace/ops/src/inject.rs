@@ -63,7 +63,7 @@ pub fn execute(
     timings: &mut Timings,
 ) -> crate::Result<Done> {
     let file = adapt_segment::SegmentFile::new(plan.verified.clone(), plan.import_decls.clone());
-    let variant_id = upload::ensure_loaded(device, &file, &plan.variant)
+    let variant_id = upload::ensure_loaded_with_data(device, &file, &plan.variant, plan.data_len)
         .map_err(|err| {
             crate::Error::from(err).during(format!(
                 "loading {}/{} into the module",
@@ -147,7 +147,9 @@ fn inject_placed(
             available: String::new(),
         })?;
     let layout = adapt_abi::adapt_import_layout(variant.code.len(), plan.imports.len());
-    let len = (layout.rodata_offset + variant.rodata.len().div_ceil(4096) * 4096) as u64;
+    let len =
+        (adapt_abi::adapt_data_offset(variant.code.len(), variant.rodata.len(), plan.imports.len())
+            + (plan.data_len as usize).div_ceil(4096) * 4096) as u64;
     let site = plan.target.symbol.address;
     let no_placement = |why: String| crate::plan::PlanError::NoPlacement {
         symbol: plan.target.symbol.name.clone(),

@@ -9,6 +9,7 @@
 //! | measure the variants against the target's original before injecting | [`measure`] |
 //! | upload the variant and inject | [`inject`] |
 //! | find and revert injections | [`revert`] |
+//! | count a function's calls (and one argument's histogram) | [`calls`] |
 //! | the verifier's verdict on a library segment file | [`segment_check`] |
 //! | collect a profile window from the module | [`collect`] |
 //! | the adaptive loop (profile, inject, judge, revert) | [`auto`] |
@@ -18,6 +19,7 @@
 //! decided from it in the CLI, nowhere else.
 
 pub mod auto;
+pub mod calls;
 pub mod collect;
 pub mod contract;
 pub mod error;

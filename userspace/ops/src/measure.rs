@@ -10,11 +10,17 @@ use adapt_select::{select, CacheUse, OriginalSpec, SelectRequest, Selection};
 use std::path::Path;
 
 /// Measures the plan's variants (or only `forced`'s decision, if given: it
-/// is injected whatever it measures) against the target function. Sets
+/// is injected whatever it measures) against the target function, at the
+/// sizes of `observed` (the target's own calls: bytes and calls, weighted
+/// by the time each size takes) or, when empty, the default sizes. Sets
 /// `plan.variant` to the variant to inject. Returns every figure and the
 /// decision; when its `decision.variant_to_inject()` is `None`, nothing
 /// must be injected.
-pub fn before_inject(plan: &mut Plan, forced: Option<&str>) -> crate::Result<Selection> {
+pub fn before_inject(
+    plan: &mut Plan,
+    forced: Option<&str>,
+    observed: &[(usize, u64)],
+) -> crate::Result<Selection> {
     let segment: &Segment = &plan.verified;
     let mut req = SelectRequest::new(segment);
     req.function = Some(plan.function.clone());
@@ -24,6 +30,7 @@ pub fn before_inject(plan: &mut Plan, forced: Option<&str>) -> crate::Result<Sel
         pid: Some(plan.pid),
     });
     req.forced = forced.map(str::to_owned);
+    req.weights = observed.to_vec();
     let selection = select(&req)?;
     let chosen = selection
         .decision
@@ -132,6 +139,7 @@ mod tests {
             version: 1,
             description: String::new(),
             build: String::new(),
+            numerics: Default::default(),
             functions: functions
                 .iter()
                 .map(|(symbol, library)| Function {

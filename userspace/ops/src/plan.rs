@@ -3,10 +3,17 @@
 //! verifier, which bytes the patch replaces, and which contract the target
 //! has. `adaptctl inject` then loads the variant and asks the module;
 //! `--dry-run` prints this plan and stops.
+//!
+//! A segment whose numerics are not exact (`float-reassociate`: results
+//! not bit for bit the original's) is refused unless the request allows
+//! it ([`Request::allow_float_reassociate`]: the policy's
+//! `allow_float_reassociate`, or `adaptctl inject
+//! --allow-float-reassociate`); when no segment is named, an exact segment
+//! replacing the function is always chosen before a relaxed one.
 
 use crate::contract::{target_contract, TargetContract};
 use crate::timings::Timings;
-use adapt_segment::{CpuFeatures, Import, Library, Segment, SegmentFile, VerifyCache};
+use adapt_segment::{CpuFeatures, Import, Library, Numerics, Segment, SegmentFile, VerifyCache};
 use adapt_target::{CheckOptions, Target};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -22,11 +29,16 @@ pub struct Request<'a> {
     pub variant: Option<&'a str>,
     pub assume_contract: Option<&'a str>,
     pub allow_indirect_jumps: bool,
+    /// Accept a segment of `float-reassociate` numerics (not bit-identical
+    /// to the original): set from the policy's `allow_float_reassociate`
+    /// flag, or by an explicit override of the caller. Off: such a segment
+    /// is refused ([`PlanError::NumericsNotAllowed`]).
+    pub allow_float_reassociate: bool,
     pub dir: Option<&'a Path>,
 }
 
 /// Everything decided; serialized as part of `adaptctl inject --json`.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub pid: u32,
     /// The function in the process and the bytes the patch replaces.
@@ -38,6 +50,9 @@ pub struct Plan {
     /// Its entry index in every variant.
     pub entry: u32,
     pub variant: String,
+    /// The segment's numerics: `exact`, or `float-reassociate` (allowed by
+    /// the request).
+    pub numerics: Numerics,
     /// CPU features the variant needs.
     pub variant_features: Vec<String>,
     pub contract: TargetContract,
@@ -51,6 +66,14 @@ pub struct Plan {
     /// The file's import declarations (uploaded with the variant).
     #[serde(skip)]
     pub import_decls: Vec<Import>,
+    /// Bytes of the injection's data area (0 but for generated code such
+    /// as a counting segment, see [`crate::calls`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub data_len: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One import of the segment, as resolved in the target.
@@ -110,6 +133,18 @@ pub enum PlanError {
     NoSupportedVariant { segment: String },
 
     #[error(
+        "segment {segment} has {numerics} numerics (results not bit-identical to {symbol}'s): \
+         refused unless the policy sets allow_float_reassociate = true (`adaptctl policy load`), \
+         or `adaptctl inject --allow-float-reassociate` overrides it for one injection; nothing \
+         was injected"
+    )]
+    NumericsNotAllowed {
+        segment: String,
+        symbol: String,
+        numerics: Numerics,
+    },
+
+    #[error(
         "segment {segment} imports {import}{from}, which does not resolve in pid {pid}: {why}; \
          nothing was injected"
     )]
@@ -161,6 +196,7 @@ pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan>
     let SegmentFile {
         segment, imports, ..
     } = file;
+    check_numerics(&segment, request.symbol, request.allow_float_reassociate)?;
     timings.mark("library");
     // Verified once per content and build of the verifier: the result is
     // remembered in the cache directory (adapt_segment::verify_cache). A
@@ -208,6 +244,7 @@ pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan>
         // At most limits::MAX_FUNCTIONS (16) functions: fits a u32.
         entry: entry as u32,
         variant: variant.name.clone(),
+        numerics: segment.numerics,
         variant_features: variant
             .features
             .iter()
@@ -218,7 +255,21 @@ pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan>
         verified: segment,
         imports,
         import_decls,
+        data_len: 0,
     })
+}
+
+/// Refuses `segment` if its numerics are not exact and `allow` is off.
+fn check_numerics(segment: &Segment, symbol: &str, allow: bool) -> Result<(), PlanError> {
+    match segment.numerics {
+        Numerics::Exact => Ok(()),
+        Numerics::FloatReassociate if allow => Ok(()),
+        numerics => Err(PlanError::NumericsNotAllowed {
+            segment: segment.name.clone(),
+            symbol: symbol.to_owned(),
+            numerics,
+        }),
+    }
 }
 
 /// Resolves every import but `fallback` in process `pid`: an import with
@@ -273,9 +324,12 @@ fn resolve_imports(
 }
 
 /// The segment replacing a function named `symbol`: the file named like
-/// the function (`crc32.seg` for `crc32`) if it replaces it, else the first
-/// segment in file order that does. The first rule reads one file instead
-/// of the whole library.
+/// the function (`crc32.seg` for `crc32`) if it replaces it and is exact,
+/// else the first exact segment in file order that does, else the first
+/// relaxed one (which [`check_numerics`] then judges). The first rule reads
+/// one file instead of the whole library; exact segments come first so
+/// that `dgemm-relaxed.seg`, sorted before `dgemm.seg`, is never the
+/// default.
 fn find_by_function(library: &Library, symbol: &str) -> crate::Result<(PathBuf, SegmentFile)> {
     // Only a plain name (a target's symbol names may be hostile): never a
     // path out of the library directory.
@@ -283,24 +337,39 @@ fn find_by_function(library: &Library, symbol: &str) -> crate::Result<(PathBuf, 
     if plain {
         let named = library.path_for(symbol);
         if let Ok(file) = SegmentFile::read_file(&named) {
-            if file.segment.function(symbol).is_some() {
+            if file.segment.function(symbol).is_some() && file.segment.numerics.is_exact() {
                 return Ok((named, file));
             }
         }
     }
-    for (path, file) in library.load_all_files()? {
-        // Unreadable files cannot replace anything; `library list` names them.
-        if let Ok(file) = file {
-            if file.segment.function(symbol).is_some() {
-                return Ok((path, file));
-            }
-        }
+    // Unreadable files cannot replace anything; `library list` names them.
+    let replacing = library
+        .load_all_files()?
+        .into_iter()
+        .filter_map(|(path, file)| Some((path, file.ok()?)))
+        .filter(|(_, file)| file.segment.function(symbol).is_some());
+    if let Some(found) = prefer_exact(replacing) {
+        return Ok(found);
     }
     Err(PlanError::NoSegment {
         symbol: symbol.to_owned(),
         dir: library.dir().display().to_string(),
     }
     .into())
+}
+
+/// The first exact segment file of `files`, else the first of them.
+fn prefer_exact(
+    files: impl Iterator<Item = (PathBuf, SegmentFile)>,
+) -> Option<(PathBuf, SegmentFile)> {
+    let mut first = None;
+    for (path, file) in files {
+        if file.segment.numerics.is_exact() {
+            return Some((path, file));
+        }
+        first.get_or_insert((path, file));
+    }
+    first
 }
 
 /// The segment function to jump to: `--function`, else the one named like
@@ -357,4 +426,117 @@ fn pick_variant<'s>(
         });
     }
     Ok((index, variant))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adapt_segment::{CType, Contract, Function, Param, Scalar, Variant};
+
+    fn segment(name: &str, numerics: Numerics) -> Segment {
+        Segment {
+            name: name.into(),
+            version: 1,
+            description: String::new(),
+            build: String::new(),
+            numerics,
+            functions: vec![Function {
+                symbol: "dgemm_".into(),
+                library: String::new(),
+                contract: Contract {
+                    returns: CType::value(Scalar::Void, "void"),
+                    params: vec![Param {
+                        name: "a".into(),
+                        ty: CType::const_ptr(Scalar::F64, "const double *"),
+                    }],
+                },
+                reference: String::new(),
+            }],
+            variants: vec![Variant {
+                name: "portable".into(),
+                features: Default::default(),
+                code: vec![0xc3],
+                rodata: vec![],
+                rodata_align: 1,
+                relocations: vec![],
+                entry_offsets: vec![0],
+            }],
+        }
+    }
+
+    #[test]
+    fn float_reassociate_is_refused_unless_allowed() {
+        let relaxed = segment("dgemm-relaxed", Numerics::FloatReassociate);
+        let err = check_numerics(&relaxed, "dgemm_", false).unwrap_err();
+        assert!(matches!(err, PlanError::NumericsNotAllowed { .. }));
+        let msg = err.to_string();
+        for needle in [
+            "dgemm-relaxed",
+            "float-reassociate",
+            "allow_float_reassociate = true",
+            "--allow-float-reassociate",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+        assert!(check_numerics(&relaxed, "dgemm_", true).is_ok());
+        let exact = segment("dgemm", Numerics::Exact);
+        assert!(check_numerics(&exact, "dgemm_", false).is_ok());
+        assert!(check_numerics(&exact, "dgemm_", true).is_ok());
+    }
+
+    #[test]
+    fn the_exact_segment_is_found_first_whatever_the_file_order() {
+        let dir = std::env::temp_dir().join(format!("adapt-plan-numerics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |s: &Segment| {
+            SegmentFile::new(s.clone(), vec![])
+                .write_file(&dir.join(format!("{}.seg", s.name)))
+                .unwrap()
+        };
+        let library = Library::open(&dir).unwrap();
+        // Only the relaxed one: it is the one found (and refused later by
+        // check_numerics unless allowed).
+        write(&segment("dgemm-relaxed", Numerics::FloatReassociate));
+        let (_, found) = find_by_function(&library, "dgemm_").unwrap();
+        assert_eq!(found.segment.name, "dgemm-relaxed");
+        // dgemm-relaxed.seg sorts before dgemm.seg; the exact one wins.
+        write(&segment("dgemm", Numerics::Exact));
+        let (path, found) = find_by_function(&library, "dgemm_").unwrap();
+        assert_eq!(found.segment.name, "dgemm");
+        assert!(path.ends_with("dgemm.seg"), "{}", path.display());
+        // A relaxed file named like the symbol is not taken by the fast path.
+        write(&segment("dgemm_", Numerics::FloatReassociate));
+        let (_, found) = find_by_function(&library, "dgemm_").unwrap();
+        assert_eq!(found.segment.name, "dgemm");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prefer_exact_keeps_file_order_otherwise() {
+        let f = |name: &str, n| {
+            (
+                PathBuf::from(name),
+                SegmentFile::new(segment(name, n), vec![]),
+            )
+        };
+        let pick = |files: Vec<(PathBuf, SegmentFile)>| {
+            prefer_exact(files.into_iter()).map(|(_, f)| f.segment.name)
+        };
+        assert_eq!(pick(vec![]), None);
+        assert_eq!(
+            pick(vec![
+                f("r1", Numerics::FloatReassociate),
+                f("r2", Numerics::FloatReassociate)
+            ]),
+            Some("r1".into())
+        );
+        assert_eq!(
+            pick(vec![
+                f("r1", Numerics::FloatReassociate),
+                f("e1", Numerics::Exact),
+                f("e2", Numerics::Exact)
+            ]),
+            Some("e1".into())
+        );
+    }
 }

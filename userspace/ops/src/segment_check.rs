@@ -1,7 +1,7 @@
 //! The verifier's verdict on a segment file of the library, as
 //! `adaptctl library verify` reports it and `library load` requires it.
 
-use adapt_segment::{verify_segment, Refusal, Segment, VariantReport, VerifyError};
+use adapt_segment::{verify_with_imports, Refusal, SegmentFile, VariantReport, VerifyError};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -19,18 +19,26 @@ pub struct SegmentCheck {
     pub error: Option<String>,
 }
 
-/// Verifies `segment` (read from `path`), keeping the report of every
-/// variant it accepts and every refusal.
-pub fn check(path: PathBuf, segment: &Segment) -> SegmentCheck {
-    let (variants, refusals, error) = match verify_segment(segment) {
+/// Verifies the segment of `file` (read from `path`) with its imports,
+/// keeping the report of every variant it accepts and every refusal.
+pub fn check(path: PathBuf, file: &SegmentFile) -> SegmentCheck {
+    let segment = &file.segment;
+    let (variants, refusals, error) = match verify_with_imports(segment, &file.imports) {
         Ok(reports) => (reports, Vec::new(), None),
         Err(VerifyError::Refused(refusals)) => {
+            // The variants without refusals, verified alone for their
+            // reports.
             let accepted = segment
                 .variants
                 .iter()
-                .enumerate()
-                .filter(|(_, v)| !refusals.iter().any(|r| r.variant == v.name))
-                .filter_map(|(i, _)| adapt_segment::verify_variant(segment, i).ok())
+                .filter(|v| !refusals.iter().any(|r| r.variant == v.name))
+                .filter_map(|v| {
+                    let alone = adapt_segment::Segment {
+                        variants: vec![v.clone()],
+                        ..segment.clone()
+                    };
+                    verify_with_imports(&alone, &file.imports).ok()?.pop()
+                })
                 .collect();
             (accepted, refusals, None)
         }

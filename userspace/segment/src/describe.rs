@@ -21,6 +21,9 @@ pub struct SegmentSummary {
     pub build: String,
     /// sha256 of the content, hex.
     pub content_hash: String,
+    /// `exact` (bit-identical to what it replaces) or `float-reassociate`
+    /// (opt-in only).
+    pub numerics: String,
     /// The functions it replaces.
     pub functions: Vec<FunctionSummary>,
     /// Its variants, best first.
@@ -73,6 +76,7 @@ impl Segment {
             description: self.description.clone(),
             build: self.build.clone(),
             content_hash: self.content_hash_hex(),
+            numerics: self.numerics.name().to_owned(),
             functions: self
                 .functions
                 .iter()
@@ -114,6 +118,16 @@ impl fmt::Display for SegmentSummary {
             self.name, self.version, self.description
         )?;
         writeln!(f, "  content hash {}", self.content_hash)?;
+        if self.numerics == crate::Numerics::Exact.name() {
+            writeln!(f, "  numerics exact (bit-identical to what it replaces)")?;
+        } else {
+            writeln!(
+                f,
+                "  numerics {} (NOT bit-identical: used only where the policy sets \
+                 allow_float_reassociate, or with inject --allow-float-reassociate)",
+                self.numerics
+            )?;
+        }
         writeln!(f, "  built with {}", self.build)?;
         for func in &self.functions {
             let lib = if func.library.is_empty() {

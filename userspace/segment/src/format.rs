@@ -15,6 +15,7 @@
 //! │                   (then of `imports` too, when there are imports)
 //! ├─ segment: Segment
 //! │  ├─ name, version, description, build
+//! │  ├─ numerics       `exact` (absent) or `float-reassociate`
 //! │  ├─ functions[i]   symbol, library, C contract, reference
 //! │  └─ variants[j]    best first
 //! │     ├─ name, features (closed under implication, sorted)
@@ -129,6 +130,9 @@ pub mod limits {
     pub const MAX_TEXT: usize = 1024;
     /// Most imports of one segment (the import table is at most one page).
     pub const MAX_IMPORTS: usize = 64;
+    /// Largest per-injection data area of generated code (see
+    /// `verify::verify_with_data`), in bytes.
+    pub const MAX_DATA: usize = 64 << 10;
 }
 
 /// Where a variant's trampoline space and import table lie relative to its
@@ -254,11 +258,63 @@ pub struct Segment {
     pub description: String,
     /// How it was built (toolchain, flags); informative.
     pub build: String,
+    /// Whether its results are bit for bit those of the functions it
+    /// replaces ([`Numerics::Exact`], the default, absent from the file so
+    /// that every file written before this field keeps its bytes and
+    /// content hash) or may differ in rounding
+    /// ([`Numerics::FloatReassociate`]: opt-in only, see the policy's
+    /// `allow_float_reassociate`).
+    #[serde(default, skip_serializing_if = "Numerics::is_exact")]
+    pub numerics: Numerics,
     /// The functions it replaces; `variants[j].entry_offsets[i]` implements
     /// `functions[i]`.
     pub functions: Vec<Function>,
     /// The implementations, best first (see [`Segment::best_variant`]).
     pub variants: Vec<Variant>,
+}
+
+/// The numerical contract of a segment: how its floating-point results
+/// relate to those of the functions it replaces.
+///
+/// Written as a string (`"float-reassociate"`); an unknown value makes the
+/// file undecodable ([`crate::FormatError::Decode`]). A build of adapt that
+/// predates the field refuses a file carrying it as non-canonical (its
+/// decoder drops the field, so re-encoding gives other bytes): a relaxed
+/// segment can never be taken for an exact one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Numerics {
+    /// Bit-identical to the replaced function on every input (or, for
+    /// integer code, simply the same function). The default.
+    #[default]
+    Exact,
+    /// Floating-point operations may be fused (FMA) and sums reordered:
+    /// results within the error bound the functions' `reference` text
+    /// states, not bit for bit. Never chosen unless the policy allows it
+    /// (`allow_float_reassociate`) or the caller overrides
+    /// (`adaptctl inject --allow-float-reassociate`).
+    FloatReassociate,
+}
+
+impl Numerics {
+    /// Whether this is [`Numerics::Exact`].
+    pub fn is_exact(&self) -> bool {
+        *self == Numerics::Exact
+    }
+
+    /// The name used in files, policy messages and displays.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Numerics::Exact => "exact",
+            Numerics::FloatReassociate => "float-reassociate",
+        }
+    }
+}
+
+impl std::fmt::Display for Numerics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One function a segment replaces.

@@ -50,8 +50,8 @@ pub use cpu::{CpuFeature, CpuFeatures, UnknownCpuFeature};
 pub use describe::{FunctionSummary, SegmentSummary, VariantSummary};
 pub use error::{FormatError, LoadError};
 pub use format::{
-    import_table, limits, Function, Import, Relocation, Segment, SegmentFile, Variant, FALLBACK,
-    FORMAT_VERSION, FORMAT_VERSION_IMPORTS, MAGIC,
+    import_table, limits, Function, Import, Numerics, Relocation, Segment, SegmentFile, Variant,
+    FALLBACK, FORMAT_VERSION, FORMAT_VERSION_IMPORTS, MAGIC,
 };
 pub use library::{
     default_library_dir, Library, LibraryDirError, LoadedFile, LoadedSegmentFile, LIBRARY_DIR_NAME,
@@ -60,7 +60,7 @@ pub use library::{
 pub use loader::{InProcessVariant, LoaderError};
 pub use reloc::{apply_relocations, page_align, Layout, RelocError, PAGE_SIZE};
 pub use verify::{
-    verify_segment, verify_variant, verify_with_imports, Refusal, Rule, VariantReport, VerifyError,
-    BASELINE_CPUID,
+    data_area_offset, verify_segment, verify_variant, verify_with_data, verify_with_imports,
+    Refusal, Rule, VariantReport, VerifyError, BASELINE_CPUID,
 };
 pub use verify_cache::{Verified, VerifyCache};

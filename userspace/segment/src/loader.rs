@@ -8,13 +8,21 @@
 //! read+execute with `mprotect`: no page is ever writable and executable at
 //! once. The read-only data is a second, non-executable mapping, switched to
 //! read-only once filled.
+//!
+//! A variant of a segment with imports ([`InProcessVariant::load_with_imports`])
+//! is placed as the module places it ([`ImportLayout`]): code and trampoline
+//! space read+execute, the import table read-only on its own pages, holding
+//! the addresses the caller gives (a test points `fallback` at the original
+//! function itself: a jump to the original's entry with the registers and
+//! stack untouched is what the trampoline does), the read-only data after it.
 
 use std::ffi::c_void;
 use std::io;
 use std::ptr::NonNull;
 
 use crate::cpu::CpuFeatures;
-use crate::format::Segment;
+use crate::format::import_table::{ImportLayout, SLOT_SIZE};
+use crate::format::{Segment, SegmentFile, Variant};
 use crate::reloc::{apply_relocations, Layout, RelocError, CODE_FILL};
 use crate::verify::{verify_variant, VerifyError};
 
@@ -67,6 +75,16 @@ pub enum LoaderError {
         /// What went wrong.
         source: RelocError,
     },
+    /// The import addresses given do not match the declared imports.
+    #[error("segment {segment} declares {declared} import(s), {given} address(es) given")]
+    ImportCount {
+        /// Segment name.
+        segment: String,
+        /// Imports the file declares.
+        declared: usize,
+        /// Addresses given.
+        given: usize,
+    },
     /// The segment replaces no function of that name.
     #[error("segment {segment} has no function {symbol}")]
     NoSuchFunction {
@@ -81,20 +99,26 @@ pub enum LoaderError {
 ///
 /// # Invariants
 ///
-/// `base..base + layout.total()` is a mapping owned by this value: the code
-/// pages are read+execute and hold the relocated code, the read-only data
-/// pages (if any) are read-only and hold the data; nothing else refers to it.
+/// `base..base + total` is a mapping owned by this value: the code
+/// pages are read+execute and hold the relocated code, the import table
+/// pages (if any) and the read-only data pages (if any) are read-only and
+/// hold the slots and the data; nothing else refers to it.
 #[derive(Debug)]
 pub struct InProcessVariant {
     base: NonNull<u8>,
     layout: Layout,
+    total: usize,
     segment: String,
     variant: String,
     entries: Vec<(String, usize)>,
+    /// Offset and bytes of the data area (see [`InProcessVariant::load_with_data`]).
+    data: (usize, usize),
 }
 
-// SAFETY: the mapping is never written after `load` returns (it is read+exec
-// and read-only), so sharing or moving the handle across threads is sound.
+// SAFETY: the mapping is never written through this handle after `load`
+// returns (code read+exec, the rest read-only; the data area is written
+// only by the variant's own code, with atomic instructions), so sharing or
+// moving the handle across threads is sound.
 unsafe impl Send for InProcessVariant {}
 // SAFETY: as above: all accesses through `&InProcessVariant` are reads.
 unsafe impl Sync for InProcessVariant {}
@@ -162,6 +186,85 @@ impl InProcessVariant {
             segment: name.clone(),
             source,
         })?;
+        InProcessVariant::map(segment, v, &[], 0)
+    }
+
+    /// Verifies variant `index` of a segment with imports (all its
+    /// variants, with the imports), checks this CPU has its features, and
+    /// maps it with import slot `m` holding `addresses[m]`.
+    ///
+    /// # Safety
+    ///
+    /// Each `addresses[m]` must be a function following the contract of
+    /// `file.imports[m]` (for [`crate::FALLBACK`]: the replaced function's
+    /// own) for as long as the variant's entries are called.
+    pub unsafe fn load_with_imports(
+        file: &SegmentFile,
+        index: usize,
+        addresses: &[u64],
+    ) -> Result<InProcessVariant, LoaderError> {
+        // SAFETY: the caller's contract.
+        unsafe { InProcessVariant::load_with_data(file, index, addresses, 0) }
+    }
+
+    /// [`InProcessVariant::load_with_imports`] for generated code that
+    /// gets a per-injection data area of `data_len` bytes (verified with
+    /// [`crate::verify_with_data`]): zeroed read+write pages after the
+    /// read-only data, as the module maps them ([`InProcessVariant::data`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`InProcessVariant::load_with_imports`].
+    pub unsafe fn load_with_data(
+        file: &SegmentFile,
+        index: usize,
+        addresses: &[u64],
+        data_len: u32,
+    ) -> Result<InProcessVariant, LoaderError> {
+        let segment = &file.segment;
+        let name = &segment.name;
+        let v = segment
+            .variants
+            .get(index)
+            .ok_or_else(|| LoaderError::NoSuchVariant {
+                segment: name.clone(),
+                variant: format!("#{index}"),
+            })?;
+        if addresses.len() != file.imports.len() {
+            return Err(LoaderError::ImportCount {
+                segment: name.clone(),
+                declared: file.imports.len(),
+                given: addresses.len(),
+            });
+        }
+        crate::verify_with_data(segment, &file.imports, data_len).map_err(|source| {
+            LoaderError::Verify {
+                segment: name.clone(),
+                source,
+            }
+        })?;
+        InProcessVariant::map(segment, v, addresses, data_len as usize)
+    }
+
+    /// The data area's bytes as the code left them (empty without one).
+    pub fn data(&self) -> &[u8] {
+        let (offset, len) = self.data;
+        // SAFETY: the data area lies inside the reservation, mapped
+        // read+write and zeroed at load; the variant's code only ever adds
+        // to it, and a torn read of a counter is what the caller accepts
+        // (counters are read between calls in tests and benchmarks).
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(offset), len) }
+    }
+
+    /// Maps a verified variant `v` of `segment`, with an import table
+    /// holding `imports` when there are any.
+    fn map(
+        segment: &Segment,
+        v: &Variant,
+        imports: &[u64],
+        data_len: usize,
+    ) -> Result<InProcessVariant, LoaderError> {
+        let name = &segment.name;
         let cpu = CpuFeatures::detect();
         if !cpu.is_superset(&v.features) {
             return Err(LoaderError::MissingFeatures {
@@ -171,13 +274,32 @@ impl InProcessVariant {
             });
         }
 
-        let layout = Layout::of(v);
+        let (layout, table, total) = if imports.is_empty() {
+            let layout = Layout::of(v);
+            (layout, None, layout.total())
+        } else {
+            let il = ImportLayout::of(v.code.len(), v.rodata.len(), imports.len());
+            let layout = Layout {
+                code_pages: il.exec_pages,
+                rodata_offset: il.rodata_offset,
+                rodata_pages: il.rodata_pages,
+            };
+            (
+                layout,
+                Some((il.import_table_offset, il.import_table_pages)),
+                il.total() + crate::page_align(data_len),
+            )
+        };
+        let data = (
+            crate::data_area_offset(v.code.len(), v.rodata.len(), imports.len()),
+            data_len,
+        );
         // SAFETY: a fresh anonymous PROT_NONE mapping at an address of the
         // kernel's choosing touches no existing memory.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                layout.total(),
+                total,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -187,10 +309,7 @@ impl InProcessVariant {
         if base == libc::MAP_FAILED {
             return Err(os_err(name, "reserving address space"));
         }
-        let guard = Reservation {
-            base,
-            len: layout.total(),
-        };
+        let guard = Reservation { base, len: total };
         let code_ptr = base.cast::<u8>();
         // `rodata_offset` is within the reservation by construction of Layout.
         let rodata_ptr = code_ptr.wrapping_add(layout.rodata_offset);
@@ -229,6 +348,26 @@ impl InProcessVariant {
             return Err(os_err(name, "making code pages read+execute"));
         }
 
+        if let Some((offset, pages)) = table {
+            let table_ptr = code_ptr.wrapping_add(offset);
+            // SAFETY: the import table's pages follow the code pages inside
+            // our own reservation.
+            unsafe { map_rw_at(table_ptr, pages) }.map_err(|source| LoaderError::Map {
+                segment: name.clone(),
+                what: "mapping the import table read+write",
+                source,
+            })?;
+            // SAFETY: just mapped read+write, only referenced here.
+            let slots = unsafe { std::slice::from_raw_parts_mut(table_ptr, pages) };
+            for (slot, address) in slots.chunks_exact_mut(SLOT_SIZE).zip(imports) {
+                slot.copy_from_slice(&address.to_le_bytes());
+            }
+            // SAFETY: our own mapping; read-only from now on.
+            if unsafe { libc::mprotect(table_ptr.cast(), pages, libc::PROT_READ) } != 0 {
+                return Err(os_err(name, "making the import table read-only"));
+            }
+        }
+
         if layout.rodata_pages > 0 {
             // SAFETY: the read-only data pages follow the code pages inside
             // our own reservation.
@@ -250,6 +389,17 @@ impl InProcessVariant {
             }
         }
 
+        if data.1 > 0 {
+            // SAFETY: the data area is the end of our own reservation;
+            // zeroed, read+write, never executable.
+            unsafe { map_rw_at(code_ptr.wrapping_add(data.0), crate::page_align(data.1)) }
+                .map_err(|source| LoaderError::Map {
+                    segment: name.clone(),
+                    what: "mapping the data area read+write",
+                    source,
+                })?;
+        }
+
         let entries = segment
             .functions
             .iter()
@@ -262,9 +412,11 @@ impl InProcessVariant {
             // on error, checked above), hence the fallback is unreachable.
             base: NonNull::new(code_ptr).unwrap_or(NonNull::dangling()),
             layout,
+            total,
             segment: name.clone(),
             variant: v.name.clone(),
             entries,
+            data,
         })
     }
 
@@ -338,6 +490,6 @@ impl Drop for InProcessVariant {
         // SAFETY: by the type invariant the reservation is ours and nothing
         // else refers to it; function pointers handed out may not be called
         // past this point (contract of `function`).
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.layout.total()) };
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.total) };
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::contract::{CType, Contract, Indirection, Scalar};
 use crate::error::FormatError;
-use crate::format::{limits, Import, Segment, SegmentFile, Variant, FALLBACK};
+use crate::format::{limits, Import, Numerics, Segment, SegmentFile, Variant, FALLBACK};
 
 fn limit(what: impl Into<String>, len: usize, max: usize) -> Result<(), FormatError> {
     if len > max {
@@ -122,6 +122,7 @@ impl Segment {
             check_text(&format!("{what} reference"), &f.reference, limits::MAX_TEXT)?;
             check_contract(&format!("{seg}: function {}", f.symbol), &f.contract)?;
         }
+        check_numerics(&seg, self)?;
 
         if self.variants.is_empty() {
             return Err(invalid(
@@ -146,6 +147,31 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Whether `t` is or points to a floating-point value.
+fn is_float(t: &CType) -> bool {
+    matches!(t.scalar, Scalar::F32 | Scalar::F64)
+}
+
+/// A segment marked [`Numerics::FloatReassociate`] must replace at least one
+/// function that takes or returns floating-point values (or pointers to
+/// them): on anything else the marking means nothing, and is a mistake.
+fn check_numerics(seg: &str, segment: &Segment) -> Result<(), FormatError> {
+    if segment.numerics == Numerics::FloatReassociate
+        && !segment.functions.iter().any(|f| {
+            is_float(&f.contract.returns) || f.contract.params.iter().any(|p| is_float(&p.ty))
+        })
+    {
+        return Err(invalid(
+            format!("{seg}: numerics"),
+            format!(
+                "{} on functions without floating-point values",
+                Numerics::FloatReassociate
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl SegmentFile {

@@ -25,7 +25,7 @@
 //! | [`Rule::SegmentOverride`] | memory operands through `fs` or `gs` (thread-local storage of the target) |
 //! | [`Rule::AbsoluteAddress`] | memory operands with neither base nor index register (fixed addresses) |
 //! | [`Rule::RipRelative`] | RIP-relative operands not inside the code (without relocation) or inside the read-only data (with one) |
-//! | [`Rule::SelfWrite`] | writes through a RIP-relative operand (to the segment's own code or data) |
+//! | [`Rule::SelfWrite`] | writes through a RIP-relative operand (to the segment's own code or data), except into a per-injection data area ([`verify_with_data`]) |
 //! | [`Rule::UndeclaredFeature`] | instructions whose CPUID features are neither baseline ([`BASELINE_CPUID`]) nor made available by the variant's declared features |
 //! | [`Rule::BranchTarget`] | direct branches to outside the code or into the middle of an instruction |
 //! | [`Rule::EntryPoint`] | entry points not at the start of an instruction |
@@ -263,12 +263,44 @@ pub fn verify_with_imports(
     segment: &Segment,
     imports: &[Import],
 ) -> Result<Vec<VariantReport>, VerifyError> {
+    verify_with_data(segment, imports, 0)
+}
+
+/// [`verify_with_imports`] for variants that also get a per-injection data
+/// area of `data_len` bytes (generated code such as a counting segment;
+/// see [`data_area_offset`]): RIP-relative reads and writes (no
+/// relocation) that lie wholly inside the area are allowed, and nothing
+/// else about the rules changes. A data area needs at least one import
+/// (it is laid out after the import table) and at most
+/// [`crate::limits::MAX_DATA`] bytes.
+pub fn verify_with_data(
+    segment: &Segment,
+    imports: &[Import],
+    data_len: u32,
+) -> Result<Vec<VariantReport>, VerifyError> {
     segment.validate()?;
     validate_imports(segment, imports)?;
+    if data_len > 0 && (imports.is_empty() || data_len as usize > crate::limits::MAX_DATA) {
+        return Err(FormatError::Invalid {
+            what: format!("segment {}: data area", segment.name),
+            why: format!(
+                "{data_len} bytes with {} imports: a data area needs imports and at most {} bytes",
+                imports.len(),
+                crate::limits::MAX_DATA
+            ),
+        }
+        .into());
+    }
     let mut reports = Vec::new();
     let mut refusals = Vec::new();
     for v in &segment.variants {
-        match verify_checked(v, imports.len()) {
+        let data = (data_len > 0).then(|| {
+            (
+                data_area_offset(v.code.len(), v.rodata.len(), imports.len()) as u64,
+                u64::from(data_len),
+            )
+        });
+        match verify_checked(v, imports.len(), data) {
             Ok(r) => reports.push(r),
             Err(mut r) => refusals.append(&mut r),
         }
@@ -290,7 +322,16 @@ pub fn verify_variant(segment: &Segment, index: usize) -> Result<VariantReport, 
             what: format!("segment {}: variant {index}", segment.name),
             why: format!("there are only {} variants", segment.variants.len()),
         })?;
-    verify_checked(v, 0).map_err(VerifyError::Refused)
+    verify_checked(v, 0, None).map_err(VerifyError::Refused)
+}
+
+/// Code offset of the per-injection data area of a variant with
+/// `code_len` bytes of code, `rodata_len` bytes of read-only data and
+/// `imports` import slots: the first page after its read-only data, where
+/// the module maps it (`adapt_abi::adapt_data_offset`, pinned equal by a
+/// test in `adapt-target`).
+pub const fn data_area_offset(code_len: usize, rodata_len: usize, imports: usize) -> usize {
+    crate::format::import_table::ImportLayout::of(code_len, rodata_len, imports).total()
 }
 
 struct Sweep<'a> {
@@ -345,6 +386,7 @@ fn instruction_rule(
     reloc: Option<(u32, bool)>,
     v: &Variant,
     imports: usize,
+    data: Option<(u64, u64)>,
     allowed: &[CpuidFeature],
     info: &mut InstructionInfoFactory,
 ) -> Option<(Rule, String)> {
@@ -476,12 +518,20 @@ fn instruction_rule(
         } else {
             instr.memory_size().size() as u64
         };
+        let within = |start: u64, len: u64| {
+            addr >= start && addr.checked_add(size).is_some_and(|end| end <= start + len)
+        };
+        // The data area: the one place the code may write (and read) by
+        // its own address; not through a relocation.
+        if data.is_some_and(|(s, l)| reloc.is_none() && within(s, l)) {
+            return instr_features_rule(instr, v, allowed);
+        }
         let (start, len, region) = if reloc.is_some() {
             (VIRTUAL_RODATA, v.rodata.len() as u64, "read-only data")
         } else {
             (0, v.code.len() as u64, "code")
         };
-        let inside = addr >= start && addr.checked_add(size).is_some_and(|end| end <= start + len);
+        let inside = within(start, len);
         if !inside {
             let shown = if reloc.is_some() {
                 format!("rodata{:+#x}", addr.wrapping_sub(start) as i64)
@@ -508,16 +558,26 @@ fn instruction_rule(
         }
     }
 
-    if let Some(f) = instr.cpuid_features().iter().find(|f| !allowed.contains(f)) {
-        return Some((
-            Rule::UndeclaredFeature,
-            format!(
-                "needs CPUID feature {f:?}, not provided by the declared features ({})",
-                v.features
-            ),
-        ));
-    }
-    None
+    instr_features_rule(instr, v, allowed)
+}
+
+/// [`Rule::UndeclaredFeature`], the last rule of [`instruction_rule`].
+fn instr_features_rule(
+    instr: &Instruction,
+    v: &Variant,
+    allowed: &[CpuidFeature],
+) -> Option<(Rule, String)> {
+    let f = instr
+        .cpuid_features()
+        .iter()
+        .find(|f| !allowed.contains(f))?;
+    Some((
+        Rule::UndeclaredFeature,
+        format!(
+            "needs CPUID feature {f:?}, not provided by the declared features ({})",
+            v.features
+        ),
+    ))
 }
 
 /// The import slot `instr` calls or jumps through, for a variant of
@@ -555,7 +615,11 @@ fn import_slot(instr: &Instruction, code_len: usize, imports: usize) -> Result<u
 }
 
 /// Verifies one structurally valid variant with `imports` import slots.
-fn verify_checked(v: &Variant, imports: usize) -> Result<VariantReport, Vec<Refusal>> {
+fn verify_checked(
+    v: &Variant,
+    imports: usize,
+    data: Option<(u64, u64)>,
+) -> Result<VariantReport, Vec<Refusal>> {
     let mut code = v.code.clone();
     // The layout is fixed and the code at most 1 MiB, so every displacement
     // fits; a failure here is a malformed relocation, reported as such.
@@ -628,7 +692,7 @@ fn verify_checked(v: &Variant, imports: usize) -> Result<VariantReport, Vec<Refu
 
         decoded.push(instr);
         if let Some((rule, detail)) =
-            instruction_rule(&instr, reloc, v, imports, &allowed, &mut info)
+            instruction_rule(&instr, reloc, v, imports, data, &allowed, &mut info)
         {
             sweep.refuse(offset, len, Some(&instr), rule, detail);
         } else if matches!(

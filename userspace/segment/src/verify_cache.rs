@@ -199,6 +199,7 @@ mod tests {
             version: 1,
             description: "verification cache test".into(),
             build: "by hand".into(),
+            numerics: Default::default(),
             functions: vec![Function {
                 symbol: "f".into(),
                 library: String::new(),

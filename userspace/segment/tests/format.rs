@@ -3,9 +3,9 @@
 //! oversized, garbage, tampered and structurally wrong files.
 
 use adapt_segment::{
-    limits, CType, Contract, CpuFeature, CpuFeatures, FormatError, Function, Library, Param,
-    Relocation, Scalar, Segment, SegmentFile, Variant, FORMAT_VERSION, FORMAT_VERSION_IMPORTS,
-    MAGIC,
+    limits, CType, Contract, CpuFeature, CpuFeatures, FormatError, Function, Library, Numerics,
+    Param, Relocation, Scalar, Segment, SegmentFile, Variant, FORMAT_VERSION,
+    FORMAT_VERSION_IMPORTS, MAGIC,
 };
 
 fn variant(name: &str, features: &[CpuFeature]) -> Variant {
@@ -31,6 +31,7 @@ fn sample() -> Segment {
         version: 3,
         description: "returns 0x12345678".into(),
         build: "by hand".into(),
+        numerics: Default::default(),
         functions: vec![Function {
             symbol: "get".into(),
             library: "libsample.so.1".into(),
@@ -338,4 +339,103 @@ fn library_lists_finds_and_reports_bad_files() {
     assert_eq!(lib.find("sample").expect("found").1, s);
     assert!(lib.find("absent").is_err());
     assert!(Library::open(dir.path().join("notes.txt")).is_err());
+}
+
+/// A segment replacing a function of doubles (what a relaxed BLAS segment
+/// replaces), marked as `numerics`.
+fn float_sample(numerics: Numerics) -> Segment {
+    let mut s = sample();
+    s.numerics = numerics;
+    s.functions[0].contract.params[0].ty = CType::const_ptr(Scalar::F64, "const double *");
+    s
+}
+
+#[test]
+fn exact_segments_are_encoded_as_before_the_numerics_field() {
+    // The segment map holds exactly the fields it had before `numerics`
+    // existed: every exact file keeps its bytes and content hash.
+    let s = float_sample(Numerics::Exact);
+    let value: ciborium::Value = ciborium::from_reader(&s.canonical_bytes()[..]).expect("cbor");
+    let keys: Vec<String> = value
+        .as_map()
+        .expect("a map")
+        .iter()
+        .map(|(k, _)| k.as_text().expect("text key").to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "version",
+            "description",
+            "build",
+            "functions",
+            "variants"
+        ]
+    );
+    assert!(!s.to_bytes().windows(8).any(|w| w == b"numerics"));
+    assert_eq!(
+        Segment::from_bytes(&s.to_bytes()).unwrap().numerics,
+        Numerics::Exact
+    );
+}
+
+#[test]
+fn float_reassociate_round_trips_and_changes_the_hash() {
+    let exact = float_sample(Numerics::Exact);
+    let relaxed = float_sample(Numerics::FloatReassociate);
+    let bytes = relaxed.to_bytes();
+    assert!(bytes.windows(17).any(|w| w == b"float-reassociate"));
+    let back = Segment::from_bytes(&bytes).expect("decodes");
+    assert_eq!(back.numerics, Numerics::FloatReassociate);
+    assert_eq!(back, relaxed);
+    assert_ne!(exact.content_hash(), relaxed.content_hash());
+    assert_eq!(Numerics::FloatReassociate.to_string(), "float-reassociate");
+}
+
+#[test]
+fn unknown_numerics_are_refused() {
+    let s = float_sample(Numerics::FloatReassociate);
+    let bytes = s.to_bytes();
+    // Same length, so every CBOR length stays right: only the value is
+    // unknown.
+    let at = bytes
+        .windows(17)
+        .position(|w| w == b"float-reassociate")
+        .expect("the value is in the file");
+    let mut bad = bytes.clone();
+    bad[at..at + 17].copy_from_slice(b"float-whatsoever!");
+    match Segment::from_bytes(&bad) {
+        Err(FormatError::Decode(msg)) => assert!(msg.contains("float-whatsoever!"), "{msg}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+}
+
+#[test]
+fn float_reassociate_needs_a_floating_point_function() {
+    let mut s = sample();
+    s.numerics = Numerics::FloatReassociate;
+    let err = s.validate().unwrap_err();
+    assert!(
+        err.to_string().contains("numerics") && err.to_string().contains("floating-point"),
+        "{err}"
+    );
+    assert!(float_sample(Numerics::FloatReassociate).validate().is_ok());
+}
+
+#[test]
+fn describe_shows_the_numerics() {
+    let cpu = CpuFeatures::default();
+    let exact = sample().describe(&cpu);
+    assert_eq!(exact.numerics, "exact");
+    assert!(exact.to_string().contains("numerics exact"), "{exact}");
+    let relaxed = float_sample(Numerics::FloatReassociate).describe(&cpu);
+    let json = serde_json::to_value(&relaxed).expect("json");
+    assert_eq!(json["numerics"], "float-reassociate");
+    let text = relaxed.to_string();
+    assert!(
+        text.contains("numerics float-reassociate (NOT bit-identical")
+            && text.contains("allow_float_reassociate"),
+        "{text}"
+    );
 }

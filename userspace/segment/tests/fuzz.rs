@@ -42,6 +42,7 @@ fn sample() -> Segment {
         version: 1,
         description: "returns 0x12345678".into(),
         build: "fuzz".into(),
+        numerics: Default::default(),
         functions: vec![Function {
             symbol: "get".into(),
             library: "libsample.so.1".into(),

@@ -23,6 +23,7 @@ fn segment() -> Segment {
         version: 1,
         description: "calls the original".into(),
         build: "by hand".into(),
+        numerics: Default::default(),
         functions: vec![Function {
             symbol: "f".into(),
             library: "libf.so.1".into(),

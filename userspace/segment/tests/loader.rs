@@ -18,6 +18,7 @@ fn segment(
         version: 1,
         description: String::new(),
         build: String::new(),
+        numerics: Default::default(),
         functions: vec![Function {
             symbol: "get".into(),
             library: String::new(),

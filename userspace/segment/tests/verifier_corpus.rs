@@ -19,6 +19,7 @@ fn segment(
         version: 1,
         description: "hand-made test segment".into(),
         build: "by hand".into(),
+        numerics: Default::default(),
         functions: vec![Function {
             symbol: "f".into(),
             library: String::new(),

@@ -33,6 +33,10 @@ use crate::sizes::SizeClass;
 /// The default margin: a variant must be at least 5 % faster.
 pub const DEFAULT_MARGIN: f64 = 0.05;
 
+/// Share of the target's time below which an observed size class does not
+/// count for a variant's worst ratio.
+pub const MIN_TIME_SHARE: f64 = 0.01;
+
 /// One variant's measured ratios.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -42,22 +46,54 @@ pub struct Comparison {
     pub correct: bool,
     /// Variant throughput over the original's, per size class.
     pub ratios: Vec<(SizeClass, f64)>,
+    /// The time the target spends at each size class (calls × bytes of
+    /// its observed calls); empty: every class weighs the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<(SizeClass, f64)>,
 }
 
 impl Comparison {
-    /// Geometric mean of the ratios (NaN without any).
+    /// Geometric mean of the ratios (NaN without any); with
+    /// [`Comparison::weights`], the speedup of the target's own mix
+    /// instead: its time at the original's speed over its time at the
+    /// variant's, `Σ w / Σ (w / ratio)` over the measured classes.
     pub fn speedup(&self) -> f64 {
         if self.ratios.is_empty() {
             return f64::NAN;
+        }
+        if !self.weights.is_empty() {
+            let (mut time, mut time_variant) = (0.0, 0.0);
+            for (class, r) in &self.ratios {
+                let w = self
+                    .weights
+                    .iter()
+                    .find(|(c, _)| c == class)
+                    .map_or(0.0, |(_, w)| *w);
+                time += w;
+                time_variant += w / r.max(1e-12);
+            }
+            if time > 0.0 {
+                return time / time_variant;
+            }
         }
         let logs: f64 = self.ratios.iter().map(|(_, r)| r.max(1e-12).ln()).sum();
         (logs / self.ratios.len() as f64).exp()
     }
 
-    /// The smallest ratio.
+    /// The smallest ratio; with [`Comparison::weights`], among the size
+    /// classes that take at least [`MIN_TIME_SHARE`] of the target's time
+    /// (a size it calls rarely and briefly cannot make it lose).
     pub fn worst(&self) -> f64 {
+        let total: f64 = self.weights.iter().map(|(_, w)| w).sum();
         self.ratios
             .iter()
+            .filter(|(class, _)| {
+                total <= 0.0
+                    || self
+                        .weights
+                        .iter()
+                        .any(|(c, w)| c == class && *w >= MIN_TIME_SHARE * total)
+            })
             .map(|(_, r)| *r)
             .fold(f64::INFINITY, f64::min)
     }
@@ -233,6 +269,7 @@ mod tests {
 
     fn cmp(name: &str, correct: bool, ratios: &[f64]) -> Comparison {
         Comparison {
+            weights: Vec::new(),
             variant: name.to_owned(),
             correct,
             ratios: ratios
@@ -340,5 +377,36 @@ mod tests {
         let same = decide(&cs, DEFAULT_MARGIN, Some("fast"));
         let f = same.forced.unwrap();
         assert!(!f.measured_slower && f.rule_says.is_none());
+    }
+
+    #[test]
+    fn observed_calls_weight_the_speedup_by_the_time_each_size_takes() {
+        // 2× faster on short calls, 0.9× on long ones.
+        let mut c = cmp("v", true, &[2.0, 0.9]);
+        let (short, long) = (c.ratios[0].0, c.ratios[1].0);
+        let unweighted = c.speedup();
+        assert!((unweighted - (2.0f64 * 0.9).sqrt()).abs() < 1e-12);
+        // A program whose time goes to the long calls gains nothing.
+        c.weights = vec![(short, 1.0), (long, 99.0)];
+        let mostly_long = c.speedup();
+        assert!(mostly_long < 1.0, "{mostly_long}");
+        // One whose time goes to the short calls gains nearly 2×.
+        c.weights = vec![(short, 99.0), (long, 1.0)];
+        let mostly_short = c.speedup();
+        assert!(mostly_short > 1.9 && mostly_short < 2.0, "{mostly_short}");
+        // Time at the original's speed over time at the variant's.
+        c.weights = vec![(short, 1.0), (long, 1.0)];
+        assert!((c.speedup() - 2.0 / (0.5 + 1.0 / 0.9)).abs() < 1e-12);
+        // A size that takes under 1 % of the time cannot make it lose.
+        let mut d = cmp("w", true, &[0.5, 1.5]);
+        let (tiny, big) = (d.ratios[0].0, d.ratios[1].0);
+        assert!(d.ineligible(DEFAULT_MARGIN).is_some());
+        d.weights = vec![(tiny, 0.5), (big, 99.5)];
+        assert_eq!(d.worst(), 1.5);
+        assert!(
+            d.ineligible(DEFAULT_MARGIN).is_none(),
+            "{:?}",
+            d.ineligible(DEFAULT_MARGIN)
+        );
     }
 }

@@ -47,6 +47,12 @@ pub struct SelectRequest<'a> {
     pub original: Option<OriginalSpec>,
     /// Sizes the target uses, bytes (empty: [`crate::DEFAULT_SIZES`]).
     pub sizes: Vec<usize>,
+    /// The target's own calls: (size in bytes, calls seen), e.g. from a
+    /// call counter's histogram of its length argument. When given, the
+    /// sizes measured are these (not [`SelectRequest::sizes`]) and each
+    /// variant's speedup is that of this mix, weighted by the time each
+    /// size takes (calls × bytes; see [`Comparison::speedup`]).
+    pub weights: Vec<(usize, u64)>,
     /// Only these variants (empty: every variant this CPU runs).
     pub only: Vec<String>,
     /// An override: inject this variant whatever it measures.
@@ -72,6 +78,7 @@ impl<'a> SelectRequest<'a> {
             function: None,
             original: None,
             sizes: Vec::new(),
+            weights: Vec::new(),
             only: Vec::new(),
             forced: None,
             margin: DEFAULT_MARGIN,
@@ -331,7 +338,21 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         error: cache.as_ref().and_then(|c| c.refused().map(str::to_owned)),
     };
 
-    let classes = SizeClass::classes(&req.sizes);
+    let observed: Vec<usize> = req.weights.iter().map(|(size, _)| *size).collect();
+    let classes = if observed.is_empty() {
+        SizeClass::classes(&req.sizes)
+    } else {
+        SizeClass::classes(&observed)
+    };
+    let mut weights: Vec<(SizeClass, f64)> = Vec::new();
+    for &(size, calls) in &req.weights {
+        let class = SizeClass::of(size);
+        let time = calls as f64 * size as f64;
+        match weights.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, w)) => *w += time,
+            None => weights.push((class, time)),
+        }
+    }
     let workloads: Vec<Workload> = classes
         .iter()
         .map(|c| Workload::new(shape, c.bytes()))
@@ -498,6 +519,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         .iter()
         .enumerate()
         .map(|(i, c)| Comparison {
+            weights: weights.clone(),
             variant: c.name.clone(),
             correct: rows.iter().all(|r| r.variants[i].correct),
             ratios: rows

@@ -98,6 +98,15 @@ impl Shape {
             })
     }
 
+    /// The integer-argument register (0-based: rdi, rsi, rdx, …) that
+    /// holds a call's length, in units of [`Shape::granule`] bytes: the
+    /// third for every shape here (`len`, `n` or `nblocks` in rdx; a
+    /// float argument such as axpy's `a` travels in xmm0). What a call
+    /// counter histograms to learn the sizes a program calls with.
+    pub fn length_register(self) -> u8 {
+        2
+    }
+
     /// Smallest size (bytes) one call can work on, and the granule sizes
     /// are rounded down to.
     pub fn granule(self) -> usize {

@@ -28,8 +28,17 @@
 //! file mapped, even if it was replaced or deleted on disk since), falling
 //! back to the path as the process sees it (`/proc/PID/root/…`) when its
 //! inode is the mapped one.
+//!
+//! # What is read
+//!
+//! `/proc/PID/maps` once. `--object` is decided by each object's path
+//! before its file is opened; an object it does not name by path is read
+//! for its `DT_SONAME` only. In a selected object the name is looked up in
+//! `.dynsym` through the GNU hash table, as the dynamic loader finds it
+//! ([`SymbolFilter::Lookup`]), and `.symtab`, when the file has one, is
+//! scanned for local definitions and the parts split off the function.
 
-use adapt_elf::{ElfError, ElfObject, FunctionSymbol, Mapping, ProcessMaps};
+use adapt_elf::{ElfError, ElfObject, FunctionSymbol, Mapping, ProcessMaps, SymbolFilter};
 use serde::Serialize;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -193,7 +202,7 @@ pub fn resolve_symbol(
     object: Option<&str>,
 ) -> Result<Resolution, ResolveError> {
     let maps = read_maps(pid)?;
-    let exe = std::fs::read_link(adapt_elf::proc_dir(pid).join("exe"));
+    let exe = std::fs::read_link(maps.dir().join("exe"));
     if maps.mappings.is_empty()
         && exe
             .as_ref()
@@ -214,31 +223,40 @@ pub fn resolve_symbol(
     let mut selected_any = false;
     for candidate in &candidates {
         let path = &candidate.first.name;
-        let elf = match open_object(&maps, candidate.first, name) {
+        let by_path = ObjectRef {
+            path: path.clone(),
+            kind: candidate.kind,
+            soname: None,
+        };
+        // --object is decided by the path before anything is read; an
+        // object it does not name by path is read for its soname only, and
+        // its symbols only if the soname is the one named.
+        let named_by_path = object.is_none_or(|f| by_path.matches(f));
+        let symbols = if named_by_path {
+            SymbolFilter::Lookup(name)
+        } else {
+            SymbolFilter::Nothing
+        };
+        let mut elf = match open_object(&maps, candidate.first, symbols) {
             Ok(elf) => elf,
             Err(err) => {
                 // Objects that are not ELF files (locale archives, fonts…)
                 // or cannot be read are skipped, unless --object names them.
-                let named = ObjectRef {
-                    path: path.clone(),
-                    kind: candidate.kind,
-                    soname: None,
-                };
-                if object.is_some_and(|f| named.matches(f)) {
+                if object.is_some_and(|f| by_path.matches(f)) {
                     return Err(err);
                 }
                 continue;
             }
         };
         let object_ref = ObjectRef {
-            path: path.clone(),
-            kind: candidate.kind,
             soname: elf.soname.clone(),
+            ..by_path
         };
-        if let Some(filter) = object {
-            if !object_ref.matches(filter) {
+        if !named_by_path {
+            if !object.is_some_and(|f| object_ref.matches(f)) {
                 continue;
             }
+            elf.look_up(name)?;
         }
         selected_any = true;
         searched.push(path.clone());
@@ -338,9 +356,9 @@ fn candidates<'m>(maps: &'m ProcessMaps, exe: Option<&str>) -> Vec<Candidate<'m>
 fn open_object(
     maps: &ProcessMaps,
     mapping: &Mapping,
-    name: &str,
+    symbols: SymbolFilter<'_>,
 ) -> Result<ElfObject, ResolveError> {
-    if let Ok(elf) = ElfObject::open_for(&maps.map_file(mapping), Some(name)) {
+    if let Ok(elf) = ElfObject::open_with(&maps.map_file(mapping), symbols) {
         return Ok(elf);
     }
     let path = maps.open_path(&mapping.name);
@@ -353,7 +371,7 @@ fn open_object(
             on_disk,
         });
     }
-    Ok(ElfObject::open_for(Path::new(&path), Some(name))?)
+    Ok(ElfObject::open_with(Path::new(&path), symbols)?)
 }
 
 /// The definition of `name` in `elf`, per the rules above.

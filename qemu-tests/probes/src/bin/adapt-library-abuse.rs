@@ -198,6 +198,8 @@ impl Upload {
             nrelocs: self.relocs.len() as u32,
             nentries: self.entries.len() as u32,
             nimports: 0,
+            data_len: 0,
+            pad: 0,
             id: 0,
             reserved: [0; 4],
         }
@@ -563,6 +565,19 @@ fn header_fields(t: &mut Tester, checks: &mut Checks) {
     t.expect_errno(checks, "too many imports", &u, libc::E2BIG, |r| {
         r.format_version = abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS;
         r.nimports = abi::ADAPT_SEGMENT_MAX_IMPORTS + 1
+    });
+    t.expect_errno(
+        checks,
+        "a data area without imports",
+        &u,
+        libc::EINVAL,
+        |r| r.data_len = 4096,
+    );
+    t.expect_errno(checks, "non-zero pad", &u, libc::EINVAL, |r| r.pad = 1);
+    t.expect_errno(checks, "too large a data area", &u, libc::E2BIG, |r| {
+        r.format_version = abi::ADAPT_SEGMENT_FORMAT_VERSION_IMPORTS;
+        r.nimports = 1;
+        r.data_len = abi::ADAPT_SEGMENT_MAX_DATA + 1
     });
     for word in 0..4 {
         t.expect_errno(

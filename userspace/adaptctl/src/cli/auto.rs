@@ -8,8 +8,6 @@ use adapt_ops::auto::{self, Options};
 use adapt_ops::timings::Timings;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -69,18 +67,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let mut timings = Timings::start(args.timings);
     let device = Device::open_checked(device_path)?;
     timings.mark("open");
-    let stop = Arc::new(AtomicBool::new(false));
-    for (signal, name) in [
-        (signal_hook::consts::SIGINT, "SIGINT"),
-        (signal_hook::consts::SIGTERM, "SIGTERM"),
-    ] {
-        signal_hook::flag::register(signal, stop.clone()).map_err(|source| {
-            adapt_ops::Error::Signal {
-                signal: name,
-                source,
-            }
-        })?;
-    }
+    let stop = super::signals::stop_flag()?;
     let options = Options {
         pids: args.pid.clone(),
         all: args.all,

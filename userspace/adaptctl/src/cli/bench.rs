@@ -107,9 +107,78 @@ fn parse_size_arg(text: &str) -> Result<usize, String> {
     parse_size(text).map_err(|e| e.to_string())
 }
 
+/// A segment `adaptctl bench` cannot run in its measuring child (kind
+/// `not-measured`): a function signature without a benchmark driver (the
+/// BLAS segments' Fortran ABI), or code that calls back into the target
+/// through imports.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "adaptctl bench cannot measure segment {segment}: {why}; measure it natively in the source \
+     tree with `cargo run --release -p adapt-library-build --bin bench-library {segment}`{also}, \
+     or let `adaptctl auto` judge it in the running program by its time per call"
+)]
+pub(crate) struct NotMeasurable {
+    segment: String,
+    why: String,
+    also: &'static str,
+}
+
+/// Refuses, with the reason and where to measure instead, a segment the
+/// selection cannot run: one whose function has no benchmark driver
+/// (`adapt_select::shape`), or that imports functions of the target.
+fn check_measurable(
+    file: &adapt_segment::SegmentFile,
+    function: Option<&str>,
+) -> Result<(), NotMeasurable> {
+    let segment = &file.segment;
+    let f = function
+        .and_then(|name| segment.function(name).map(|(_, f)| f))
+        .or(segment.functions.first());
+    let mut why = Vec::new();
+    if let Some(f) = f {
+        if let Err(unknown) = adapt_select::shape::Shape::of(&f.contract) {
+            why.push(format!(
+                "{} has the signature {}{}, for which adapt-select has no benchmark driver",
+                f.symbol,
+                unknown.signature,
+                if f.symbol.ends_with('_') {
+                    " (the Fortran ABI: every argument by reference)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if !file.imports.is_empty() {
+        let names: Vec<&str> = file.imports.iter().map(|i| i.name.as_str()).collect();
+        why.push(format!(
+            "its code calls back into the target (imports {}), which the measuring child cannot \
+             provide",
+            names.join(", ")
+        ));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(NotMeasurable {
+        segment: segment.name.clone(),
+        why: why.join("; and "),
+        also: if segment.functions.iter().any(|f| f.symbol == "dgemm_") {
+            " (exact and relaxed dgemm side by side, with their ulp distance from the \
+             reference BLAS)"
+        } else {
+            ""
+        },
+    })
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let library = Library::open_or_default(args.dir.as_deref())?;
-    let (_, segment) = library.find(&args.segment)?;
+    // Read as a file of either format version: a segment with imports is
+    // refused below with the reason, not as unreadable.
+    let (_, file) = library.find_file(&args.segment)?;
+    check_measurable(&file, args.function.as_deref())?;
+    let segment = file.segment;
     if !(0.0..100.0).contains(&args.margin) {
         anyhow::bail!(
             "--margin {} is not a percentage between 0 and 100",
@@ -145,6 +214,58 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fortran_segment_with_imports_is_not_measurable_and_says_where_to_measure() {
+        use adapt_segment::{
+            CType, Contract, Function, Import, Param, Scalar, Segment, SegmentFile,
+        };
+        let contract = Contract {
+            returns: CType::value(Scalar::Void, "void"),
+            params: vec![Param {
+                name: "m".into(),
+                ty: CType::const_ptr(Scalar::I32, "const int *"),
+            }],
+        };
+        let segment = Segment {
+            name: "dgemm".into(),
+            version: 1,
+            description: String::new(),
+            build: String::new(),
+            numerics: Default::default(),
+            functions: vec![Function {
+                symbol: "dgemm_".into(),
+                library: "libblas.so.3".into(),
+                contract: contract.clone(),
+                reference: String::new(),
+            }],
+            variants: vec![],
+        };
+        let file = SegmentFile {
+            magic: adapt_segment::MAGIC.into(),
+            format_version: adapt_segment::FORMAT_VERSION_IMPORTS,
+            content_hash: vec![],
+            segment,
+            imports: vec![Import {
+                name: "fallback".into(),
+                library: String::new(),
+                contract,
+            }],
+        };
+        let msg = check_measurable(&file, None).unwrap_err().to_string();
+        for needle in [
+            "cannot measure segment dgemm",
+            "no benchmark driver",
+            "Fortran ABI",
+            "imports fallback",
+            "bench-library dgemm",
+            "relaxed",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+        let err = anyhow::Error::from(check_measurable(&file, None).unwrap_err());
+        assert_eq!(super::super::exit::kind(&err), "not-measured");
+    }
 
     #[test]
     fn sizes_parse_with_units() {

@@ -52,9 +52,11 @@ impl Exit {
             "no-library" | "no-such-segment" | "no-such-function" | "no-such-variant"
             | "no-such-injection" => Exit::NotFound,
             "library-full" => Exit::LibraryFull,
-            "policy-disabled" | "quarantined" | "target-not-allowed" | "limit-reached" => {
-                Exit::Policy
-            }
+            "policy-disabled"
+            | "quarantined"
+            | "target-not-allowed"
+            | "limit-reached"
+            | "float-reassociate-not-allowed" => Exit::Policy,
             "unsupported-variant"
             | "contract-unknown"
             | "contract-mismatch"
@@ -122,6 +124,12 @@ fn known_kind(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str>
     if let Some(e) = cause.downcast_ref::<super::library::CommandError>() {
         return Some(e.kind());
     }
+    if cause
+        .downcast_ref::<super::bench::NotMeasurable>()
+        .is_some()
+    {
+        return Some("not-measured");
+    }
     None
 }
 
@@ -143,6 +151,17 @@ fn op_kind(err: &Op) -> &'static str {
         Op::Revert(e) => match **e {
             adapt_ops::revert::RevertError::OtherProcess { .. } => "other-process",
             adapt_ops::revert::RevertError::NotInjected { .. } => "no-such-injection",
+        },
+        Op::Calls(e) => match &**e {
+            adapt_ops::calls::CallsError::Generate(adapt_count::GenerateError::Argument(_)) => {
+                "usage"
+            }
+            adapt_ops::calls::CallsError::Unreadable { source, .. } => match source {
+                adapt_target::MemoryError::NoSuchProcess { .. } => "no-such-process",
+                adapt_target::MemoryError::NotPermitted { .. } => "not-permitted",
+                _ => "error",
+            },
+            _ => "error",
         },
         Op::Maps { .. } | Op::Exited { .. } | Op::Signal { .. } | Op::During { .. } => "error",
     }
@@ -236,6 +255,7 @@ fn plan_kind(err: &adapt_ops::plan::PlanError) -> &'static str {
         E::UnresolvedImport { .. } => "unresolved-import",
         E::NotRelocatable { .. } => "not-relocatable",
         E::NoPlacement { .. } => "no-address-space",
+        E::NumericsNotAllowed { .. } => "float-reassociate-not-allowed",
     }
 }
 
@@ -291,6 +311,7 @@ mod tests {
             ("not-permitted", 9),
             ("policy-disabled", 14),
             ("limit-reached", 14),
+            ("float-reassociate-not-allowed", 14),
             ("no-such-variant", 12),
             ("bad-request", 1),
             ("unsupported-variant", 15),
@@ -344,5 +365,21 @@ mod tests {
         ))
         .context("reverting");
         assert_eq!(exit_of(&e), Exit::Busy);
+    }
+
+    #[test]
+    fn a_refused_float_reassociate_segment_is_a_policy_refusal() {
+        let e = anyhow::Error::from(adapt_ops::Error::from(
+            adapt_ops::plan::PlanError::NumericsNotAllowed {
+                segment: "dgemm-relaxed".into(),
+                symbol: "dgemm_".into(),
+                numerics: adapt_segment::Numerics::FloatReassociate,
+            },
+        ));
+        assert_eq!(
+            (kind(&e), exit_of(&e)),
+            ("float-reassociate-not-allowed", Exit::Policy)
+        );
+        assert_eq!(exit_of(&e) as u8, 14);
     }
 }

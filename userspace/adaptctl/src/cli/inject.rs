@@ -77,6 +77,18 @@ pub(crate) struct Args {
     #[arg(long)]
     allow_indirect_jumps: bool,
 
+    /// Accept a segment whose numerics are float-reassociate (fused
+    /// multiply-adds, reordered sums: results within its stated bound of
+    /// the original's, NOT bit-identical), for this injection only.
+    ///
+    /// Such a segment (e.g. dgemm-relaxed) is refused unless the policy
+    /// sets allow_float_reassociate = true (`adaptctl policy show`) or this
+    /// flag overrides it; exit status 14 otherwise. Exact segments are not
+    /// affected, and without --segment an exact segment replacing the
+    /// symbol is always chosen first.
+    #[arg(long)]
+    allow_float_reassociate: bool,
+
     /// Library directory (default: $ADAPT_LIBRARY, else the adapt-library
     /// directory of the cargo target directory adaptctl was built in).
     #[arg(long, value_name = "DIR")]
@@ -157,6 +169,8 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         variant: args.variant.as_deref(),
         assume_contract: args.assume_contract.as_deref(),
         allow_indirect_jumps: args.allow_indirect_jumps,
+        allow_float_reassociate: args.allow_float_reassociate
+            || policy_allows_float_reassociate(device.as_ref(), device_path),
         dir: args.dir.as_deref(),
     };
     let mut plan = plan::plan(&request, &mut timings)
@@ -166,7 +180,11 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     // measuring child.
     let measurement = match args.no_measure || !plan.imports.is_empty() {
         true => None,
-        false => Some(measure::before_inject(&mut plan, args.variant.as_deref())?),
+        false => Some(measure::before_inject(
+            &mut plan,
+            args.variant.as_deref(),
+            &[],
+        )?),
     };
     if measurement.is_some() {
         timings.mark("measure");
@@ -220,6 +238,25 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// The policy's `allow_float_reassociate`, as the module holds it. A dry
+/// run (which needs no module) opens the device if it can; a policy that
+/// cannot be read counts as off.
+fn policy_allows_float_reassociate(device: Option<&Device>, path: &Path) -> bool {
+    let opened;
+    let device = match device {
+        Some(d) => d,
+        None => match Device::open_checked(path) {
+            Ok(d) => {
+                opened = d;
+                &opened
+            }
+            Err(_) => return false,
+        },
+    };
+    adapt_client::policy::get_policy_raw(device)
+        .is_ok_and(|p| adapt_auto::policy_file::allows_float_reassociate(&p))
+}
+
 fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
@@ -264,6 +301,7 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
     let source = match plan.contract.source {
         ContractSource::Declared => "declared by the segment for this library",
         ContractSource::Assumed => "stated with --assume-contract",
+        ContractSource::PassThrough => "none needed: the code passes every argument through",
     };
     println!(
         "  contract: {} ({source}, hash {:016x})",
@@ -272,6 +310,13 @@ fn print(report: &Report<'_>, json: bool) -> anyhow::Result<ExitCode> {
             .trim_start_matches(adapt_ops::contract::SIGNATURE_PREFIX),
         plan.contract.hash
     );
+    if !plan.numerics.is_exact() {
+        println!(
+            "  numerics: {} (NOT bit-identical to the original; allowed by the policy or \
+             --allow-float-reassociate)",
+            plan.numerics
+        );
+    }
     if !symbol.also_defined_in.is_empty() {
         println!(
             "  note: {} is also defined in {} (pick one with --object)",

@@ -5,6 +5,7 @@
 
 mod auto;
 mod bench;
+mod calls;
 mod completions;
 mod exit;
 mod inject;
@@ -15,6 +16,7 @@ mod policy;
 mod profile;
 mod render;
 mod revert;
+mod signals;
 mod status;
 
 use adapt_client::DEFAULT_DEVICE_PATH;
@@ -41,7 +43,8 @@ Exit codes:
  12  no such segment, library variant, library directory or injection
  13  the module's library is full (library load)
  14  the injection policy refused it (injection disabled, injection limit
-     reached, variant quarantined)
+     reached, variant quarantined, a float-reassociate segment without
+     allow_float_reassociate or --allow-float-reassociate)
  15  the function cannot be injected safely: its contract is unknown or is
      not the segment's, its entry cannot be patched (too short, a branch
      into the replaced bytes, a jump table, an IFUNC, not code), its bytes
@@ -109,6 +112,19 @@ enum Command {
     /// Undo injections: restore the original bytes and unmap the segment.
     Revert(revert::Args),
 
+    /// Count a function's calls in a running process, and optionally the
+    /// distribution of one integer argument.
+    ///
+    /// Injects a generated counting segment at the function's entry (a
+    /// counter in its own read+write, never executable data page, then a
+    /// jump to the original through the relocated prologue: the program
+    /// computes exactly what it did), waits --duration, reads the counters
+    /// from the process's memory and reverts. The same rendezvous and
+    /// checks as `adaptctl inject`; the function's entry must be
+    /// relocatable. Prints calls, calls per second and, with --arg N, the
+    /// log2 histogram of argument N. Needs root.
+    Calls(calls::Args),
+
     /// List the live injections (id, process, function, address,
     /// segment/variant, age, pause) and the quarantined variants.
     List(list::Args),
@@ -128,10 +144,15 @@ enum Command {
     ///
     /// Each round profiles a process for one window, ranks the hot
     /// functions the library covers by expected gain (share of CPU time ×
-    /// measured speedup), injects the best ones, profiles again and judges
-    /// each injection: kept when the share of CPU time in the replaced code
-    /// fell by at least the policy's regression margin, reverted otherwise
-    /// (a regression when it grew by the margin). Runs until --duration or
+    /// measured speedup), and judges the best ones by their time per call:
+    /// windows with a call counter in front of the original, then in front
+    /// of the candidate, interleaved (samples × sampling period ÷ counted
+    /// calls on each side). A candidate is kept (injected for good) when
+    /// the 95% interval of the speedup is above 1 + the policy's margin,
+    /// reverted as a regression when it is below 1, and measured for more
+    /// windows when it cannot tell (then "no measurable gain"). Functions
+    /// whose entry cannot take a counter are judged by their share of CPU
+    /// time instead. Runs until --duration or
     /// SIGINT/SIGTERM, then reverts what it kept; --once does one round and
     /// leaves the kept injections in place.
     Auto(auto::Args),
@@ -152,6 +173,7 @@ impl Command {
             Command::Library(args) => args.json(),
             Command::Inject(args) => args.json,
             Command::Revert(args) => args.json,
+            Command::Calls(args) => args.json,
             Command::List(args) => args.json,
             Command::Policy(args) => args.json(),
             Command::Bench(args) => args.json,
@@ -179,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Library(args) => library::run(&cli.device, &args),
         Command::Inject(args) => inject::run(&cli.device, &args),
         Command::Revert(args) => revert::run(&cli.device, &args),
+        Command::Calls(args) => calls::run(&cli.device, &args),
         Command::List(args) => list::run(&cli.device, &args),
         Command::Policy(args) => policy::run(&cli.device, &args),
         Command::Bench(args) => bench::run(&args),

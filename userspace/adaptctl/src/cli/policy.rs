@@ -28,12 +28,14 @@ enum Command {
     /// changes if the file has an error; the error names its line.
     ///
     /// Keys (all optional): enabled, max_injections_per_process,
-    /// max_injections_total, regression_margin (0.05 = 5 %);
+    /// max_injections_total, regression_margin (0.05 = 5 %),
+    /// allow_float_reassociate (default false: segments that are not
+    /// bit-identical, such as dgemm-relaxed, are refused);
     /// [sampling] min_hz, max_hz; [targets] uids, commands, executables
     /// (empty: any process); [segments] allow (empty: every segment). The
     /// module enforces the switch, the limits and the targets against any
-    /// caller; adaptctl enforces the segments, the sampling bounds and the
-    /// margin.
+    /// caller; adaptctl enforces the segments, allow_float_reassociate,
+    /// the sampling bounds and the margin.
     Load {
         /// The policy file.
         file: std::path::PathBuf,
@@ -158,6 +160,14 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
             full.sampling_min_hz, full.sampling_max_hz
         );
         println!("regression margin: {:.1} %", full.regression_margin * 100.0);
+        println!(
+            "float-reassociate: {}",
+            if full.allow_float_reassociate {
+                "allowed (segments that are not bit-identical may be injected)"
+            } else {
+                "refused (only bit-identical segments; allow_float_reassociate = false)"
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -174,6 +184,9 @@ struct FullPolicy {
     sampling_min_hz: u32,
     sampling_max_hz: u32,
     regression_margin: f64,
+    /// Segments of `float-reassociate` numerics (not bit-identical) may be
+    /// injected.
+    allow_float_reassociate: bool,
 }
 
 impl FullPolicy {
@@ -211,6 +224,7 @@ impl FullPolicy {
             sampling_min_hz: p.freq_min_hz,
             sampling_max_hz: p.freq_max_hz,
             regression_margin: f64::from(p.regression_margin_permille) / 1000.0,
+            allow_float_reassociate: adapt_auto::policy_file::allows_float_reassociate(p),
         }
     }
 }

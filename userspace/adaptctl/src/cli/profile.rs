@@ -44,6 +44,14 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE.svg")]
     flamegraph: Option<PathBuf>,
 
+    /// Then count the calls of the N hottest functions the library covers
+    /// (default 3) during a second window of the same length: calls per
+    /// second and time per call (samples × period ÷ calls, with a 95%
+    /// interval). Injects a counting segment at each (see `adaptctl
+    /// calls`) and reverts it afterwards. Needs root.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "3")]
+    calls: Option<usize>,
+
     /// Print a JSON document instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -64,6 +72,9 @@ struct Report {
     library: Option<PathBuf>,
     #[serde(flatten)]
     profile: Profile,
+    /// With --calls: the counted window's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls: Option<Vec<adapt_ops::calls::CallRate>>,
 }
 
 pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
@@ -86,6 +97,33 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     )?;
     let elapsed = collected.elapsed.as_secs_f64();
     let profile = collected.profile;
+    let calls = match args.calls {
+        Some(n) if !collected.target_exited => {
+            let covered: Vec<(String, String)> = profile
+                .functions
+                .iter()
+                .filter(|f| f.segment.is_some())
+                .take(n)
+                .map(|f| (f.function.clone(), f.object.clone()))
+                .collect();
+            let sampling = collect::Sampling {
+                pid: args.pid,
+                freq: args.freq,
+                software: args.software,
+                duration: args.duration,
+                library: &library,
+                stop: None,
+            };
+            let mut timings = adapt_ops::timings::Timings::start(false);
+            Some(adapt_ops::calls::rates(
+                &device,
+                &sampling,
+                &covered,
+                &mut timings,
+            )?)
+        }
+        _ => None,
+    };
     let report = Report {
         pid: args.pid,
         command,
@@ -102,6 +140,7 @@ pub(crate) fn run(device: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         target_exited: collected.target_exited,
         library: library.dir.clone(),
         profile,
+        calls,
     };
 
     if let Some(path) = &args.flamegraph {
@@ -170,6 +209,43 @@ fn render(r: &Report, top: usize) -> String {
             "({} more; --top N or --json to see them)\n",
             r.profile.functions.len() - top
         ));
+    }
+    if let Some(calls) = &r.calls {
+        out.push_str(&render_calls(calls));
+    }
+    out
+}
+
+fn render_calls(calls: &[adapt_ops::calls::CallRate]) -> String {
+    if calls.is_empty() {
+        return "calls: no function the library covers was sampled\n".to_owned();
+    }
+    let mut out = format!(
+        "calls, counted in a second window:\n{:>14}  {:>12}  {:<26}  function\n",
+        "calls/s", "ns/call", "95% interval"
+    );
+    for c in calls {
+        match (
+            &c.error,
+            c.ns_per_call,
+            c.ns_per_call_low,
+            c.ns_per_call_high,
+        ) {
+            (Some(err), ..) => out.push_str(&format!(
+                "{:>14}  {:>12}  {:<26}  {} ({err})\n",
+                "-", "-", "-", c.function
+            )),
+            (None, Some(ns), Some(lo), Some(hi)) => out.push_str(&format!(
+                "{:>14.0}  {ns:>12.1}  {:<26}  {}\n",
+                c.calls_per_second,
+                format!("{lo:.1}–{hi:.1}"),
+                c.function
+            )),
+            _ => out.push_str(&format!(
+                "{:>14.0}  {:>12}  {:<26}  {}\n",
+                c.calls_per_second, "-", "(no samples or calls)", c.function
+            )),
+        }
     }
     out
 }

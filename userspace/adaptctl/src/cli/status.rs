@@ -144,6 +144,11 @@ impl Install {
 /// The unit's state from `systemctl is-active`; `unknown` when there is no
 /// systemctl or no systemd answering it.
 fn service_state() -> String {
+    // systemd's own test that it is running (sd_booted): without it,
+    // systemctl could only say so, at the cost of starting a program.
+    if !Path::new("/run/systemd/system").exists() {
+        return parse_is_active("");
+    }
     let Ok(out) = std::process::Command::new("systemctl")
         .args(["is-active", SERVICE])
         .stdin(std::process::Stdio::null())

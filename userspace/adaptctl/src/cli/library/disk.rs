@@ -1,6 +1,6 @@
 //! Finding the library directory and the segments a command names.
 
-use adapt_segment::{Library, LibraryDirError, Segment};
+use adapt_segment::{Library, LibraryDirError, SegmentFile};
 use std::path::PathBuf;
 
 /// `--dir DIR`, shared by every library command.
@@ -29,7 +29,8 @@ pub(crate) struct Unreadable {
 /// Segments chosen by a command, with their files.
 #[derive(Debug, Default)]
 pub(crate) struct Selection {
-    pub(crate) segments: Vec<(PathBuf, Segment)>,
+    /// Each with its imports (format version 2 files too).
+    pub(crate) segments: Vec<(PathBuf, SegmentFile)>,
     /// Files that could not be read (only when selecting everything).
     pub(crate) unreadable: Vec<Unreadable>,
 }
@@ -41,7 +42,7 @@ pub(crate) fn select(library: &Library, names: &[String]) -> Result<Selection, L
     if names.is_empty() {
         let mut segments = Vec::new();
         let mut unreadable = Vec::new();
-        for (path, result) in library.load_all()? {
+        for (path, result) in library.load_all_files()? {
             match result {
                 Ok(segment) => segments.push((path, segment)),
                 Err(err) => unreadable.push(Unreadable {
@@ -59,9 +60,9 @@ pub(crate) fn select(library: &Library, names: &[String]) -> Result<Selection, L
     for name in names {
         if !segments
             .iter()
-            .any(|(_, s): &(PathBuf, Segment)| &s.name == name)
+            .any(|(_, s): &(PathBuf, SegmentFile)| &s.segment.name == name)
         {
-            segments.push(library.find(name)?);
+            segments.push(library.find_file(name)?);
         }
     }
     Ok(Selection {

@@ -3,8 +3,8 @@
 use super::disk::{self, DirArg, Unreadable};
 use super::module;
 use adapt_client::library::{self, hex, LoadedVariant};
-use adapt_client::upload::variant_upload;
-use adapt_segment::{CpuFeatures, LibraryDirError, Segment};
+use adapt_client::upload::variant_upload_with_imports;
+use adapt_segment::{CpuFeatures, LibraryDirError, Numerics, SegmentFile};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -46,8 +46,15 @@ struct DiskSegment {
     description: String,
     path: PathBuf,
     content_hash: String,
+    /// `exact` (bit-identical to what it replaces) or `float-reassociate`
+    /// (chosen only where the policy allows it).
+    numerics: String,
     /// Symbols it replaces.
     functions: Vec<String>,
+    /// What its code may call (format version 2): `fallback` (the
+    /// original) or symbols of the target's objects.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<String>,
     /// The variant this CPU would use.
     best_variant: Option<String>,
     variants: Vec<DiskVariant>,
@@ -135,7 +142,7 @@ fn disk_library(
         error: None,
         segments: segments
             .iter()
-            .map(|(path, segment)| disk_segment(path, segment, cpu, loaded))
+            .map(|(path, file)| disk_segment(path, file, cpu, loaded))
             .collect(),
         unreadable,
     })
@@ -143,16 +150,19 @@ fn disk_library(
 
 fn disk_segment(
     path: &Path,
-    segment: &Segment,
+    file: &SegmentFile,
     cpu: &CpuFeatures,
     loaded: &[LoadedVariant],
 ) -> DiskSegment {
+    let segment = &file.segment;
+    // At most limits::MAX_IMPORTS (64), checked when the file was read.
+    let nimports = file.imports.len() as u32;
     let variants = segment
         .variants
         .iter()
         .enumerate()
         .map(|(index, v)| {
-            let upload = variant_upload(segment, index);
+            let upload = variant_upload_with_imports(segment, index, nimports);
             let hash = upload.as_ref().ok().map(|u| hex(&u.hash));
             let loaded_id = hash
                 .as_ref()
@@ -174,7 +184,9 @@ fn disk_segment(
         description: segment.description.clone(),
         path: path.to_path_buf(),
         content_hash: segment.content_hash_hex(),
+        numerics: segment.numerics.name().to_owned(),
         functions: segment.functions.iter().map(|f| f.symbol.clone()).collect(),
+        imports: file.imports.iter().map(|i| i.name.clone()).collect(),
         best_variant: segment.best_variant(cpu).map(|(_, v)| v.name.clone()),
         variants,
     }
@@ -203,10 +215,23 @@ fn render(r: &Report) -> String {
     for s in &lib.segments {
         let _ = writeln!(
             out,
-            "  {:<10} v{:<3} replaces {}",
+            "  {:<10} v{:<3} replaces {}{}{}",
             s.name,
             s.version,
-            s.functions.join(", ")
+            s.functions.join(", "),
+            if s.imports.is_empty() {
+                String::new()
+            } else {
+                format!("; calls {}", s.imports.join(", "))
+            },
+            if s.numerics == Numerics::Exact.name() {
+                String::new()
+            } else {
+                format!(
+                    "; numerics {} (not bit-identical, opt-in: allow_float_reassociate)",
+                    s.numerics
+                )
+            }
         );
         for v in &s.variants {
             let mark = if Some(&v.name) == s.best_variant.as_ref() {

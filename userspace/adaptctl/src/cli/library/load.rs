@@ -4,7 +4,7 @@ use super::disk::{self, DirArg};
 use super::module;
 use super::CommandError;
 use adapt_client::library::{self, hex};
-use adapt_client::upload::variant_upload;
+use adapt_client::upload::variant_upload_with_imports;
 use adapt_client::VariantUpload;
 use adapt_ops::segment_check;
 use adapt_segment::{CpuFeatures, Segment};
@@ -84,7 +84,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     // Nothing is uploaded unless every selected segment passes the verifier.
     let refused: Vec<String> = segments
         .iter()
-        .map(|(path, segment)| segment_check::check(path.clone(), segment))
+        .map(|(path, file)| segment_check::check(path.clone(), file))
         .filter(|o| !o.ok)
         .map(|o| {
             let name = o.name.unwrap_or_default();
@@ -103,7 +103,10 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let cpu = CpuFeatures::detect();
     let mut uploads = Vec::new();
     let mut skipped = Vec::new();
-    for (_, segment) in &segments {
+    for (_, file) in &segments {
+        let segment = &file.segment;
+        // At most limits::MAX_IMPORTS (64), checked when the file was read.
+        let nimports = file.imports.len() as u32;
         for index in select_variants(segment, args, &cpu)? {
             let variant = &segment.variants[index]; // Indices come from segment.variants.
             if !args.all_variants && !cpu.is_superset(&variant.features) {
@@ -118,7 +121,7 @@ pub(crate) fn run(device_path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
                 });
                 continue;
             }
-            uploads.push(variant_upload(segment, index)?);
+            uploads.push(variant_upload_with_imports(segment, index, nimports)?);
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::disk::DirArg;
 use adapt_client::library::hex;
-use adapt_client::upload::{contract_hash, contract_signature, variant_upload};
+use adapt_client::upload::{contract_hash, contract_signature, variant_upload_with_imports};
 use adapt_segment::{CpuFeatures, FunctionSummary, VariantSummary};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -24,6 +24,17 @@ pub(crate) struct Args {
 
 /// The `--json` document (fields are only ever added).
 #[derive(Debug, Serialize)]
+struct ImportDecl {
+    /// `fallback` (the original function, through its trampoline) or a
+    /// symbol of the target's objects.
+    name: String,
+    /// The object expected to define it (empty: the replaced function's
+    /// object first, then load order).
+    library: String,
+    contract_signature: String,
+}
+
+#[derive(Debug, Serialize)]
 struct Report {
     name: String,
     path: PathBuf,
@@ -32,9 +43,15 @@ struct Report {
     build: String,
     /// sha256 of the segment file's content, hex.
     content_hash: String,
+    /// `exact` (bit-identical to what it replaces) or `float-reassociate`
+    /// (chosen only where the policy allows it).
+    numerics: String,
     /// Features of this CPU.
     cpu_features: Vec<String>,
     functions: Vec<Function>,
+    /// What its code may call (format version 2), in import-slot order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    imports: Vec<ImportDecl>,
     /// Best first.
     variants: Vec<Variant>,
     /// The variant this CPU would use.
@@ -65,7 +82,10 @@ struct Variant {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let library = args.dir.open()?;
-    let (path, segment) = library.find(&args.name)?;
+    let (path, file) = library.find_file(&args.name)?;
+    let segment = &file.segment;
+    // At most limits::MAX_IMPORTS (64), checked when the file was read.
+    let nimports = file.imports.len() as u32;
     let cpu = CpuFeatures::detect();
     let summary = segment.describe(&cpu);
     let functions = summary
@@ -83,7 +103,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .iter()
         .enumerate()
         .map(|(index, s)| {
-            let upload = variant_upload(&segment, index);
+            let upload = variant_upload_with_imports(segment, index, nimports);
             Variant {
                 summary: s.clone(),
                 hash: upload.as_ref().ok().map(|u| hex(&u.hash)),
@@ -99,8 +119,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         description: summary.description.clone(),
         build: summary.build.clone(),
         content_hash: summary.content_hash.clone(),
+        numerics: summary.numerics.clone(),
         cpu_features: cpu.iter().map(|f| f.name().to_owned()).collect(),
         functions,
+        imports: file
+            .imports
+            .iter()
+            .map(|i| ImportDecl {
+                name: i.name.clone(),
+                library: i.library.clone(),
+                contract_signature: contract_signature(&i.contract),
+            })
+            .collect(),
         variants,
         best_variant: summary.best_variant.clone(),
     };
@@ -120,6 +150,18 @@ fn render_hashes(r: &Report) -> String {
             out,
             "  contract of {:<12} {}  hash {}",
             f.summary.symbol, f.contract_signature, f.contract_hash
+        );
+    }
+    for (slot, i) in r.imports.iter().enumerate() {
+        let from = if i.library.is_empty() {
+            String::new()
+        } else {
+            format!(" from {}", i.library)
+        };
+        let _ = writeln!(
+            out,
+            "  import {slot}: {}{from}  {}",
+            i.name, i.contract_signature
         );
     }
     for v in &r.variants {

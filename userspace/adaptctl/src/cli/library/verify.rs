@@ -38,7 +38,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } = disk::select(&library, &args.names)?;
     let mut outcomes: Vec<SegmentCheck> = segments
         .into_iter()
-        .map(|(path, segment)| segment_check::check(path, &segment))
+        .map(|(path, file)| segment_check::check(path, &file))
         .collect();
     outcomes.extend(unreadable.into_iter().map(|u| SegmentCheck {
         name: None,

@@ -356,6 +356,54 @@ fn real_prologues_from_the_system_libraries() {
     assert_eq!(relocated.len(), names.len());
 }
 
+/// The entries of the reference BLAS (Debian's libblas3, the library the
+/// BLAS segments replace live) relocated the same way: its level-1/2/3
+/// routines and `xerbla_`/`lsame_`. Skipped, saying so, when the reference
+/// BLAS is not installed (`cargo vm`'s dependency step installs it).
+#[test]
+fn real_prologues_from_the_reference_blas() {
+    let path = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3";
+    if !std::path::Path::new(path).exists() {
+        eprintln!("skipped: {path} is not installed (apt-get install libblas3)");
+        return;
+    }
+    let lib = std::ffi::CString::new(path).unwrap();
+    // SAFETY: dlopen of the system reference BLAS by path; the handle is
+    // leaked so the library stays mapped for the test.
+    let handle = unsafe { libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!handle.is_null(), "dlopen {path}");
+    let names = [
+        "dgemm_",
+        "sgemm_",
+        "dsyrk_",
+        "dgemv_",
+        "sgemv_",
+        "daxpy_",
+        "ddot_",
+        "dscal_",
+        "dtrsm_",
+        "dger_",
+        "xerbla_",
+        "lsame_",
+        "cblas_dgemm",
+        "cblas_dgemv",
+    ];
+    for name in names {
+        let c = std::ffi::CString::new(name).unwrap();
+        // SAFETY: a lookup of a C string in a live dlopen handle.
+        let address = unsafe { libc::dlsym(handle, c.as_ptr()) } as u64;
+        assert_ne!(address, 0, "{name}");
+        let code = live(address, 32);
+        let (len, _) = covering(&code, address);
+        for new_address in [address + (64 << 20), address - (64 << 20)] {
+            match relocate_prologue(&code, address, len, new_address) {
+                Ok(t) => super::assert_equivalent(&code, len, &t),
+                Err(e) => panic!("{name} at {address:#x}: {e}"),
+            }
+        }
+    }
+}
+
 /// A segment importing `fallback`, laid out as the module will map it (code
 /// and trampoline read+execute, the import table read-only on its own page,
 /// slot 0 holding the trampoline's address), verified, then run: a
@@ -406,6 +454,7 @@ fn a_segment_calls_the_original_through_its_import_table() {
         version: 1,
         description: "calls the original".into(),
         build: "by hand".into(),
+        numerics: Default::default(),
         functions: vec![Function {
             symbol: "adapt_relocate_lea".into(),
             library: String::new(),

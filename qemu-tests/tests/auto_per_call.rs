@@ -1,0 +1,171 @@
+//! `adaptctl auto` judging by time per call (issue 12 §3), on an
+//! unmodified python3 that spends nearly all its time in one zlib
+//! function: crc32-bound (>95 % in `crc32_z`) and adler32-bound. The
+//! share of CPU time cannot tell a faster function there; time per call
+//! can. auto measures the variants first (under TCG the portable ones win:
+//! the same pclmul/AVX2 code that is faster natively is slower emulated,
+//! see BENCHMARKS.md) and then judges the chosen one per call. Each
+//! workload's own throughput (MB/s, printed every second) is read
+//! for 6 s before auto and 6 s after it left its kept injections in place:
+//! auto must never leave the program slower than it found it, and every
+//! verdict must agree with its own interval. One boot, the two workloads
+//! one after the other.
+
+mod common;
+
+use common::{assert_clean, section};
+use serde_json::Value;
+
+/// MB/s figures of a `zlib_mix.py` output section.
+fn throughput(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_suffix("MB/s"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    assert!(!xs.is_empty(), "no throughput figures");
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// The verdict figures of a kept or reverted decision judged per call.
+fn interval(d: &Value) -> Option<(f64, f64, f64)> {
+    let v = &d["details"]["verdict"];
+    Some((
+        v["speedup"].as_f64()?,
+        v["low"].as_f64()?,
+        v["high"].as_f64()?,
+    ))
+}
+
+#[test]
+fn auto_judges_a_saturated_function_by_time_per_call_and_never_leaves_it_slower() {
+    let guest = common::guest(1200);
+    let out = common::run_bash(
+        &guest,
+        r#"
+        set -e
+        exec 2>&1
+        run() {
+            name=$1; shift
+            python3 @WORKLOADS@/zlib_mix.py 400 "$@" > /tmp/$name.out &
+            pid=$!
+            wait_line /tmp/$name.out '^ready'
+            sleep 8
+            n1=$(wc -l < /tmp/$name.out)
+            adaptctl auto --pid $pid --once --window 3s --json > /tmp/$name.jsonl
+            n2=$(wc -l < /tmp/$name.out)
+            sleep 7
+            n3=$(wc -l < /tmp/$name.out)
+            echo "--- BEGIN $name-before ---"; sed -n "$((n1 - 5)),${n1}p" /tmp/$name.out; echo "--- END $name-before ---"
+            echo "--- BEGIN $name-after ---"; sed -n "$((n2 + 2)),${n3}p" /tmp/$name.out; echo "--- END $name-after ---"
+            echo "--- BEGIN $name-decisions ---"; cat /tmp/$name.jsonl; echo "--- END $name-decisions ---"
+            adaptctl revert --pid $pid --all > /dev/null 2>&1 || true
+            kill -TERM $pid
+            wait $pid && rc=0 || rc=$?
+            echo "$name-exit=$rc"
+            grep '^checked=' /tmp/$name.out | sed "s/^/$name-/"
+        }
+        # crc32-bound: 1 MiB CRCs, no adler32, no Python work.
+        run crc 1024 0 0
+        # adler32-bound.
+        run adler 0 1024 0
+        "#,
+    );
+    assert_clean(&out);
+    let mut figures = String::new();
+    for (name, function) in [("crc", "crc32_z"), ("adler", "adler32_z")] {
+        let before = median(throughput(section(&out, &format!("{name}-before"))));
+        let after = median(throughput(section(&out, &format!("{name}-after"))));
+        let d = common::decisions(section(&out, &format!("{name}-decisions")));
+        let about: Vec<&Value> = d.iter().filter(|v| v["function"] == function).collect();
+        // Either the measurement before injecting found no variant faster
+        // here (TCG's relative speeds move with the host's load: the
+        // portable adler32 measured 1.27× on a quiet host, 0.97× at load 8),
+        // or a per-call verdict.
+        let skipped = about.iter().find(|v| {
+            v["kind"] == "skipped"
+                && v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("measured on this machine"))
+        });
+        if let Some(s) = skipped {
+            // Nothing was changed: the throughput figures then only show
+            // TCG's drift on this host (seen: 466 → 321 MB/s), reported.
+            figures += &format!(
+                "{name}: {before:.1} → {after:.1} MB/s with nothing injected; {}\n",
+                s["reason"]
+            );
+            continue;
+        }
+        let judged: Vec<&&Value> = about
+            .iter()
+            .filter(|v| v["kind"] == "kept" || v["kind"] == "reverted")
+            .collect();
+        assert_eq!(
+            judged.len(),
+            1,
+            "{name}: one verdict on {function}:\n{}",
+            out.stdout
+        );
+        let verdict = judged[0];
+        let (speedup, low, high) =
+            interval(verdict).unwrap_or_else(|| panic!("{name}: not judged per call:\n{verdict}"));
+        let reason = verdict["reason"].as_str().unwrap_or_default();
+        figures += &format!(
+            "{name}: {before:.1} → {after:.1} MB/s ({:.2}×); {} {speedup:.2}× [{low:.2}, {high:.2}]: {reason}\n",
+            after / before,
+            verdict["kind"]
+        );
+        assert!(low <= speedup && speedup <= high, "{name}: {verdict}");
+        match verdict["kind"].as_str() {
+            Some("kept") => assert!(
+                low >= 1.0,
+                "{name}: kept without the interval above 1: {verdict}"
+            ),
+            _ if reason.starts_with("regression") => {
+                assert!(
+                    high < 1.0,
+                    "{name}: a regression needs the interval below 1: {verdict}"
+                )
+            }
+            _ => {}
+        }
+        // Never slower than it was found. TCG's throughput drifts by 20 %
+        // and more between two 6 s stretches on a loaded host with nothing
+        // changed (measured: 279 → 352 MB/s with the injection reverted), so
+        // this only catches a gross slowdown; the verdict's interval above
+        // is the precise claim.
+        assert!(
+            after >= 0.75 * before,
+            "{name}: the program ended slower:\n{figures}\n{}",
+            out.stdout
+        );
+        assert_eq!(
+            common::value(&out, &format!("{name}-exit")),
+            "0",
+            "{}",
+            out.stdout
+        );
+        assert!(
+            common::value(&out, &format!("{name}-checked")).ends_with(" wrong=0"),
+            "{name}: wrong checksums:\n{}",
+            out.stdout
+        );
+    }
+    // When the measurement chose an adler32 variant, the per-call verdict
+    // must see it faster too (it is, under TCG, on a quiet host).
+    let adler = common::decisions(section(&out, "adler-decisions"));
+    if adler.iter().any(|v| v["kind"] == "injected") {
+        assert!(
+            adler
+                .iter()
+                .any(|v| v["function"] == "adler32_z" && v["kind"] == "kept"),
+            "adler32_z was measured faster, injected, and then not kept:\n{figures}\n{}",
+            out.stdout
+        );
+    }
+    eprintln!("{figures}");
+}

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `xGEMM` of the netlib reference BLAS (LAPACK 3.11, as Debian 12 builds
+//! it), bit for bit: `C := alpha*op(A)*op(B) + beta*C`.
+//!
+//! With A transposed (`transa` `T`/`C`) the reference computes each
+//! element as a dot product, `temp = sum A(l,i)*op(B)(l,j)` in `l` order
+//! from `+0`, then `C(i,j) = temp*alpha` when `beta == 0`, else
+//! `temp*alpha + C(i,j)*beta` (see `blas_dots`, [`gemm_t`]). Otherwise
+//! (`NOTA`), what the reference does for each element `C(i,j)`, and this
+//! code keeps exactly:
+//!
+//! 1. quick return when `m == 0`, `n == 0`, or `(alpha == 0 || k == 0) &&
+//!    beta == 1`;
+//! 2. `alpha == 0`: `C(i,j) = 0` if `beta == 0` (a NaN in C is dropped),
+//!    else `C(i,j) = C(i,j)*beta`; done;
+//! 3. otherwise `C(i,j) = 0` if `beta == 0`, else `C(i,j)*beta` if
+//!    `beta != 1`; then for `l = 1..k` in order, with
+//!    `temp = B(l,j)*alpha` (`B(j,l)` when B is transposed), rounded once:
+//!    `C(i,j) = (A(i,l)*temp) + C(i,j)`, a rounded multiply then a rounded
+//!    add. No element of B is skipped (3.11 has no `B(l,j) != 0` test), so
+//!    Inf and NaN propagate as in the reference. The operand order of each
+//!    multiply and add is the compiled reference's (see `blas_arith`).
+//!
+//! Vectorising over the contiguous index `i` keeps every element's
+//! sequence; the register tile covers `MV` vectors of rows by `NR`
+//! columns, `l` runs sequentially inside it, and `l` is cut into chunks of
+//! `KC` that are taken in ascending order, so every element still sees its
+//! `l` terms in order. `temp` for a chunk and a tile's columns is computed
+//! once into `temps`, a stack array of `KC * NR` 8-byte units (1.5 KiB
+//! with `NR` 6, 2 KiB with `NR` 8); the whole frame stays below 4 KiB (no
+//! stack probe, fine on a 64 KiB thread stack).
+
+use crate::blas_arith::{Arith, Real};
+use crate::blas_dots::dot_columns;
+
+/// Vectors of rows in the register tile.
+#[cfg(target_feature = "avx512f")]
+pub const MV: usize = 3;
+/// Columns in the register tile.
+#[cfg(target_feature = "avx512f")]
+pub const NR: usize = 8;
+/// Vectors of rows in the register tile.
+#[cfg(not(target_feature = "avx512f"))]
+pub const MV: usize = 2;
+/// Columns in the register tile.
+#[cfg(not(target_feature = "avx512f"))]
+pub const NR: usize = 6;
+
+/// Terms of `l` per chunk: A's columns of a chunk (`m × KC`) stay in the
+/// L2 cache while every column of C is updated with them, and C is read
+/// and written once per chunk.
+pub const KC: usize = 32;
+
+/// One tile: `C(i0.., j0..j0+NJ)` for `MV` vectors of rows, updated with
+/// `kc` terms of the chunk. `a` is `A(i0, l0)`, `t` the chunk's `temp`s of
+/// the tile's first column (`t[l*NR + jj]`), `c` is `C(i0, j0)`.
+///
+/// # Safety
+///
+/// Every `A(i0 + r, l0 + l)` and `C(i0 + r, j0 + jj)` for `r < MV*W`,
+/// `l < kc`, `jj < NJ` must be valid; `t` must hold `kc*NR` elements.
+#[inline(always)]
+unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
+    a: *const V::S,
+    lda: usize,
+    t: *const V::S,
+    c: *mut V::S,
+    ldc: usize,
+    kc: usize,
+) {
+    // SAFETY: the caller's contract covers every address below.
+    unsafe {
+        let mut acc = [[V::load(c); M]; NJ];
+        for (j, col) in acc.iter_mut().enumerate() {
+            for (v, x) in col.iter_mut().enumerate() {
+                *x = V::load(c.add(j * ldc + v * V::W));
+            }
+        }
+        let mut ap = a;
+        let mut tp = t;
+        for _ in 0..kc {
+            let mut av = [V::load(ap); M];
+            for (v, x) in av.iter_mut().enumerate().skip(1) {
+                *x = V::load(ap.add(v * V::W));
+            }
+            for (j, col) in acc.iter_mut().enumerate() {
+                let tb = V::splat(tp.add(j));
+                for (x, &a) in col.iter_mut().zip(av.iter()) {
+                    *x = if FUSED {
+                        V::fma(a, tb, *x)
+                    } else {
+                        V::add(V::mul(a, tb), *x)
+                    };
+                }
+            }
+            ap = ap.add(lda);
+            tp = tp.add(NR);
+        }
+        for (j, col) in acc.iter().enumerate() {
+            for (v, x) in col.iter().enumerate() {
+                V::store(c.add(j * ldc + v * V::W), *x);
+            }
+        }
+    }
+}
+
+/// Rows `0..m` of the columns of one tile (`NJ` of them), all row blocks:
+/// `MV` vectors, then single vectors, then single elements.
+///
+/// # Safety
+///
+/// As [`tile`] for every row `< m`.
+#[inline(always)]
+unsafe fn rows<V: Arith<S = S>, S: Arith<S = S>, const NJ: usize, const FUSED: bool>(
+    m: usize,
+    a: *const S,
+    lda: usize,
+    t: *const S,
+    c: *mut S,
+    ldc: usize,
+    kc: usize,
+) {
+    let mut i = 0;
+    // SAFETY: every tile covers rows below m (the caller's contract).
+    unsafe {
+        while i + MV * V::W <= m {
+            tile::<V, MV, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
+            i += MV * V::W;
+        }
+        while i + V::W <= m {
+            tile::<V, 1, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
+            i += V::W;
+        }
+        while i < m {
+            tile::<S, 1, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
+            i += 1;
+        }
+    }
+}
+
+/// `C(0..m, j) := C(0..m, j)*beta`, or 0 when `beta == 0`, for every column.
+///
+/// # Safety
+///
+/// `C(i, j)` valid for `i < m`, `j < n`.
+#[inline(always)]
+pub unsafe fn scale<V: Arith<S = S>, S: Arith<S = S> + Real>(
+    m: usize,
+    n: usize,
+    beta: S,
+    c: *mut S,
+    ldc: usize,
+) {
+    // SAFETY: the caller's contract covers every address below.
+    unsafe {
+        let vb = V::splat(&beta);
+        for j in 0..n {
+            let col = c.add(j * ldc);
+            let mut i = 0;
+            if beta == S::ZERO {
+                let vz = V::zero();
+                let sz = S::zero();
+                while i + V::W <= m {
+                    V::store(col.add(i), vz);
+                    i += V::W;
+                }
+                while i < m {
+                    S::store(col.add(i), sz);
+                    i += 1;
+                }
+            } else {
+                while i + V::W <= m {
+                    let p = col.add(i);
+                    V::store(p, V::mul(V::load(p), vb));
+                    i += V::W;
+                }
+                while i < m {
+                    let p = col.add(i);
+                    S::store(p, S::mul(S::load(p), beta));
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `C := alpha*A*B + beta*C` for `transa = 'N'`, where `B(l, j)` is
+/// `b[l*bl + j*bj]` (`(1, ldb)` for B, `(ldb, 1)` for `B**T`, `(incx, 0)`
+/// for xGEMV's x); arguments already checked as the reference checks them
+/// (the entry sends every other case to the original). `l` is taken in
+/// chunks of at most `kcmax` (at most [`KC`]). `FUSED` (the relaxed
+/// variants only, never bit-identical) makes each term one fused
+/// multiply-add.
+///
+/// # Safety
+///
+/// The Fortran contract of `xGEMM` with valid arguments: A is `lda × k`,
+/// every `B(l, j)` readable, C is `ldc × n`, column-major.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: S,
+    a: *const S,
+    lda: usize,
+    b: *const S,
+    (bl, bj): (isize, isize),
+    beta: S,
+    c: *mut S,
+    ldc: usize,
+    kcmax: usize,
+) {
+    if m == 0 || n == 0 || ((alpha == S::ZERO || k == 0) && beta == S::ONE) {
+        return;
+    }
+    // SAFETY: every index below is inside the matrices of the contract.
+    unsafe {
+        if alpha == S::ZERO {
+            scale::<V, S>(m, n, beta, c, ldc);
+            return;
+        }
+        if beta != S::ONE {
+            scale::<V, S>(m, n, beta, c, ldc);
+        }
+        let kcmax = if kcmax < KC { kcmax } else { KC };
+        // 8-byte units, aligned for f32 and f64, never read before
+        // written: `temp[l*NR + jj]` for the chunk's l and the tile's jj.
+        let mut temps = core::mem::MaybeUninit::<[u64; KC * NR]>::uninit();
+        let t = temps.as_mut_ptr().cast::<S>();
+        let mut l0 = 0;
+        while l0 < k {
+            let kc = if k - l0 < kcmax { k - l0 } else { kcmax };
+            let a0 = a.add(l0 * lda);
+            let mut j0 = 0;
+            while j0 < n {
+                let nj = if n - j0 < NR { n - j0 } else { NR };
+                for l in 0..kc {
+                    for jj in 0..nj {
+                        let bv = S::load(b.offset((l0 + l) as isize * bl + (j0 + jj) as isize * bj));
+                        S::store(t.add(l * NR + jj), S::mul(bv, alpha));
+                    }
+                }
+                let cj = c.add(j0 * ldc);
+                if nj == NR {
+                    rows::<V, S, NR, FUSED>(m, a0, lda, t, cj, ldc, kc);
+                } else {
+                    for jj in 0..nj {
+                        rows::<V, S, 1, FUSED>(m, a0, lda, t.add(jj), cj.add(jj * ldc), ldc, kc);
+                    }
+                }
+                j0 += nj;
+            }
+            l0 += kc;
+        }
+    }
+}
+
+/// `C := alpha*A**T*B + beta*C`, `B(l, j)` at `b[l*bl + j*bj]`: one dot
+/// product per element (the reference's `.NOT.NOTA` branches).
+///
+/// # Safety
+///
+/// As [`gemm_n`], with A `lda × m` (k rows used).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub unsafe fn gemm_t<V: Arith<S = S>, S: Arith<S = S> + Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: S,
+    a: *const S,
+    lda: usize,
+    b: *const S,
+    (bl, bj): (isize, isize),
+    beta: S,
+    c: *mut S,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || ((alpha == S::ZERO || k == 0) && beta == S::ONE) {
+        return;
+    }
+    // SAFETY: every index below is inside the matrices of the contract.
+    unsafe {
+        if alpha == S::ZERO {
+            scale::<V, S>(m, n, beta, c, ldc);
+            return;
+        }
+        for j in 0..n {
+            let col = c.add(j * ldc);
+            let x = b.offset(j as isize * bj);
+            dot_columns::<V, S>(m, k, a, lda, x, bl, |i, temp| {
+                let p = col.add(i);
+                let t = S::mul(temp, alpha);
+                if beta == S::ZERO {
+                    S::store(p, t);
+                } else {
+                    S::store(p, S::add(t, S::mul(S::load(p), beta)));
+                }
+            });
+        }
+    }
+}
+
+/// The entry of a Fortran `xGEMM(TRANSA, TRANSB, M, N, K, ALPHA, A, LDA,
+/// B, LDB, BETA, C, LDC)` (with gfortran's two hidden character lengths
+/// after them, unused): the reference's argument checks in assembly, then
+/// a tail jump either to `$body` (both flags one of `N n T t C c`, `m, n,
+/// k >= 0`, `lda >= max(1, rows of A)`, `ldb >= max(1, rows of B)`, `ldc
+/// >= max(1, m)`) or, for anything else, to the original through import
+/// slot 0 (`fallback`), which does its own checks and calls `xerbla_`.
+/// Only `r10`, `r11` and the flags are changed before either jump: scratch
+/// registers that carry no argument in the System V ABI; the stack is as
+/// at entry.
+///
+/// Arguments: rdi transa, rsi transb, rdx m, rcx n, r8 k, r9 alpha, then on
+/// the stack (above the return address) a, lda (+16), b, ldb (+32), beta,
+/// c, ldc (+56), and the two lengths.
+macro_rules! gemm_entry {
+    ($name:literal, $body:path) => {
+        core::arch::global_asm!(
+            concat!(".globl ", $name),
+            concat!(".type ", $name, ",@function"),
+            concat!($name, ":"),
+            // Rows of A: m as is, k transposed.
+            "movzx r10d, byte ptr [rdi]",
+            "or r10d, 0x20",
+            "cmp r10d, 0x6e",
+            "je 1f",
+            "cmp r10d, 0x74",
+            "je 2f",
+            "cmp r10d, 0x63",
+            "jne 9f",
+            "2:",
+            "mov r10d, dword ptr [r8]",
+            "jmp 3f",
+            "1:",
+            "mov r10d, dword ptr [rdx]",
+            "3:",
+            "test r10d, r10d",
+            "jg 4f",
+            "mov r10d, 1",
+            "4:",
+            "mov r11, qword ptr [rsp + 16]",
+            "cmp dword ptr [r11], r10d",
+            "jl 9f",
+            // Rows of B: k as is, n transposed.
+            "movzx r10d, byte ptr [rsi]",
+            "or r10d, 0x20",
+            "cmp r10d, 0x6e",
+            "je 5f",
+            "cmp r10d, 0x74",
+            "je 6f",
+            "cmp r10d, 0x63",
+            "jne 9f",
+            "6:",
+            "mov r10d, dword ptr [rcx]",
+            "jmp 7f",
+            "5:",
+            "mov r10d, dword ptr [r8]",
+            "7:",
+            "test r10d, r10d",
+            "jg 8f",
+            "mov r10d, 1",
+            "8:",
+            "mov r11, qword ptr [rsp + 32]",
+            "cmp dword ptr [r11], r10d",
+            "jl 9f",
+            // m, n, k >= 0.
+            "mov r10d, dword ptr [rdx]",
+            "or r10d, dword ptr [rcx]",
+            "or r10d, dword ptr [r8]",
+            "js 9f",
+            // ldc >= max(1, m).
+            "mov r10d, dword ptr [rdx]",
+            "test r10d, r10d",
+            "jg 10f",
+            "mov r10d, 1",
+            "10:",
+            "mov r11, qword ptr [rsp + 56]",
+            "cmp dword ptr [r11], r10d",
+            "jl 9f",
+            "jmp {body}",
+            "9:",
+            "jmp qword ptr [rip + adapt_import_fallback]",
+            body = sym $body,
+        );
+    };
+}
+pub(crate) use gemm_entry;
+
+/// The Rust body of a `gemm_entry!`: reads the Fortran arguments.
+macro_rules! gemm_body {
+    ($body:ident, $s:ty, $v:ty) => {
+        $crate::blas_gemm::gemm_body!($body, $s, $v, false);
+    };
+    ($body:ident, $s:ty, $v:ty, $fused:literal) => {
+        /// The body behind the entry (arguments checked there).
+        ///
+        /// # Safety
+        ///
+        /// Reached only from the entry, with the Fortran contract of
+        /// `xGEMM` and arguments it accepted.
+        #[no_mangle]
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe extern "C" fn $body(
+            transa: *const u8,
+            transb: *const u8,
+            m: *const i32,
+            n: *const i32,
+            k: *const i32,
+            alpha: *const $s,
+            a: *const $s,
+            lda: *const i32,
+            b: *const $s,
+            ldb: *const i32,
+            beta: *const $s,
+            c: *mut $s,
+            ldc: *const i32,
+            _transa_len: usize,
+            _transb_len: usize,
+        ) {
+            // SAFETY: the entry checked the flags, the sizes (>= 0) and the
+            // leading dimensions (>= 1) as the reference does; the rest is
+            // the caller's Fortran contract.
+            unsafe {
+                // The reference reads alpha and beta only when neither
+                // dimension is 0.
+                if *m == 0 || *n == 0 {
+                    return;
+                }
+                let ldb = *ldb as isize;
+                // B(l, j) = b[l + j*ldb], or B(j, l) = b[j + l*ldb] transposed.
+                let strides = if (*transb | 0x20) == b'n' { (1, ldb) } else { (ldb, 1) };
+                let args = (
+                    *m as usize,
+                    *n as usize,
+                    *k as usize,
+                    *alpha,
+                    *lda as usize,
+                    *beta,
+                    *ldc as usize,
+                );
+                let (m, n, k, alpha, lda, beta, ldc) = args;
+                // Both inlined: a function pointer would be an indirect
+                // call, which the verifier refuses.
+                if (*transa | 0x20) == b'n' {
+                    $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
+                        m, n, k, alpha, a, lda, b, strides, beta, c, ldc, $crate::blas_gemm::KC,
+                    )
+                } else {
+                    $crate::blas_gemm::gemm_t::<$v, $s>(
+                        m, n, k, alpha, a, lda, b, strides, beta, c, ldc,
+                    )
+                }
+            }
+        }
+    };
+}
+pub(crate) use gemm_body;

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The netlib reference BLAS `sgemm_` (Fortran ABI), bit-identical, with
+//! AVX-512F (zmm, 48×8 register tile): see `common/blas_gemm.rs`.
+#![no_std]
+
+#[path = "../common/blas_arith.rs"]
+mod blas_arith;
+#[path = "../common/blas_dots.rs"]
+mod blas_dots;
+#[path = "../common/blas_gemm.rs"]
+mod blas_gemm;
+
+blas_gemm::gemm_body!(adapt_sgemm_body, f32, blas_arith::VecS);
+blas_gemm::gemm_entry!("sgemm_", adapt_sgemm_body);
