@@ -364,13 +364,21 @@ where
     'd: 'f,
 {
     let mut functions = Vec::new();
+    // The filter's test on the raw bytes first: a `.symtab` of tens of
+    // thousands of symbols is scanned for one name on every inject, so
+    // the UTF-8 check and the demangling are for candidates only.
+    let wanted = match filter {
+        SymbolFilter::MayBe(wanted) | SymbolFilter::Lookup(wanted) => Some(NameFilter::new(wanted)),
+        _ => None,
+    };
     for symbol in symbols {
-        let Ok(name) = symbol.name() else { continue };
-        if let SymbolFilter::MayBe(wanted) | SymbolFilter::Lookup(wanted) = filter {
-            if !may_name(name, wanted) {
-                continue;
+        if let Some(wanted) = &wanted {
+            match symbol.name_bytes() {
+                Ok(raw) if wanted.may_be(raw) => {}
+                _ => continue,
             }
         }
+        let Ok(name) = symbol.name() else { continue };
         if let Some(f) = function_symbol(symbol.elf_symbol(), endian, name) {
             functions.push(f);
         }
@@ -500,12 +508,35 @@ fn dedup_in_order(functions: Vec<FunctionSymbol>) -> Vec<FunctionSymbol> {
 /// v0 `_R`) and holds the last path component of `wanted`, which every
 /// mangling keeps verbatim for ASCII identifiers. A cheap superset: the
 /// exact test ([`FunctionSymbol::is_named`], split-part names) follows.
+#[cfg(test)]
 pub(crate) fn may_name(raw: &str, wanted: &str) -> bool {
-    if raw.starts_with(wanted) {
-        return true;
+    NameFilter::new(wanted).may_be(raw.as_bytes())
+}
+
+/// [`may_name`] prepared for one wanted name and tested on raw symbol
+/// bytes, as a scan of a whole symbol table needs it.
+pub(crate) struct NameFilter<'w> {
+    wanted: &'w [u8],
+    /// The last `::` component of the wanted name.
+    ident: &'w [u8],
+}
+
+impl<'w> NameFilter<'w> {
+    pub(crate) fn new(wanted: &'w str) -> Self {
+        let ident = wanted.rsplit("::").next().unwrap_or(wanted);
+        Self {
+            wanted: wanted.as_bytes(),
+            ident: ident.as_bytes(),
+        }
     }
-    let ident = wanted.rsplit("::").next().unwrap_or(wanted);
-    (raw.starts_with("_Z") || raw.starts_with("_R")) && raw.contains(ident)
+
+    pub(crate) fn may_be(&self, raw: &[u8]) -> bool {
+        if raw.starts_with(self.wanted) {
+            return true;
+        }
+        (raw.starts_with(b"_Z") || raw.starts_with(b"_R"))
+            && (self.ident.is_empty() || raw.windows(self.ident.len()).any(|w| w == self.ident))
+    }
 }
 
 #[cfg(test)]
