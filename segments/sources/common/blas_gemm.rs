@@ -24,11 +24,19 @@
 //! Vectorising over the contiguous index `i` keeps every element's
 //! sequence; the register tile covers `MV` vectors of rows by `NR`
 //! columns, `l` runs sequentially inside it, and `l` is cut into chunks of
-//! `KC` that are taken in ascending order, so every element still sees its
-//! `l` terms in order. `temp` for a chunk and a tile's columns is computed
-//! once into `temps`, a stack array of `KC * NR` 8-byte units (1.5 KiB
-//! with `NR` 6, 2 KiB with `NR` 8); the whole frame stays below 4 KiB (no
-//! stack probe, fine on a 64 KiB thread stack).
+//! `GKC` that are taken in ascending order, so every element still sees its
+//! `l` terms in order. Within a chunk, a block of rows of A (`PACKV`
+//! vectors: up to 48 rows of `f64`) is copied into a stack buffer, strip by
+//! strip in the order the tiles read it (a copy: no arithmetic, so nothing
+//! changes in the values), and serves every column of C; `temp` for the
+//! chunk and a block of `NC` columns is computed into `temps`, a stack
+//! array of `GKC * NC` elements. Stack: the packed block (24 KiB with ymm
+//! or zmm, 12 KiB with xmm) plus `temps` (3 KiB, 4 KiB with `NR` 8) plus
+//! saved registers and spills: under 29 KiB (bound: 32 KiB, fine on a
+//! 64 KiB thread stack). The compiler touches such a frame page by page
+//! (an unrolled inline stack probe: `sub rsp, 4096` and a store, which the
+//! verifier's stack-depth analysis follows); above 32 KiB it would emit a
+//! probe loop instead, which the analysis refuses.
 
 use crate::blas_arith::{Arith, Real};
 use crate::blas_dots::dot_columns;
@@ -46,19 +54,40 @@ pub const MV: usize = 2;
 #[cfg(not(target_feature = "avx512f"))]
 pub const NR: usize = 6;
 
-/// Terms of `l` per chunk: A's columns of a chunk (`m × KC`) stay in the
-/// L2 cache while every column of C is updated with them, and C is read
-/// and written once per chunk.
+/// Terms of `l` per chunk of xSYRK (which shares [`MV`] and [`NR`]).
+#[allow(dead_code)]
 pub const KC: usize = 32;
 
-/// One tile: `C(i0.., j0..j0+NJ)` for `MV` vectors of rows, updated with
-/// `kc` terms of the chunk. `a` is `A(i0, l0)`, `t` the chunk's `temp`s of
-/// the tile's first column (`t[l*NR + jj]`), `c` is `C(i0, j0)`.
+/// Terms of `l` per chunk of xGEMM's `N` form: C is read and written
+/// once per chunk.
+pub const GKC: usize = 64;
+
+/// Vectors of the packed block of A: `GKC` terms of `PACKV / GKC` vectors
+/// of rows (24 KiB with ymm: 48 rows of `f64`; 24 KiB with zmm: 48 rows;
+/// 12 KiB with xmm: 48 rows). The block is reused for every column of C.
+#[cfg(target_feature = "avx512f")]
+pub const PACKV: usize = 384;
+/// Vectors of the packed block of A: `GKC` terms of `PACKV / GKC` vectors
+/// of rows (24 KiB with ymm: 48 rows of `f64`; 24 KiB with zmm: 48 rows;
+/// 12 KiB with xmm: 48 rows). The block is reused for every column of C.
+#[cfg(not(target_feature = "avx512f"))]
+pub const PACKV: usize = 768;
+
+/// Columns of a block of `temp`s (`GKC × NC` elements, 3 KiB with `NR`
+/// 6, 4 KiB with `NR` 8), computed once per chunk, block of A and block
+/// of columns.
+pub const NC: usize = NR;
+
+/// One tile: `C(i0.., j0..j0+NJ)` for `M` vectors of rows, updated with
+/// `kc` terms of the chunk. `a` is `A(i0, l0)` (`A(i0 + r, l0 + l)` at
+/// `a[l*lda + r]`: A itself or its packed block), `t` the chunk's `temp`
+/// of the tile's first column (`temp(l, jj)` at `t[jj*GKC + l]`), `c` is
+/// `C(i0, j0)`.
 ///
 /// # Safety
 ///
-/// Every `A(i0 + r, l0 + l)` and `C(i0 + r, j0 + jj)` for `r < MV*W`,
-/// `l < kc`, `jj < NJ` must be valid; `t` must hold `kc*NR` elements.
+/// Every `a[l*lda + r]`, `t[jj*GKC + l]` and `C(i0 + r, j0 + jj)` for
+/// `r < M*W`, `l < kc`, `jj < NJ` must be valid.
 #[inline(always)]
 unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
     a: *const V::S,
@@ -84,7 +113,7 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
                 *x = V::load(ap.add(v * V::W));
             }
             for (j, col) in acc.iter_mut().enumerate() {
-                let tb = V::splat(tp.add(j));
+                let tb = V::splat(tp.add(j * GKC));
                 for (x, &a) in col.iter_mut().zip(av.iter()) {
                     *x = if FUSED {
                         V::fma(a, tb, *x)
@@ -94,7 +123,7 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
                 }
             }
             ap = ap.add(lda);
-            tp = tp.add(NR);
+            tp = tp.add(1);
         }
         for (j, col) in acc.iter().enumerate() {
             for (v, x) in col.iter().enumerate() {
@@ -104,36 +133,33 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
     }
 }
 
-/// Rows `0..m` of the columns of one tile (`NJ` of them), all row blocks:
-/// `MV` vectors, then single vectors, then single elements.
+/// One strip of rows (`M` vectors of `V`) across the `nc` columns of a
+/// block: tiles of [`NR`] columns, then single columns. `t` holds the
+/// block's `temp`s, `t[jj*GKC + l]`.
 ///
 /// # Safety
 ///
-/// As [`tile`] for every row `< m`.
+/// As [`tile`] for every column `< nc`.
 #[inline(always)]
-unsafe fn rows<V: Arith<S = S>, S: Arith<S = S>, const NJ: usize, const FUSED: bool>(
-    m: usize,
-    a: *const S,
+unsafe fn strip<V: Arith, const M: usize, const FUSED: bool>(
+    nc: usize,
+    a: *const V::S,
     lda: usize,
-    t: *const S,
-    c: *mut S,
+    t: *const V::S,
+    c: *mut V::S,
     ldc: usize,
     kc: usize,
 ) {
-    let mut i = 0;
-    // SAFETY: every tile covers rows below m (the caller's contract).
+    let mut jj = 0;
+    // SAFETY: every tile covers columns below nc (the caller's contract).
     unsafe {
-        while i + MV * V::W <= m {
-            tile::<V, MV, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
-            i += MV * V::W;
+        while jj + NR <= nc {
+            tile::<V, M, NR, FUSED>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc);
+            jj += NR;
         }
-        while i + V::W <= m {
-            tile::<V, 1, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
-            i += V::W;
-        }
-        while i < m {
-            tile::<S, 1, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
-            i += 1;
+        while jj < nc {
+            tile::<V, M, 1, FUSED>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc);
+            jj += 1;
         }
     }
 }
@@ -224,35 +250,125 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
         if beta != S::ONE {
             scale::<V, S>(m, n, beta, c, ldc);
         }
-        let kcmax = if kcmax < KC { kcmax } else { KC };
-        // 8-byte units, aligned for f32 and f64, never read before
-        // written: `temp[l*NR + jj]` for the chunk's l and the tile's jj.
-        let mut temps = core::mem::MaybeUninit::<[u64; KC * NR]>::uninit();
+        let kcmax = if kcmax < GKC { kcmax } else { GKC };
+        // Never read before written: `temp(l, jj)` of the chunk's l and
+        // the block's jj at `t[jj*GKC + l]`; the packed block of A, strip
+        // `s` (rows `i0 + s*mr..`) with `A(i0 + s*mr + r, l0 + l)` at
+        // `p[s*kc*mr + l*mr + r]`.
+        let mut temps = core::mem::MaybeUninit::<[S; GKC * NC]>::uninit();
         let t = temps.as_mut_ptr().cast::<S>();
+        let mut pack = core::mem::MaybeUninit::<[V; PACKV]>::uninit();
+        let p = pack.as_mut_ptr().cast::<S>();
+        let mr = MV * V::W;
+        // Rows of a packed block: whole strips.
+        let mcmax = PACKV / GKC / MV * mr;
+        // Columns used once (xGEMV, a thin C) are not worth packing A for:
+        // every row is then taken from A itself.
+        let mpacked = if n > NR { m - m % mr } else { 0 };
         let mut l0 = 0;
         while l0 < k {
             let kc = if k - l0 < kcmax { k - l0 } else { kcmax };
             let a0 = a.add(l0 * lda);
-            let mut j0 = 0;
-            while j0 < n {
-                let nj = if n - j0 < NR { n - j0 } else { NR };
-                for l in 0..kc {
-                    for jj in 0..nj {
-                        let bv = S::load(b.offset((l0 + l) as isize * bl + (j0 + jj) as isize * bj));
-                        S::store(t.add(l * NR + jj), S::mul(bv, alpha));
-                    }
-                }
-                let cj = c.add(j0 * ldc);
-                if nj == NR {
-                    rows::<V, S, NR, FUSED>(m, a0, lda, t, cj, ldc, kc);
+            let bl0 = b.offset(l0 as isize * bl);
+            let mut i0 = 0;
+            while i0 < mpacked {
+                let mc = if mpacked - i0 < mcmax {
+                    mpacked - i0
                 } else {
-                    for jj in 0..nj {
-                        rows::<V, S, 1, FUSED>(m, a0, lda, t.add(jj), cj.add(jj * ldc), ldc, kc);
+                    mcmax
+                };
+                let strips = mc / mr;
+                for l in 0..kc {
+                    let src = a0.add(l * lda + i0);
+                    for s in 0..strips {
+                        for v in 0..MV {
+                            let x = V::load(src.add(s * mr + v * V::W));
+                            V::store(p.add(s * kc * mr + l * mr + v * V::W), x);
+                        }
                     }
                 }
-                j0 += nj;
+                let mut j0 = 0;
+                while j0 < n {
+                    let nc = if n - j0 < NC { n - j0 } else { NC };
+                    temps_of::<V, S>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
+                    let cb = c.add(j0 * ldc + i0);
+                    for s in 0..strips {
+                        strip::<V, MV, FUSED>(
+                            nc,
+                            p.add(s * kc * mr),
+                            mr,
+                            t,
+                            cb.add(s * mr),
+                            ldc,
+                            kc,
+                        );
+                    }
+                    j0 += nc;
+                }
+                i0 += mc;
+            }
+            if mpacked < m {
+                let mut j0 = 0;
+                while j0 < n {
+                    let nc = if n - j0 < NC { n - j0 } else { NC };
+                    temps_of::<V, S>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
+                    let cj = c.add(j0 * ldc);
+                    let mut i = mpacked;
+                    while i + mr <= m {
+                        strip::<V, MV, FUSED>(nc, a0.add(i), lda, t, cj.add(i), ldc, kc);
+                        i += mr;
+                    }
+                    while i + V::W <= m {
+                        strip::<V, 1, FUSED>(nc, a0.add(i), lda, t, cj.add(i), ldc, kc);
+                        i += V::W;
+                    }
+                    while i < m {
+                        strip::<S, 1, FUSED>(nc, a0.add(i), lda, t, cj.add(i), ldc, kc);
+                        i += 1;
+                    }
+                    j0 += nc;
+                }
             }
             l0 += kc;
+        }
+    }
+}
+
+/// `temp(l, jj) = B(l, jj)*alpha` (the reference's rounded product, B's
+/// element the first operand) into `t[jj*GKC + l]` for `l < kc`,
+/// `jj < nc`; `b` is `B(l0, j0)`, `B(l, j)` at `b[l*bl + j*bj]`. A column
+/// of B contiguous in `l` is taken in vectors (each lane the same product).
+///
+/// # Safety
+///
+/// Those elements of B readable; `t` holds `GKC * nc` elements.
+#[inline(always)]
+unsafe fn temps_of<V: Arith<S = S>, S: Arith<S = S>>(
+    kc: usize,
+    nc: usize,
+    b: *const S,
+    (bl, bj): (isize, isize),
+    alpha: S,
+    t: *mut S,
+) {
+    // SAFETY: the caller's contract covers every address below.
+    unsafe {
+        let va = V::splat(&alpha);
+        for jj in 0..nc {
+            let bp = b.offset(jj as isize * bj);
+            let tp = t.add(jj * GKC);
+            let mut l = 0;
+            if bl == 1 {
+                while l + V::W <= kc {
+                    V::store(tp.add(l), V::mul(V::load(bp.add(l)), va));
+                    l += V::W;
+                }
+            }
+            while l < kc {
+                let bv = S::load(bp.offset(l as isize * bl));
+                S::store(tp.add(l), S::mul(bv, alpha));
+                l += 1;
+            }
         }
     }
 }
@@ -447,7 +563,7 @@ macro_rules! gemm_body {
                 // call, which the verifier refuses.
                 if (*transa | 0x20) == b'n' {
                     $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
-                        m, n, k, alpha, a, lda, b, strides, beta, c, ldc, $crate::blas_gemm::KC,
+                        m, n, k, alpha, a, lda, b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
                     )
                 } else {
                     $crate::blas_gemm::gemm_t::<$v, $s>(
