@@ -99,35 +99,73 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
 ) {
     // SAFETY: the caller's contract covers every address below.
     unsafe {
-        let mut acc = [[V::load(c); M]; NJ];
-        for (j, col) in acc.iter_mut().enumerate() {
-            for (v, x) in col.iter_mut().enumerate() {
-                *x = V::load(c.add(j * ldc + v * V::W));
+        // The exact tile starts from C (each element's sum in the
+        // reference's order); the relaxed one from zero, C added at the
+        // end, so no term waits for C's loads.
+        let mut acc = [[V::zero(); M]; NJ];
+        if !FUSED {
+            for (j, col) in acc.iter_mut().enumerate() {
+                for (v, x) in col.iter_mut().enumerate() {
+                    *x = V::load(c.add(j * ldc + v * V::W));
+                }
             }
         }
         let mut ap = a;
         let mut tp = t;
-        for _ in 0..kc {
-            let mut av = [V::load(ap); M];
-            for (v, x) in av.iter_mut().enumerate().skip(1) {
-                *x = V::load(ap.add(v * V::W));
+        if FUSED {
+            // Two terms per trip (fewer loop instructions); the exact
+            // tile has no register to spare for it.
+            for _ in 0..kc / 2 {
+                step::<V, M, NJ, FUSED>(&mut acc, ap, tp);
+                step::<V, M, NJ, FUSED>(&mut acc, ap.add(lda), tp.add(1));
+                ap = ap.add(2 * lda);
+                tp = tp.add(2);
             }
-            for (j, col) in acc.iter_mut().enumerate() {
-                let tb = V::splat(tp.add(j * GKC));
-                for (x, &a) in col.iter_mut().zip(av.iter()) {
-                    *x = if FUSED {
-                        V::fma(a, tb, *x)
-                    } else {
-                        V::add(V::mul(a, tb), *x)
-                    };
-                }
+            if kc % 2 != 0 {
+                step::<V, M, NJ, FUSED>(&mut acc, ap, tp);
             }
-            ap = ap.add(lda);
-            tp = tp.add(1);
+        } else {
+            for _ in 0..kc {
+                step::<V, M, NJ, FUSED>(&mut acc, ap, tp);
+                ap = ap.add(lda);
+                tp = tp.add(1);
+            }
         }
         for (j, col) in acc.iter().enumerate() {
             for (v, x) in col.iter().enumerate() {
-                V::store(c.add(j * ldc + v * V::W), *x);
+                let p = c.add(j * ldc + v * V::W);
+                V::store(p, if FUSED { V::add(V::load(p), *x) } else { *x });
+            }
+        }
+    }
+}
+
+/// Term `l` of a tile: `ap` is `A(i0, l)` (or its packed copy), `tp` the
+/// `temp(l, 0)` of the tile's first column.
+///
+/// # Safety
+///
+/// As [`tile`] for that one `l`.
+#[inline(always)]
+unsafe fn step<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
+    acc: &mut [[V; M]; NJ],
+    ap: *const V::S,
+    tp: *const V::S,
+) {
+    // SAFETY: the caller's contract covers every address below.
+    unsafe {
+        let mut av = [V::load(ap); M];
+        for (v, x) in av.iter_mut().enumerate().skip(1) {
+            *x = V::load(ap.add(v * V::W));
+        }
+        for (j, col) in acc.iter_mut().enumerate() {
+            let tb = V::splat(tp.add(j * GKC));
+            for (x, &a) in col.iter_mut().zip(av.iter()) {
+                *x = if FUSED {
+                    V::fma(a, tb, *x)
+                } else {
+                    V::add(V::mul(a, tb), *x)
+                };
             }
         }
     }
@@ -292,7 +330,19 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
                     let nc = if n - j0 < NC { n - j0 } else { NC };
                     temps_of::<V, S>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
                     let cb = c.add(j0 * ldc + i0);
+                    // The next columns' C block and B chunk are fetched
+                    // while this block runs, a column or so per strip.
+                    let jn = j0 + nc;
+                    let ncn = if n - jn < NC { n - jn } else { NC };
                     for s in 0..strips {
+                        let mut jj = s;
+                        while jj < ncn {
+                            prefetch(c.add((jn + jj) * ldc + i0), mc);
+                            if bl == 1 {
+                                prefetch(bl0.offset((jn + jj) as isize * bj), kc);
+                            }
+                            jj += strips;
+                        }
                         strip::<V, MV, FUSED>(
                             nc,
                             p.add(s * kc * mr),
@@ -331,6 +381,25 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
             }
             l0 += kc;
         }
+    }
+}
+
+/// A hint to bring the lines of `p[0..len]` into the caches (`prefetcht0`;
+/// never faults, reads nothing the program sees).
+#[inline(always)]
+fn prefetch<S>(p: *const S, len: usize) {
+    let first = p as usize & !63;
+    let last = p as usize + (len * core::mem::size_of::<S>()).saturating_sub(1);
+    let mut line = first;
+    while line <= last {
+        // SAFETY: a prefetch is only a hint: it accesses no memory
+        // architecturally and cannot fault (SSE, baseline).
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                line as *const i8,
+            )
+        };
+        line += 64;
     }
 }
 
