@@ -268,7 +268,7 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
     k: usize,
     alpha: S,
     a: *const S,
-    lda: usize,
+    (ai, al): (usize, usize),
     b: *const S,
     (bl, bj): (isize, isize),
     beta: S,
@@ -292,7 +292,8 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
         // Never read before written: `temp(l, jj)` of the chunk's l and
         // the block's jj at `t[jj*GKC + l]`; the packed block of A, strip
         // `s` (rows `i0 + s*mr..`) with `A(i0 + s*mr + r, l0 + l)` at
-        // `p[s*kc*mr + l*mr + r]`.
+        // `p[s*kc*mr + l*mr + r]`, then the block's last `rem < mr` rows
+        // (if any) at `p[strips*kc*mr + l*rem + r]`.
         let mut temps = core::mem::MaybeUninit::<[S; GKC * NC]>::uninit();
         let t = temps.as_mut_ptr().cast::<S>();
         let mut pack = core::mem::MaybeUninit::<[V; PACKV]>::uninit();
@@ -301,27 +302,48 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
         // Rows of a packed block: whole strips.
         let mcmax = PACKV / GKC / MV * mr;
         // Columns used once (xGEMV, a thin C) are not worth packing A for:
-        // every row is then taken from A itself.
-        let mpacked = if n > NR { m - m % mr } else { 0 };
+        // every row is then taken from A itself, which needs A's rows
+        // contiguous (`ai == 1`; the transposed form always packs).
+        let packed = n > NR || ai != 1;
         let mut l0 = 0;
         while l0 < k {
             let kc = if k - l0 < kcmax { k - l0 } else { kcmax };
-            let a0 = a.add(l0 * lda);
+            let a0 = a.add(l0 * al);
             let bl0 = b.offset(l0 as isize * bl);
             let mut i0 = 0;
-            while i0 < mpacked {
-                let mc = if mpacked - i0 < mcmax {
-                    mpacked - i0
-                } else {
-                    mcmax
-                };
+            while packed && i0 < m {
+                let mc = if m - i0 < mcmax { m - i0 } else { mcmax };
                 let strips = mc / mr;
-                for l in 0..kc {
-                    let src = a0.add(l * lda + i0);
-                    for s in 0..strips {
-                        for v in 0..MV {
-                            let x = V::load(src.add(s * mr + v * V::W));
-                            V::store(p.add(s * kc * mr + l * mr + v * V::W), x);
+                let rem = mc % mr;
+                let pr = p.add(strips * kc * mr);
+                if ai == 1 {
+                    for l in 0..kc {
+                        let src = a0.add(l * al + i0);
+                        for s in 0..strips {
+                            for v in 0..MV {
+                                let x = V::load(src.add(s * mr + v * V::W));
+                                V::store(p.add(s * kc * mr + l * mr + v * V::W), x);
+                            }
+                        }
+                        for r in 0..rem {
+                            // Volatile: a plain loop here becomes a call
+                            // to `memcpy`, which a segment cannot make.
+                            let x = src.add(strips * mr + r).read_volatile();
+                            S::store(pr.add(l * rem + r), x);
+                        }
+                    }
+                } else {
+                    // Row `i` of op(A) is contiguous in `l`.
+                    for r in 0..mc {
+                        let src = a0.add((i0 + r) * ai);
+                        let (dst, ld) = if r < strips * mr {
+                            (p.add(r / mr * kc * mr + r % mr), mr)
+                        } else {
+                            (pr.add(r - strips * mr), rem)
+                        };
+                        for l in 0..kc {
+                            // Volatile: no `memcpy` (as above).
+                            S::store(dst.add(l * ld), src.add(l * al).read_volatile());
                         }
                     }
                 }
@@ -334,46 +356,52 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
                     // while this block runs, a column or so per strip.
                     let jn = j0 + nc;
                     let ncn = if n - jn < NC { n - jn } else { NC };
-                    for s in 0..strips {
+                    let per = if strips > 0 { strips } else { 1 };
+                    for s in 0..per {
                         let mut jj = s;
                         while jj < ncn {
                             prefetch(c.add((jn + jj) * ldc + i0), mc);
                             if bl == 1 {
                                 prefetch(bl0.offset((jn + jj) as isize * bj), kc);
                             }
-                            jj += strips;
+                            jj += per;
                         }
-                        strip::<V, MV, FUSED>(
-                            nc,
-                            p.add(s * kc * mr),
-                            mr,
-                            t,
-                            cb.add(s * mr),
-                            ldc,
-                            kc,
-                        );
+                        if s < strips {
+                            let ps = p.add(s * kc * mr);
+                            strip::<V, MV, FUSED>(nc, ps, mr, t, cb.add(s * mr), ldc, kc);
+                        }
+                    }
+                    let cr = cb.add(strips * mr);
+                    let mut i = 0;
+                    while i + V::W <= rem {
+                        strip::<V, 1, FUSED>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc);
+                        i += V::W;
+                    }
+                    while i < rem {
+                        strip::<S, 1, FUSED>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc);
+                        i += 1;
                     }
                     j0 += nc;
                 }
                 i0 += mc;
             }
-            if mpacked < m {
+            if !packed {
                 let mut j0 = 0;
                 while j0 < n {
                     let nc = if n - j0 < NC { n - j0 } else { NC };
                     temps_of::<V, S>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
                     let cj = c.add(j0 * ldc);
-                    let mut i = mpacked;
+                    let mut i = 0;
                     while i + mr <= m {
-                        strip::<V, MV, FUSED>(nc, a0.add(i), lda, t, cj.add(i), ldc, kc);
+                        strip::<V, MV, FUSED>(nc, a0.add(i), al, t, cj.add(i), ldc, kc);
                         i += mr;
                     }
                     while i + V::W <= m {
-                        strip::<V, 1, FUSED>(nc, a0.add(i), lda, t, cj.add(i), ldc, kc);
+                        strip::<V, 1, FUSED>(nc, a0.add(i), al, t, cj.add(i), ldc, kc);
                         i += V::W;
                     }
                     while i < m {
-                        strip::<S, 1, FUSED>(nc, a0.add(i), lda, t, cj.add(i), ldc, kc);
+                        strip::<S, 1, FUSED>(nc, a0.add(i), al, t, cj.add(i), ldc, kc);
                         i += 1;
                     }
                     j0 += nc;
@@ -423,6 +451,16 @@ unsafe fn temps_of<V: Arith<S = S>, S: Arith<S = S>>(
     // SAFETY: the caller's contract covers every address below.
     unsafe {
         let va = V::splat(&alpha);
+        if bj == 1 && bl != 1 {
+            // B transposed: row `l` of B**T holds the block's columns.
+            for l in 0..kc {
+                let bp = b.offset(l as isize * bl);
+                for jj in 0..nc {
+                    S::store(t.add(jj * GKC + l), S::mul(S::load(bp.add(jj)), alpha));
+                }
+            }
+            return;
+        }
         for jj in 0..nc {
             let bp = b.offset(jj as isize * bj);
             let tp = t.add(jj * GKC);
@@ -632,7 +670,13 @@ macro_rules! gemm_body {
                 // call, which the verifier refuses.
                 if (*transa | 0x20) == b'n' {
                     $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
-                        m, n, k, alpha, a, lda, b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
+                        m, n, k, alpha, a, (1, lda), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
+                    )
+                } else if $fused {
+                    // Relaxed: A transposed is packed as well (the exact
+                    // variants keep the reference's dot products).
+                    $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
+                        m, n, k, alpha, a, (lda, 1), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
                     )
                 } else {
                     $crate::blas_gemm::gemm_t::<$v, $s>(

@@ -72,7 +72,7 @@ pub unsafe fn gemv<V: Arith<S = S>, S: Arith<S = S> + Real>(
                 n,
                 alpha,
                 a,
-                lda,
+                (1, lda),
                 x.offset(start(n, incx)),
                 (incx, 0),
                 beta,
