@@ -78,6 +78,18 @@ pub const PACKV: usize = 768;
 /// of columns.
 pub const NC: usize = NR;
 
+/// Where a chunk of `l` stands in the dot form (exact xGEMM with A
+/// transposed, `DOT`): the first starts from +0, the last ends with
+/// `temp*alpha (+ C*beta)`; between chunks C holds the partial sums.
+#[derive(Clone, Copy)]
+struct Ends<S> {
+    first: bool,
+    last: bool,
+    alpha: S,
+    beta: S,
+    beta_zero: bool,
+}
+
 /// One tile: `C(i0.., j0..j0+NJ)` for `M` vectors of rows, updated with
 /// `kc` terms of the chunk. `a` is `A(i0, l0)` (`A(i0 + r, l0 + l)` at
 /// `a[l*lda + r]`: A itself or its packed block), `t` the chunk's `temp`
@@ -89,21 +101,25 @@ pub const NC: usize = NR;
 /// Every `a[l*lda + r]`, `t[jj*GKC + l]` and `C(i0 + r, j0 + jj)` for
 /// `r < M*W`, `l < kc`, `jj < NJ` must be valid.
 #[inline(always)]
-unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool, const DOT: bool>(
     a: *const V::S,
     lda: usize,
     t: *const V::S,
     c: *mut V::S,
     ldc: usize,
     kc: usize,
+    ends: Ends<V::S>,
 ) {
     // SAFETY: the caller's contract covers every address below.
     unsafe {
         // The exact tile starts from C (each element's sum in the
         // reference's order); the relaxed one from zero, C added at the
         // end, so no term waits for C's loads.
+        // The dot form (exact, A transposed) starts from +0, or from the
+        // partial sum an earlier chunk left in C.
         let mut acc = [[V::zero(); M]; NJ];
-        if !FUSED {
+        if if DOT { !ends.first } else { !FUSED } {
             for (j, col) in acc.iter_mut().enumerate() {
                 for (v, x) in col.iter_mut().enumerate() {
                     *x = V::load(c.add(j * ldc + v * V::W));
@@ -116,20 +132,34 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
             // Two terms per trip (fewer loop instructions); the exact
             // tile has no register to spare for it.
             for _ in 0..kc / 2 {
-                step::<V, M, NJ, FUSED>(&mut acc, ap, tp);
-                step::<V, M, NJ, FUSED>(&mut acc, ap.add(lda), tp.add(1));
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap, tp);
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap.add(lda), tp.add(1));
                 ap = ap.add(2 * lda);
                 tp = tp.add(2);
             }
             if kc % 2 != 0 {
-                step::<V, M, NJ, FUSED>(&mut acc, ap, tp);
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap, tp);
             }
         } else {
             for _ in 0..kc {
-                step::<V, M, NJ, FUSED>(&mut acc, ap, tp);
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap, tp);
                 ap = ap.add(lda);
                 tp = tp.add(1);
             }
+        }
+        if DOT && ends.last {
+            // The reference's end of the dot form: `temp*alpha`, plus
+            // `C*beta` unless beta is 0.
+            let va = V::splat(&ends.alpha);
+            let vb = V::splat(&ends.beta);
+            for (j, col) in acc.iter().enumerate() {
+                for (v, x) in col.iter().enumerate() {
+                    let p = c.add(j * ldc + v * V::W);
+                    let r = V::mul(*x, va);
+                    V::store(p, if ends.beta_zero { r } else { V::add(r, V::mul(V::load(p), vb)) });
+                }
+            }
+            return;
         }
         for (j, col) in acc.iter().enumerate() {
             for (v, x) in col.iter().enumerate() {
@@ -147,7 +177,7 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
 ///
 /// As [`tile`] for that one `l`.
 #[inline(always)]
-unsafe fn step<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
+unsafe fn step<V: Arith, const M: usize, const NJ: usize, const FUSED: bool, const DOT: bool>(
     acc: &mut [[V; M]; NJ],
     ap: *const V::S,
     tp: *const V::S,
@@ -163,6 +193,9 @@ unsafe fn step<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
             for (x, &a) in col.iter_mut().zip(av.iter()) {
                 *x = if FUSED {
                     V::fma(a, tb, *x)
+                } else if DOT {
+                    // `temp + A(l,i)*B(l,j)`: the running sum first.
+                    V::add(*x, V::mul(a, tb))
                 } else {
                     V::add(V::mul(a, tb), *x)
                 };
@@ -179,7 +212,8 @@ unsafe fn step<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
 ///
 /// As [`tile`] for every column `< nc`.
 #[inline(always)]
-unsafe fn strip<V: Arith, const M: usize, const FUSED: bool>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn strip<V: Arith, const M: usize, const FUSED: bool, const DOT: bool>(
     nc: usize,
     a: *const V::S,
     lda: usize,
@@ -187,16 +221,17 @@ unsafe fn strip<V: Arith, const M: usize, const FUSED: bool>(
     c: *mut V::S,
     ldc: usize,
     kc: usize,
+    ends: Ends<V::S>,
 ) {
     let mut jj = 0;
     // SAFETY: every tile covers columns below nc (the caller's contract).
     unsafe {
         while jj + NR <= nc {
-            tile::<V, M, NR, FUSED>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc);
+            tile::<V, M, NR, FUSED, DOT>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc, ends);
             jj += NR;
         }
         while jj < nc {
-            tile::<V, M, 1, FUSED>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc);
+            tile::<V, M, 1, FUSED, DOT>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc, ends);
             jj += 1;
         }
     }
@@ -262,7 +297,7 @@ pub unsafe fn scale<V: Arith<S = S>, S: Arith<S = S> + Real>(
 /// every `B(l, j)` readable, C is `ldc × n`, column-major.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>(
+pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool, const DOT: bool>(
     m: usize,
     n: usize,
     k: usize,
@@ -285,10 +320,17 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
             scale::<V, S>(m, n, beta, c, ldc);
             return;
         }
-        if beta != S::ONE {
+        if !DOT && beta != S::ONE {
             scale::<V, S>(m, n, beta, c, ldc);
         }
         let kcmax = if kcmax < GKC { kcmax } else { GKC };
+        let mut ends = Ends {
+            first: true,
+            last: true,
+            alpha,
+            beta,
+            beta_zero: beta == S::ZERO,
+        };
         // Never read before written: `temp(l, jj)` of the chunk's l and
         // the block's jj at `t[jj*GKC + l]`; the packed block of A, strip
         // `s` (rows `i0 + s*mr..`) with `A(i0 + s*mr + r, l0 + l)` at
@@ -308,6 +350,8 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
         let mut l0 = 0;
         while l0 < k {
             let kc = if k - l0 < kcmax { k - l0 } else { kcmax };
+            ends.first = l0 == 0;
+            ends.last = l0 + kc == k;
             let a0 = a.add(l0 * al);
             let bl0 = b.offset(l0 as isize * bl);
             let mut i0 = 0;
@@ -350,7 +394,7 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
                 let mut j0 = 0;
                 while j0 < n {
                     let nc = if n - j0 < NC { n - j0 } else { NC };
-                    temps_of::<V, S>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
+                    temps_of::<V, S, DOT>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
                     let cb = c.add(j0 * ldc + i0);
                     // The next columns' C block and B chunk are fetched
                     // while this block runs, a column or so per strip.
@@ -368,17 +412,17 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
                         }
                         if s < strips {
                             let ps = p.add(s * kc * mr);
-                            strip::<V, MV, FUSED>(nc, ps, mr, t, cb.add(s * mr), ldc, kc);
+                            strip::<V, MV, FUSED, DOT>(nc, ps, mr, t, cb.add(s * mr), ldc, kc, ends);
                         }
                     }
                     let cr = cb.add(strips * mr);
                     let mut i = 0;
                     while i + V::W <= rem {
-                        strip::<V, 1, FUSED>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc);
+                        strip::<V, 1, FUSED, DOT>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc, ends);
                         i += V::W;
                     }
                     while i < rem {
-                        strip::<S, 1, FUSED>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc);
+                        strip::<S, 1, FUSED, DOT>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc, ends);
                         i += 1;
                     }
                     j0 += nc;
@@ -389,19 +433,19 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
                 let mut j0 = 0;
                 while j0 < n {
                     let nc = if n - j0 < NC { n - j0 } else { NC };
-                    temps_of::<V, S>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
+                    temps_of::<V, S, DOT>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
                     let cj = c.add(j0 * ldc);
                     let mut i = 0;
                     while i + mr <= m {
-                        strip::<V, MV, FUSED>(nc, a0.add(i), al, t, cj.add(i), ldc, kc);
+                        strip::<V, MV, FUSED, DOT>(nc, a0.add(i), al, t, cj.add(i), ldc, kc, ends);
                         i += mr;
                     }
                     while i + V::W <= m {
-                        strip::<V, 1, FUSED>(nc, a0.add(i), al, t, cj.add(i), ldc, kc);
+                        strip::<V, 1, FUSED, DOT>(nc, a0.add(i), al, t, cj.add(i), ldc, kc, ends);
                         i += V::W;
                     }
                     while i < m {
-                        strip::<S, 1, FUSED>(nc, a0.add(i), al, t, cj.add(i), ldc, kc);
+                        strip::<S, 1, FUSED, DOT>(nc, a0.add(i), al, t, cj.add(i), ldc, kc, ends);
                         i += 1;
                     }
                     j0 += nc;
@@ -440,7 +484,7 @@ fn prefetch<S>(p: *const S, len: usize) {
 ///
 /// Those elements of B readable; `t` holds `GKC * nc` elements.
 #[inline(always)]
-unsafe fn temps_of<V: Arith<S = S>, S: Arith<S = S>>(
+unsafe fn temps_of<V: Arith<S = S>, S: Arith<S = S>, const DOT: bool>(
     kc: usize,
     nc: usize,
     b: *const S,
@@ -450,6 +494,29 @@ unsafe fn temps_of<V: Arith<S = S>, S: Arith<S = S>>(
 ) {
     // SAFETY: the caller's contract covers every address below.
     unsafe {
+        if DOT {
+            // The dot form multiplies by B itself (alpha comes last):
+            // copied (volatile reads: no `memcpy` call).
+            if bl == 1 {
+                for jj in 0..nc {
+                    let bp = b.offset(jj as isize * bj);
+                    let tp = t.add(jj * GKC);
+                    for l in 0..kc {
+                        S::store(tp.add(l), bp.add(l).read_volatile());
+                    }
+                }
+            } else {
+                // Along the rows of B**T (or any other stride).
+                for l in 0..kc {
+                    let bp = b.offset(l as isize * bl);
+                    for jj in 0..nc {
+                        let bv = bp.offset(jj as isize * bj).read_volatile();
+                        S::store(t.add(jj * GKC + l), bv);
+                    }
+                }
+            }
+            return;
+        }
         let va = V::splat(&alpha);
         if bj == 1 && bl != 1 {
             // B transposed: row `l` of B**T holds the block's columns.
@@ -669,13 +736,21 @@ macro_rules! gemm_body {
                 // Both inlined: a function pointer would be an indirect
                 // call, which the verifier refuses.
                 if (*transa | 0x20) == b'n' {
-                    $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
+                    $crate::blas_gemm::gemm_n::<$v, $s, $fused, false>(
                         m, n, k, alpha, a, (1, lda), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
                     )
                 } else if $fused {
-                    // Relaxed: A transposed is packed as well (the exact
-                    // variants keep the reference's dot products).
-                    $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
+                    // Relaxed: A transposed is packed as well, the terms
+                    // fused like the N form's.
+                    $crate::blas_gemm::gemm_n::<$v, $s, $fused, false>(
+                        m, n, k, alpha, a, (lda, 1), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
+                    )
+                } else if k > 0 && (beta == 0.0 || k <= $crate::blas_gemm::GKC) {
+                    // Exact, A transposed: the reference's dot products on
+                    // packed blocks; C keeps the partial sums between
+                    // chunks of l, which needs beta == 0 (C's own values
+                    // are not used) or a single chunk.
+                    $crate::blas_gemm::gemm_n::<$v, $s, false, true>(
                         m, n, k, alpha, a, (lda, 1), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
                     )
                 } else {
