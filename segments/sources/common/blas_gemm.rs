@@ -4,8 +4,12 @@
 //!
 //! With A transposed (`transa` `T`/`C`) the reference computes each
 //! element as a dot product, `temp = sum A(l,i)*op(B)(l,j)` in `l` order
-//! from `+0`, then `C(i,j) = temp*alpha` when `beta == 0`, else
-//! `temp*alpha + C(i,j)*beta` (see `blas_dots`, [`gemm_t`]). Otherwise
+//! from `+0` (`temp + A*B`: the running sum first), then
+//! `C(i,j) = temp*alpha` when `beta == 0`, else `temp*alpha + C(i,j)*beta`.
+//! This code runs that on the packed tiles of the `N` form in dot mode
+//! (`DOT`), C holding the partial sums between chunks of `l` (so only when
+//! `beta == 0` or `k <= GKC`, and `k > 0`), else as gathered dot products
+//! (see `blas_dots`, [`gemm_t`]). Otherwise
 //! (`NOTA`), what the reference does for each element `C(i,j)`, and this
 //! code keeps exactly:
 //!
@@ -32,11 +36,15 @@
 //! chunk and a block of `NC` columns is computed into `temps`, a stack
 //! array of `GKC * NC` elements. Stack: the packed block (24 KiB with ymm
 //! or zmm, 12 KiB with xmm) plus `temps` (3 KiB, 4 KiB with `NR` 8) plus
-//! saved registers and spills: under 29 KiB (bound: 32 KiB, fine on a
-//! 64 KiB thread stack). The compiler touches such a frame page by page
-//! (an unrolled inline stack probe: `sub rsp, 4096` and a store, which the
-//! verifier's stack-depth analysis follows); above 32 KiB it would emit a
-//! probe loop instead, which the analysis refuses.
+//! saved registers and spills: measured frames of 26-31 KiB (ymm, zmm)
+//! and 14-16 KiB (xmm); bound: 32 KiB, half a 64 KiB thread stack. The
+//! compiler touches such a frame page by page (an unrolled inline stack
+//! probe: `sub rsp, 4096` and a store, which the verifier's stack-depth
+//! analysis follows; above 32 KiB it would emit a probe loop).
+//!
+//! The relaxed variants (`FUSED`, never bit-identical) use the same
+//! blocks for every `transa`, with one fused multiply-add per term and
+//! each tile's terms summed from zero before C is added.
 
 use crate::blas_arith::{Arith, Real};
 use crate::blas_dots::dot_columns;
@@ -156,7 +164,14 @@ unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool, con
                 for (v, x) in col.iter().enumerate() {
                     let p = c.add(j * ldc + v * V::W);
                     let r = V::mul(*x, va);
-                    V::store(p, if ends.beta_zero { r } else { V::add(r, V::mul(V::load(p), vb)) });
+                    V::store(
+                        p,
+                        if ends.beta_zero {
+                            r
+                        } else {
+                            V::add(r, V::mul(V::load(p), vb))
+                        },
+                    );
                 }
             }
             return;
@@ -283,21 +298,29 @@ pub unsafe fn scale<V: Arith<S = S>, S: Arith<S = S> + Real>(
     }
 }
 
-/// `C := alpha*A*B + beta*C` for `transa = 'N'`, where `B(l, j)` is
+/// `C := alpha*op(A)*B + beta*C`, where `op(A)(i, l)` is `a[i*ai + l*al]`
+/// (`(1, lda)` for `transa = 'N'`, `(lda, 1)` transposed) and `B(l, j)` is
 /// `b[l*bl + j*bj]` (`(1, ldb)` for B, `(ldb, 1)` for `B**T`, `(incx, 0)`
 /// for xGEMV's x); arguments already checked as the reference checks them
 /// (the entry sends every other case to the original). `l` is taken in
-/// chunks of at most `kcmax` (at most [`KC`]). `FUSED` (the relaxed
-/// variants only, never bit-identical) makes each term one fused
-/// multiply-add.
+/// chunks of at most `kcmax` (at most [`GKC`]). Exact: the reference's
+/// `N` form (`DOT` false; `ai == 1`), or its dot form (`DOT` true; only
+/// with `k > 0` and `beta == 0 || k <= GKC`). `FUSED` (the relaxed
+/// variants only, never bit-identical, `DOT` false) makes each term one
+/// fused multiply-add, for any strides of A.
 ///
 /// # Safety
 ///
-/// The Fortran contract of `xGEMM` with valid arguments: A is `lda × k`,
-/// every `B(l, j)` readable, C is `ldc × n`, column-major.
+/// The Fortran contract of `xGEMM` with valid arguments: every
+/// `op(A)(i, l)` and `B(l, j)` readable, C is `ldc × n`, column-major.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool, const DOT: bool>(
+pub unsafe fn gemm_n<
+    V: Arith<S = S>,
+    S: Arith<S = S> + Real,
+    const FUSED: bool,
+    const DOT: bool,
+>(
     m: usize,
     n: usize,
     k: usize,
@@ -412,7 +435,16 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool,
                         }
                         if s < strips {
                             let ps = p.add(s * kc * mr);
-                            strip::<V, MV, FUSED, DOT>(nc, ps, mr, t, cb.add(s * mr), ldc, kc, ends);
+                            strip::<V, MV, FUSED, DOT>(
+                                nc,
+                                ps,
+                                mr,
+                                t,
+                                cb.add(s * mr),
+                                ldc,
+                                kc,
+                                ends,
+                            );
                         }
                     }
                     let cr = cb.add(strips * mr);
@@ -722,7 +754,11 @@ macro_rules! gemm_body {
                 }
                 let ldb = *ldb as isize;
                 // B(l, j) = b[l + j*ldb], or B(j, l) = b[j + l*ldb] transposed.
-                let strides = if (*transb | 0x20) == b'n' { (1, ldb) } else { (ldb, 1) };
+                let strides = if (*transb | 0x20) == b'n' {
+                    (1, ldb)
+                } else {
+                    (ldb, 1)
+                };
                 let args = (
                     *m as usize,
                     *n as usize,
@@ -737,13 +773,35 @@ macro_rules! gemm_body {
                 // call, which the verifier refuses.
                 if (*transa | 0x20) == b'n' {
                     $crate::blas_gemm::gemm_n::<$v, $s, $fused, false>(
-                        m, n, k, alpha, a, (1, lda), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        (1, lda),
+                        b,
+                        strides,
+                        beta,
+                        c,
+                        ldc,
+                        $crate::blas_gemm::GKC,
                     )
                 } else if $fused {
                     // Relaxed: A transposed is packed as well, the terms
                     // fused like the N form's.
                     $crate::blas_gemm::gemm_n::<$v, $s, $fused, false>(
-                        m, n, k, alpha, a, (lda, 1), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        (lda, 1),
+                        b,
+                        strides,
+                        beta,
+                        c,
+                        ldc,
+                        $crate::blas_gemm::GKC,
                     )
                 } else if k > 0 && (beta == 0.0 || k <= $crate::blas_gemm::GKC) {
                     // Exact, A transposed: the reference's dot products on
@@ -751,7 +809,18 @@ macro_rules! gemm_body {
                     // chunks of l, which needs beta == 0 (C's own values
                     // are not used) or a single chunk.
                     $crate::blas_gemm::gemm_n::<$v, $s, false, true>(
-                        m, n, k, alpha, a, (lda, 1), b, strides, beta, c, ldc, $crate::blas_gemm::GKC,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        (lda, 1),
+                        b,
+                        strides,
+                        beta,
+                        c,
+                        ldc,
+                        $crate::blas_gemm::GKC,
                     )
                 } else {
                     $crate::blas_gemm::gemm_t::<$v, $s>(
