@@ -433,6 +433,15 @@ pub unsafe fn gemm_n<
                             }
                             jj += per;
                         }
+                        if bj == 1 && bl != 1 && ncn > 0 {
+                            // B transposed: the next columns' temps come
+                            // from the same rows of B**T, one line each.
+                            let mut l = s;
+                            while l < kc {
+                                prefetch(bl0.offset(l as isize * bl + jn as isize), ncn);
+                                l += per;
+                            }
+                        }
                         if s < strips {
                             let ps = p.add(s * kc * mr);
                             strip::<V, MV, FUSED, DOT>(
