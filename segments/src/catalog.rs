@@ -234,10 +234,11 @@ pub fn catalog() -> Vec<SegmentSpec> {
         Scalar::F64,
         "double",
         "RELAXED, NOT bit-identical (contract float-reassociate): reference BLAS DGEMM semantics \
-         (beta==0 zeroes C, alpha==0 early path, argument errors to the original) but each term of the \
-         transa N form is one fused multiply-add (one rounding instead of two): every element within \
+         (beta==0 zeroes C, alpha==0 early path, argument errors to the original) but, for every \
+         transa, each term is one fused multiply-add (one rounding instead of two) and the terms of \
+         a chunk of l are summed from zero before C is added: every element within \
          2*gamma(k+2)*(|alpha|*sum|A||B| + |beta*C|) of the reference's, gamma(n) = n*u/(1-n*u), \
-         u = 2^-53; transposed A exactly as the reference",
+         u = 2^-53",
     );
     vec![
         SegmentSpec {

@@ -4,8 +4,12 @@
 //!
 //! With A transposed (`transa` `T`/`C`) the reference computes each
 //! element as a dot product, `temp = sum A(l,i)*op(B)(l,j)` in `l` order
-//! from `+0`, then `C(i,j) = temp*alpha` when `beta == 0`, else
-//! `temp*alpha + C(i,j)*beta` (see `blas_dots`, [`gemm_t`]). Otherwise
+//! from `+0` (`temp + A*B`: the running sum first), then
+//! `C(i,j) = temp*alpha` when `beta == 0`, else `temp*alpha + C(i,j)*beta`.
+//! This code runs that on the packed tiles of the `N` form in dot mode
+//! (`DOT`), C holding the partial sums between chunks of `l` (so only when
+//! `beta == 0` or `k <= GKC`, and `k > 0`), else as gathered dot products
+//! (see `blas_dots`, [`gemm_t`]). Otherwise
 //! (`NOTA`), what the reference does for each element `C(i,j)`, and this
 //! code keeps exactly:
 //!
@@ -24,11 +28,23 @@
 //! Vectorising over the contiguous index `i` keeps every element's
 //! sequence; the register tile covers `MV` vectors of rows by `NR`
 //! columns, `l` runs sequentially inside it, and `l` is cut into chunks of
-//! `KC` that are taken in ascending order, so every element still sees its
-//! `l` terms in order. `temp` for a chunk and a tile's columns is computed
-//! once into `temps`, a stack array of `KC * NR` 8-byte units (1.5 KiB
-//! with `NR` 6, 2 KiB with `NR` 8); the whole frame stays below 4 KiB (no
-//! stack probe, fine on a 64 KiB thread stack).
+//! `GKC` that are taken in ascending order, so every element still sees its
+//! `l` terms in order. Within a chunk, a block of rows of A (`PACKV`
+//! vectors: up to 48 rows of `f64`) is copied into a stack buffer, strip by
+//! strip in the order the tiles read it (a copy: no arithmetic, so nothing
+//! changes in the values), and serves every column of C; `temp` for the
+//! chunk and a block of `NC` columns is computed into `temps`, a stack
+//! array of `GKC * NC` elements. Stack: the packed block (24 KiB with ymm
+//! or zmm, 12 KiB with xmm) plus `temps` (3 KiB, 4 KiB with `NR` 8) plus
+//! saved registers and spills: measured frames of 26-31 KiB (ymm, zmm)
+//! and 14-16 KiB (xmm); bound: 32 KiB, half a 64 KiB thread stack. The
+//! compiler touches such a frame page by page (an unrolled inline stack
+//! probe: `sub rsp, 4096` and a store, which the verifier's stack-depth
+//! analysis follows; above 32 KiB it would emit a probe loop).
+//!
+//! The relaxed variants (`FUSED`, never bit-identical) use the same
+//! blocks for every `transa`, with one fused multiply-add per term and
+//! each tile's terms summed from zero before C is added.
 
 use crate::blas_arith::{Arith, Real};
 use crate::blas_dots::dot_columns;
@@ -46,94 +62,192 @@ pub const MV: usize = 2;
 #[cfg(not(target_feature = "avx512f"))]
 pub const NR: usize = 6;
 
-/// Terms of `l` per chunk: A's columns of a chunk (`m × KC`) stay in the
-/// L2 cache while every column of C is updated with them, and C is read
-/// and written once per chunk.
+/// Terms of `l` per chunk of xSYRK (which shares [`MV`] and [`NR`]).
+#[allow(dead_code)]
 pub const KC: usize = 32;
 
-/// One tile: `C(i0.., j0..j0+NJ)` for `MV` vectors of rows, updated with
-/// `kc` terms of the chunk. `a` is `A(i0, l0)`, `t` the chunk's `temp`s of
-/// the tile's first column (`t[l*NR + jj]`), `c` is `C(i0, j0)`.
+/// Terms of `l` per chunk of xGEMM's `N` form: C is read and written
+/// once per chunk.
+pub const GKC: usize = 64;
+
+/// Vectors of the packed block of A: `GKC` terms of `PACKV / GKC` vectors
+/// of rows (24 KiB with ymm: 48 rows of `f64`; 24 KiB with zmm: 48 rows;
+/// 12 KiB with xmm: 48 rows). The block is reused for every column of C.
+#[cfg(target_feature = "avx512f")]
+pub const PACKV: usize = 384;
+/// Vectors of the packed block of A: `GKC` terms of `PACKV / GKC` vectors
+/// of rows (24 KiB with ymm: 48 rows of `f64`; 24 KiB with zmm: 48 rows;
+/// 12 KiB with xmm: 48 rows). The block is reused for every column of C.
+#[cfg(not(target_feature = "avx512f"))]
+pub const PACKV: usize = 768;
+
+/// Columns of a block of `temp`s (`GKC × NC` elements, 3 KiB with `NR`
+/// 6, 4 KiB with `NR` 8), computed once per chunk, block of A and block
+/// of columns.
+pub const NC: usize = NR;
+
+/// Where a chunk of `l` stands in the dot form (exact xGEMM with A
+/// transposed, `DOT`): the first starts from +0, the last ends with
+/// `temp*alpha (+ C*beta)`; between chunks C holds the partial sums.
+#[derive(Clone, Copy)]
+struct Ends<S> {
+    first: bool,
+    last: bool,
+    alpha: S,
+    beta: S,
+    beta_zero: bool,
+}
+
+/// One tile: `C(i0.., j0..j0+NJ)` for `M` vectors of rows, updated with
+/// `kc` terms of the chunk. `a` is `A(i0, l0)` (`A(i0 + r, l0 + l)` at
+/// `a[l*lda + r]`: A itself or its packed block), `t` the chunk's `temp`
+/// of the tile's first column (`temp(l, jj)` at `t[jj*GKC + l]`), `c` is
+/// `C(i0, j0)`.
 ///
 /// # Safety
 ///
-/// Every `A(i0 + r, l0 + l)` and `C(i0 + r, j0 + jj)` for `r < MV*W`,
-/// `l < kc`, `jj < NJ` must be valid; `t` must hold `kc*NR` elements.
+/// Every `a[l*lda + r]`, `t[jj*GKC + l]` and `C(i0 + r, j0 + jj)` for
+/// `r < M*W`, `l < kc`, `jj < NJ` must be valid.
 #[inline(always)]
-unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<V: Arith, const M: usize, const NJ: usize, const FUSED: bool, const DOT: bool>(
     a: *const V::S,
     lda: usize,
     t: *const V::S,
     c: *mut V::S,
     ldc: usize,
     kc: usize,
+    ends: Ends<V::S>,
 ) {
     // SAFETY: the caller's contract covers every address below.
     unsafe {
-        let mut acc = [[V::load(c); M]; NJ];
-        for (j, col) in acc.iter_mut().enumerate() {
-            for (v, x) in col.iter_mut().enumerate() {
-                *x = V::load(c.add(j * ldc + v * V::W));
+        // The exact tile starts from C (each element's sum in the
+        // reference's order); the relaxed one from zero, C added at the
+        // end, so no term waits for C's loads.
+        // The dot form (exact, A transposed) starts from +0, or from the
+        // partial sum an earlier chunk left in C.
+        let mut acc = [[V::zero(); M]; NJ];
+        if if DOT { !ends.first } else { !FUSED } {
+            for (j, col) in acc.iter_mut().enumerate() {
+                for (v, x) in col.iter_mut().enumerate() {
+                    *x = V::load(c.add(j * ldc + v * V::W));
+                }
             }
         }
         let mut ap = a;
         let mut tp = t;
-        for _ in 0..kc {
-            let mut av = [V::load(ap); M];
-            for (v, x) in av.iter_mut().enumerate().skip(1) {
-                *x = V::load(ap.add(v * V::W));
+        if FUSED {
+            // Two terms per trip (fewer loop instructions); the exact
+            // tile has no register to spare for it.
+            for _ in 0..kc / 2 {
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap, tp);
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap.add(lda), tp.add(1));
+                ap = ap.add(2 * lda);
+                tp = tp.add(2);
             }
-            for (j, col) in acc.iter_mut().enumerate() {
-                let tb = V::splat(tp.add(j));
-                for (x, &a) in col.iter_mut().zip(av.iter()) {
-                    *x = if FUSED {
-                        V::fma(a, tb, *x)
-                    } else {
-                        V::add(V::mul(a, tb), *x)
-                    };
+            if kc % 2 != 0 {
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap, tp);
+            }
+        } else {
+            for _ in 0..kc {
+                step::<V, M, NJ, FUSED, DOT>(&mut acc, ap, tp);
+                ap = ap.add(lda);
+                tp = tp.add(1);
+            }
+        }
+        if DOT && ends.last {
+            // The reference's end of the dot form: `temp*alpha`, plus
+            // `C*beta` unless beta is 0.
+            let va = V::splat(&ends.alpha);
+            let vb = V::splat(&ends.beta);
+            for (j, col) in acc.iter().enumerate() {
+                for (v, x) in col.iter().enumerate() {
+                    let p = c.add(j * ldc + v * V::W);
+                    let r = V::mul(*x, va);
+                    V::store(
+                        p,
+                        if ends.beta_zero {
+                            r
+                        } else {
+                            V::add(r, V::mul(V::load(p), vb))
+                        },
+                    );
                 }
             }
-            ap = ap.add(lda);
-            tp = tp.add(NR);
+            return;
         }
         for (j, col) in acc.iter().enumerate() {
             for (v, x) in col.iter().enumerate() {
-                V::store(c.add(j * ldc + v * V::W), *x);
+                let p = c.add(j * ldc + v * V::W);
+                V::store(p, if FUSED { V::add(V::load(p), *x) } else { *x });
             }
         }
     }
 }
 
-/// Rows `0..m` of the columns of one tile (`NJ` of them), all row blocks:
-/// `MV` vectors, then single vectors, then single elements.
+/// Term `l` of a tile: `ap` is `A(i0, l)` (or its packed copy), `tp` the
+/// `temp(l, 0)` of the tile's first column.
 ///
 /// # Safety
 ///
-/// As [`tile`] for every row `< m`.
+/// As [`tile`] for that one `l`.
 #[inline(always)]
-unsafe fn rows<V: Arith<S = S>, S: Arith<S = S>, const NJ: usize, const FUSED: bool>(
-    m: usize,
-    a: *const S,
+unsafe fn step<V: Arith, const M: usize, const NJ: usize, const FUSED: bool, const DOT: bool>(
+    acc: &mut [[V; M]; NJ],
+    ap: *const V::S,
+    tp: *const V::S,
+) {
+    // SAFETY: the caller's contract covers every address below.
+    unsafe {
+        let mut av = [V::load(ap); M];
+        for (v, x) in av.iter_mut().enumerate().skip(1) {
+            *x = V::load(ap.add(v * V::W));
+        }
+        for (j, col) in acc.iter_mut().enumerate() {
+            let tb = V::splat(tp.add(j * GKC));
+            for (x, &a) in col.iter_mut().zip(av.iter()) {
+                *x = if FUSED {
+                    V::fma(a, tb, *x)
+                } else if DOT {
+                    // `temp + A(l,i)*B(l,j)`: the running sum first.
+                    V::add(*x, V::mul(a, tb))
+                } else {
+                    V::add(V::mul(a, tb), *x)
+                };
+            }
+        }
+    }
+}
+
+/// One strip of rows (`M` vectors of `V`) across the `nc` columns of a
+/// block: tiles of [`NR`] columns, then single columns. `t` holds the
+/// block's `temp`s, `t[jj*GKC + l]`.
+///
+/// # Safety
+///
+/// As [`tile`] for every column `< nc`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn strip<V: Arith, const M: usize, const FUSED: bool, const DOT: bool>(
+    nc: usize,
+    a: *const V::S,
     lda: usize,
-    t: *const S,
-    c: *mut S,
+    t: *const V::S,
+    c: *mut V::S,
     ldc: usize,
     kc: usize,
+    ends: Ends<V::S>,
 ) {
-    let mut i = 0;
-    // SAFETY: every tile covers rows below m (the caller's contract).
+    let mut jj = 0;
+    // SAFETY: every tile covers columns below nc (the caller's contract).
     unsafe {
-        while i + MV * V::W <= m {
-            tile::<V, MV, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
-            i += MV * V::W;
+        while jj + NR <= nc {
+            tile::<V, M, NR, FUSED, DOT>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc, ends);
+            jj += NR;
         }
-        while i + V::W <= m {
-            tile::<V, 1, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
-            i += V::W;
-        }
-        while i < m {
-            tile::<S, 1, NJ, FUSED>(a.add(i), lda, t, c.add(i), ldc, kc);
-            i += 1;
+        while jj < nc {
+            tile::<V, M, 1, FUSED, DOT>(a, lda, t.add(jj * GKC), c.add(jj * ldc), ldc, kc, ends);
+            jj += 1;
         }
     }
 }
@@ -184,27 +298,35 @@ pub unsafe fn scale<V: Arith<S = S>, S: Arith<S = S> + Real>(
     }
 }
 
-/// `C := alpha*A*B + beta*C` for `transa = 'N'`, where `B(l, j)` is
+/// `C := alpha*op(A)*B + beta*C`, where `op(A)(i, l)` is `a[i*ai + l*al]`
+/// (`(1, lda)` for `transa = 'N'`, `(lda, 1)` transposed) and `B(l, j)` is
 /// `b[l*bl + j*bj]` (`(1, ldb)` for B, `(ldb, 1)` for `B**T`, `(incx, 0)`
 /// for xGEMV's x); arguments already checked as the reference checks them
 /// (the entry sends every other case to the original). `l` is taken in
-/// chunks of at most `kcmax` (at most [`KC`]). `FUSED` (the relaxed
-/// variants only, never bit-identical) makes each term one fused
-/// multiply-add.
+/// chunks of at most `kcmax` (at most [`GKC`]). Exact: the reference's
+/// `N` form (`DOT` false; `ai == 1`), or its dot form (`DOT` true; only
+/// with `k > 0` and `beta == 0 || k <= GKC`). `FUSED` (the relaxed
+/// variants only, never bit-identical, `DOT` false) makes each term one
+/// fused multiply-add, for any strides of A.
 ///
 /// # Safety
 ///
-/// The Fortran contract of `xGEMM` with valid arguments: A is `lda × k`,
-/// every `B(l, j)` readable, C is `ldc × n`, column-major.
+/// The Fortran contract of `xGEMM` with valid arguments: every
+/// `op(A)(i, l)` and `B(l, j)` readable, C is `ldc × n`, column-major.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>(
+pub unsafe fn gemm_n<
+    V: Arith<S = S>,
+    S: Arith<S = S> + Real,
+    const FUSED: bool,
+    const DOT: bool,
+>(
     m: usize,
     n: usize,
     k: usize,
     alpha: S,
     a: *const S,
-    lda: usize,
+    (ai, al): (usize, usize),
     b: *const S,
     (bl, bj): (isize, isize),
     beta: S,
@@ -221,38 +343,247 @@ pub unsafe fn gemm_n<V: Arith<S = S>, S: Arith<S = S> + Real, const FUSED: bool>
             scale::<V, S>(m, n, beta, c, ldc);
             return;
         }
-        if beta != S::ONE {
+        if !DOT && beta != S::ONE {
             scale::<V, S>(m, n, beta, c, ldc);
         }
-        let kcmax = if kcmax < KC { kcmax } else { KC };
-        // 8-byte units, aligned for f32 and f64, never read before
-        // written: `temp[l*NR + jj]` for the chunk's l and the tile's jj.
-        let mut temps = core::mem::MaybeUninit::<[u64; KC * NR]>::uninit();
+        let kcmax = if kcmax < GKC { kcmax } else { GKC };
+        let mut ends = Ends {
+            first: true,
+            last: true,
+            alpha,
+            beta,
+            beta_zero: beta == S::ZERO,
+        };
+        // Never read before written: `temp(l, jj)` of the chunk's l and
+        // the block's jj at `t[jj*GKC + l]`; the packed block of A, strip
+        // `s` (rows `i0 + s*mr..`) with `A(i0 + s*mr + r, l0 + l)` at
+        // `p[s*kc*mr + l*mr + r]`, then the block's last `rem < mr` rows
+        // (if any) at `p[strips*kc*mr + l*rem + r]`.
+        let mut temps = core::mem::MaybeUninit::<[S; GKC * NC]>::uninit();
         let t = temps.as_mut_ptr().cast::<S>();
+        let mut pack = core::mem::MaybeUninit::<[V; PACKV]>::uninit();
+        let p = pack.as_mut_ptr().cast::<S>();
+        let mr = MV * V::W;
+        // Rows of a packed block: whole strips.
+        let mcmax = PACKV / GKC / MV * mr;
+        // Columns used once (xGEMV, a thin C) are not worth packing A for:
+        // every row is then taken from A itself, which needs A's rows
+        // contiguous (`ai == 1`; the transposed form always packs).
+        let packed = n > NR || ai != 1;
         let mut l0 = 0;
         while l0 < k {
             let kc = if k - l0 < kcmax { k - l0 } else { kcmax };
-            let a0 = a.add(l0 * lda);
-            let mut j0 = 0;
-            while j0 < n {
-                let nj = if n - j0 < NR { n - j0 } else { NR };
-                for l in 0..kc {
-                    for jj in 0..nj {
-                        let bv = S::load(b.offset((l0 + l) as isize * bl + (j0 + jj) as isize * bj));
-                        S::store(t.add(l * NR + jj), S::mul(bv, alpha));
+            ends.first = l0 == 0;
+            ends.last = l0 + kc == k;
+            let a0 = a.add(l0 * al);
+            let bl0 = b.offset(l0 as isize * bl);
+            let mut i0 = 0;
+            while packed && i0 < m {
+                let mc = if m - i0 < mcmax { m - i0 } else { mcmax };
+                let strips = mc / mr;
+                let rem = mc % mr;
+                let pr = p.add(strips * kc * mr);
+                if ai == 1 {
+                    for l in 0..kc {
+                        let src = a0.add(l * al + i0);
+                        for s in 0..strips {
+                            for v in 0..MV {
+                                let x = V::load(src.add(s * mr + v * V::W));
+                                V::store(p.add(s * kc * mr + l * mr + v * V::W), x);
+                            }
+                        }
+                        for r in 0..rem {
+                            // Volatile: a plain loop here becomes a call
+                            // to `memcpy`, which a segment cannot make.
+                            let x = src.add(strips * mr + r).read_volatile();
+                            S::store(pr.add(l * rem + r), x);
+                        }
                     }
-                }
-                let cj = c.add(j0 * ldc);
-                if nj == NR {
-                    rows::<V, S, NR, FUSED>(m, a0, lda, t, cj, ldc, kc);
                 } else {
-                    for jj in 0..nj {
-                        rows::<V, S, 1, FUSED>(m, a0, lda, t.add(jj), cj.add(jj * ldc), ldc, kc);
+                    // Row `i` of op(A) is contiguous in `l`.
+                    for r in 0..mc {
+                        let src = a0.add((i0 + r) * ai);
+                        let (dst, ld) = if r < strips * mr {
+                            (p.add(r / mr * kc * mr + r % mr), mr)
+                        } else {
+                            (pr.add(r - strips * mr), rem)
+                        };
+                        for l in 0..kc {
+                            // Volatile: no `memcpy` (as above).
+                            S::store(dst.add(l * ld), src.add(l * al).read_volatile());
+                        }
                     }
                 }
-                j0 += nj;
+                let mut j0 = 0;
+                while j0 < n {
+                    let nc = if n - j0 < NC { n - j0 } else { NC };
+                    temps_of::<V, S, DOT>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
+                    let cb = c.add(j0 * ldc + i0);
+                    // The next columns' C block and B chunk are fetched
+                    // while this block runs, a column or so per strip.
+                    let jn = j0 + nc;
+                    let ncn = if n - jn < NC { n - jn } else { NC };
+                    let per = if strips > 0 { strips } else { 1 };
+                    for s in 0..per {
+                        let mut jj = s;
+                        while jj < ncn {
+                            prefetch(c.add((jn + jj) * ldc + i0), mc);
+                            if bl == 1 {
+                                prefetch(bl0.offset((jn + jj) as isize * bj), kc);
+                            }
+                            jj += per;
+                        }
+                        if bj == 1 && bl != 1 && ncn > 0 {
+                            // B transposed: the next columns' temps come
+                            // from the same rows of B**T, one line each.
+                            let mut l = s;
+                            while l < kc {
+                                prefetch(bl0.offset(l as isize * bl + jn as isize), ncn);
+                                l += per;
+                            }
+                        }
+                        if s < strips {
+                            let ps = p.add(s * kc * mr);
+                            strip::<V, MV, FUSED, DOT>(
+                                nc,
+                                ps,
+                                mr,
+                                t,
+                                cb.add(s * mr),
+                                ldc,
+                                kc,
+                                ends,
+                            );
+                        }
+                    }
+                    let cr = cb.add(strips * mr);
+                    let mut i = 0;
+                    while i + V::W <= rem {
+                        strip::<V, 1, FUSED, DOT>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc, ends);
+                        i += V::W;
+                    }
+                    while i < rem {
+                        strip::<S, 1, FUSED, DOT>(nc, pr.add(i), rem, t, cr.add(i), ldc, kc, ends);
+                        i += 1;
+                    }
+                    j0 += nc;
+                }
+                i0 += mc;
+            }
+            if !packed {
+                let mut j0 = 0;
+                while j0 < n {
+                    let nc = if n - j0 < NC { n - j0 } else { NC };
+                    temps_of::<V, S, DOT>(kc, nc, bl0.offset(j0 as isize * bj), (bl, bj), alpha, t);
+                    let cj = c.add(j0 * ldc);
+                    let mut i = 0;
+                    while i + mr <= m {
+                        strip::<V, MV, FUSED, DOT>(nc, a0.add(i), al, t, cj.add(i), ldc, kc, ends);
+                        i += mr;
+                    }
+                    while i + V::W <= m {
+                        strip::<V, 1, FUSED, DOT>(nc, a0.add(i), al, t, cj.add(i), ldc, kc, ends);
+                        i += V::W;
+                    }
+                    while i < m {
+                        strip::<S, 1, FUSED, DOT>(nc, a0.add(i), al, t, cj.add(i), ldc, kc, ends);
+                        i += 1;
+                    }
+                    j0 += nc;
+                }
             }
             l0 += kc;
+        }
+    }
+}
+
+/// A hint to bring the lines of `p[0..len]` into the caches (`prefetcht0`;
+/// never faults, reads nothing the program sees).
+#[inline(always)]
+fn prefetch<S>(p: *const S, len: usize) {
+    let first = p as usize & !63;
+    let last = p as usize + (len * core::mem::size_of::<S>()).saturating_sub(1);
+    let mut line = first;
+    while line <= last {
+        // SAFETY: a prefetch is only a hint: it accesses no memory
+        // architecturally and cannot fault (SSE, baseline).
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                line as *const i8,
+            )
+        };
+        line += 64;
+    }
+}
+
+/// `temp(l, jj) = B(l, jj)*alpha` (the reference's rounded product, B's
+/// element the first operand) into `t[jj*GKC + l]` for `l < kc`,
+/// `jj < nc`; `b` is `B(l0, j0)`, `B(l, j)` at `b[l*bl + j*bj]`. A column
+/// of B contiguous in `l` is taken in vectors (each lane the same product).
+///
+/// # Safety
+///
+/// Those elements of B readable; `t` holds `GKC * nc` elements.
+#[inline(always)]
+unsafe fn temps_of<V: Arith<S = S>, S: Arith<S = S>, const DOT: bool>(
+    kc: usize,
+    nc: usize,
+    b: *const S,
+    (bl, bj): (isize, isize),
+    alpha: S,
+    t: *mut S,
+) {
+    // SAFETY: the caller's contract covers every address below.
+    unsafe {
+        if DOT {
+            // The dot form multiplies by B itself (alpha comes last):
+            // copied (volatile reads: no `memcpy` call).
+            if bl == 1 {
+                for jj in 0..nc {
+                    let bp = b.offset(jj as isize * bj);
+                    let tp = t.add(jj * GKC);
+                    for l in 0..kc {
+                        S::store(tp.add(l), bp.add(l).read_volatile());
+                    }
+                }
+            } else {
+                // Along the rows of B**T (or any other stride).
+                for l in 0..kc {
+                    let bp = b.offset(l as isize * bl);
+                    for jj in 0..nc {
+                        let bv = bp.offset(jj as isize * bj).read_volatile();
+                        S::store(t.add(jj * GKC + l), bv);
+                    }
+                }
+            }
+            return;
+        }
+        let va = V::splat(&alpha);
+        if bj == 1 && bl != 1 {
+            // B transposed: row `l` of B**T holds the block's columns.
+            for l in 0..kc {
+                let bp = b.offset(l as isize * bl);
+                for jj in 0..nc {
+                    S::store(t.add(jj * GKC + l), S::mul(S::load(bp.add(jj)), alpha));
+                }
+            }
+            return;
+        }
+        for jj in 0..nc {
+            let bp = b.offset(jj as isize * bj);
+            let tp = t.add(jj * GKC);
+            let mut l = 0;
+            if bl == 1 {
+                while l + V::W <= kc {
+                    V::store(tp.add(l), V::mul(V::load(bp.add(l)), va));
+                    l += V::W;
+                }
+            }
+            while l < kc {
+                let bv = S::load(bp.offset(l as isize * bl));
+                S::store(tp.add(l), S::mul(bv, alpha));
+                l += 1;
+            }
         }
     }
 }
@@ -432,7 +763,11 @@ macro_rules! gemm_body {
                 }
                 let ldb = *ldb as isize;
                 // B(l, j) = b[l + j*ldb], or B(j, l) = b[j + l*ldb] transposed.
-                let strides = if (*transb | 0x20) == b'n' { (1, ldb) } else { (ldb, 1) };
+                let strides = if (*transb | 0x20) == b'n' {
+                    (1, ldb)
+                } else {
+                    (ldb, 1)
+                };
                 let args = (
                     *m as usize,
                     *n as usize,
@@ -446,8 +781,55 @@ macro_rules! gemm_body {
                 // Both inlined: a function pointer would be an indirect
                 // call, which the verifier refuses.
                 if (*transa | 0x20) == b'n' {
-                    $crate::blas_gemm::gemm_n::<$v, $s, $fused>(
-                        m, n, k, alpha, a, lda, b, strides, beta, c, ldc, $crate::blas_gemm::KC,
+                    $crate::blas_gemm::gemm_n::<$v, $s, $fused, false>(
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        (1, lda),
+                        b,
+                        strides,
+                        beta,
+                        c,
+                        ldc,
+                        $crate::blas_gemm::GKC,
+                    )
+                } else if $fused {
+                    // Relaxed: A transposed is packed as well, the terms
+                    // fused like the N form's.
+                    $crate::blas_gemm::gemm_n::<$v, $s, $fused, false>(
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        (lda, 1),
+                        b,
+                        strides,
+                        beta,
+                        c,
+                        ldc,
+                        $crate::blas_gemm::GKC,
+                    )
+                } else if k > 0 && (beta == 0.0 || k <= $crate::blas_gemm::GKC) {
+                    // Exact, A transposed: the reference's dot products on
+                    // packed blocks; C keeps the partial sums between
+                    // chunks of l, which needs beta == 0 (C's own values
+                    // are not used) or a single chunk.
+                    $crate::blas_gemm::gemm_n::<$v, $s, false, true>(
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        (lda, 1),
+                        b,
+                        strides,
+                        beta,
+                        c,
+                        ldc,
+                        $crate::blas_gemm::GKC,
                     )
                 } else {
                     $crate::blas_gemm::gemm_t::<$v, $s>(

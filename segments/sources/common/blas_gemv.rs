@@ -66,13 +66,13 @@ pub unsafe fn gemv<V: Arith<S = S>, S: Arith<S = S> + Real>(
         if notrans {
             // y(0..m) contiguous; x(l) for l < n at its increment. A few
             // columns per pass over y: every column is a stream of its own.
-            gemm_n::<V, S, false>(
+            gemm_n::<V, S, false, false>(
                 m,
                 1,
                 n,
                 alpha,
                 a,
-                lda,
+                (1, lda),
                 x.offset(start(n, incx)),
                 (incx, 0),
                 beta,

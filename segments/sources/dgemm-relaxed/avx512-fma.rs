@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! RELAXED, NOT bit-identical: the reference BLAS `dgemm_` with every
-//! term of the `transa = 'N'` form one fused multiply-add (AVX-512F), so
-//! results differ from the reference in the last bits. In the library,
+//! term one fused multiply-add (AVX-512F), the terms of a chunk summed from
+//! zero before C is added, A packed for every `transa`, so results differ
+//! from the reference in the last bits. In the library,
 //! marked `float-reassociate`: chosen only where the policy sets
 //! `allow_float_reassociate` (or `inject --allow-float-reassociate`).
 #![no_std]
