@@ -676,6 +676,37 @@ mod imports {
             0,
             "and rsp",
         );
+        // push rbp; mov rbp,rsp; and rsp,-32; sub rsp,0x20000; call; ...:
+        // a realigned frame is still bounded (it could step over the
+        // stack's guard page).
+        let why = refused_with(
+            &[
+                Bytes(&[0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xe4, 0xe0]),
+                Bytes(&[0x48, 0x81, 0xec, 0x00, 0x00, 0x02, 0x00]),
+                CallSlot(SLOT0),
+                Bytes(&[0x48, 0x89, 0xec, 0x5d, RET]),
+            ],
+            Rule::StackDepth,
+            8,
+            "sub",
+        );
+        assert!(why.contains("more than the 65536"), "{why}");
+        // push rbp; mov rbp,rsp; and rsp,-16; loop: sub rsp,0x1000;
+        // test rdi,rdi; jnz loop; call; ...: a stack-probe loop grows the
+        // realigned frame without bound, so its paths never agree.
+        let why = refused_with(
+            &[
+                Bytes(&[0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xe4, 0xf0]),
+                Bytes(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]),
+                Bytes(&[0x48, 0x85, 0xff, 0x75, 0xf4]),
+                CallSlot(SLOT0),
+                Bytes(&[0x48, 0x89, 0xec, 0x5d, RET]),
+            ],
+            Rule::StackDepth,
+            8,
+            "sub",
+        );
+        assert!(why.contains("paths join"), "{why}");
     }
 
     #[test]

@@ -17,22 +17,37 @@ use super::{Rule, Sweep};
 enum Depth {
     /// Exactly this many bytes.
     Bytes(i64),
-    /// Unknown after `and rsp, -2^k`: only the depth modulo 16 is known.
-    Aligned(i64),
+    /// After `and rsp, -2^k`: the depth modulo 16 (`r`) and the bounds it
+    /// lies within (`and` moves rsp down by less than 2^k), so a frame
+    /// realigned and then grown still meets [`MAX_DEPTH`], and a loop that
+    /// keeps growing it never reaches a fixed point.
+    Aligned { r: i64, low: i64, high: i64 },
 }
 
 impl Depth {
     fn add(self, delta: i64) -> Depth {
         match self {
             Depth::Bytes(d) => Depth::Bytes(d + delta),
-            Depth::Aligned(r) => Depth::Aligned((r + delta).rem_euclid(16)),
+            Depth::Aligned { r, low, high } => Depth::Aligned {
+                r: (r + delta).rem_euclid(16),
+                low: low + delta,
+                high: high + delta,
+            },
         }
     }
 
     fn modulo16(self) -> i64 {
         match self {
             Depth::Bytes(d) => d.rem_euclid(16),
-            Depth::Aligned(r) => r,
+            Depth::Aligned { r, .. } => r,
+        }
+    }
+
+    /// The least and the greatest depth it may be.
+    fn bounds(self) -> (i64, i64) {
+        match self {
+            Depth::Bytes(d) => (d, d),
+            Depth::Aligned { low, high, .. } => (low, high),
         }
     }
 }
@@ -41,9 +56,9 @@ impl fmt::Display for Depth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Depth::Bytes(d) => write!(f, "{d} bytes below the entry's rsp"),
-            Depth::Aligned(r) => write!(
+            Depth::Aligned { r, low, high } => write!(
                 f,
-                "realigned by `and rsp` ({r} mod 16 bytes below the entry's rsp)"
+                "realigned by `and rsp` ({r} mod 16, {low} to {high} bytes below the entry's rsp)"
             ),
         }
     }
@@ -115,8 +130,15 @@ fn step(i: &Instruction, s: Stack, info: &mut InstructionInfoFactory) -> Result<
                     "`and rsp, {mask:#x}` does not align rsp to 16 bytes or more"
                 )));
             }
-            // rsp % 16 == 0 afterwards, and the entry's rsp is 8 mod 16.
-            out.depth = Depth::Aligned(8);
+            // rsp % 16 == 0 afterwards, and the entry's rsp is 8 mod 16;
+            // rsp went down by 0 to align - 1 bytes (a multiple of 8 when
+            // rsp was 8-aligned, which the bounds need not assume).
+            let (low, high) = s.depth.bounds();
+            out.depth = Depth::Aligned {
+                r: 8,
+                low,
+                high: high.saturating_add(align - 1),
+            };
         }
         M::Mov if is_reg(i, 0, Register::RBP) && is_reg(i, 1, Register::RSP) => {
             out.rbp = Some(s.depth);
@@ -184,18 +206,17 @@ fn step(i: &Instruction, s: Stack, info: &mut InstructionInfoFactory) -> Result<
             }
         }
     }
-    if let Depth::Bytes(d) = out.depth {
-        if d < 0 {
-            return Err(depth_rule(format!(
-                "moves rsp {} bytes above the entry's (into the caller's frame)",
-                -d
-            )));
-        }
-        if d > MAX_DEPTH {
-            return Err(depth_rule(format!(
-                "a frame of {d} bytes is more than the {MAX_DEPTH} the analysis follows"
-            )));
-        }
+    let (low, high) = out.depth.bounds();
+    if low < 0 {
+        return Err(depth_rule(format!(
+            "moves rsp up to {} bytes above the entry's (into the caller's frame)",
+            -low
+        )));
+    }
+    if high > MAX_DEPTH {
+        return Err(depth_rule(format!(
+            "a frame of up to {high} bytes is more than the {MAX_DEPTH} the analysis follows"
+        )));
     }
     Ok(out)
 }
