@@ -14,6 +14,7 @@
 //! | collect a profile window from the module | [`collect`] |
 //! | the adaptive loop (profile, inject, judge, revert) | [`auto`] |
 //! | where one command's wall time went | [`timings`] |
+//! | the control path's scheduling priority beside busy targets | [`priority`] |
 //!
 //! Every operation returns [`Error`]; the exit codes of `adaptctl` are
 //! decided from it in the CLI, nowhere else.
@@ -27,6 +28,7 @@ pub mod inject;
 pub mod library_index;
 pub mod measure;
 pub mod plan;
+pub mod priority;
 pub mod revert;
 pub mod segment_check;
 pub mod timings;
