@@ -198,15 +198,11 @@ pub fn plan(request: &Request<'_>, timings: &mut Timings) -> crate::Result<Plan>
     } = file;
     check_numerics(&segment, request.symbol, request.allow_float_reassociate)?;
     timings.mark("library");
-    // Verified once per content and build of the verifier: the result is
-    // remembered in the cache directory (adapt_segment::verify_cache). A
-    // segment with imports is verified with them, every time.
-    let verified = if imports.is_empty() {
-        let verifier = VerifyCache::open(adapt_select::cache::default_cache_dir().as_deref());
-        verifier.verify(&segment).map(|_| ())
-    } else {
-        adapt_segment::verify_with_imports(&segment, &imports).map(|_| ())
-    };
+    // Verified once per content (with its imports) and build of the
+    // verifier: the result is remembered in the cache directory
+    // (adapt_segment::verify_cache).
+    let verifier = VerifyCache::open(adapt_select::cache::default_cache_dir().as_deref());
+    let verified = verifier.verify_with_imports(&segment, &imports).map(|_| ());
     if let Err(err) = verified {
         return Err(PlanError::Refused {
             segment: segment.name.clone(),

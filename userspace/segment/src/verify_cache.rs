@@ -3,7 +3,7 @@
 //! segment is verified once per build of the verifier, not once per
 //! command.
 //!
-//! A segment that passed [`verify_segment`] leaves an empty marker file in
+//! A segment that passed [`verify::verify_segment`] (or [`verify::verify_with_imports`]) leaves an empty marker file in
 //! `CACHE_DIR/verified/` named by the hex sha256 of:
 //!
 //! ```text
@@ -11,8 +11,11 @@
 //! str verifier identity   this crate's version and the running executable's
 //!                         (device, inode, size, mtime): a rebuilt verifier
 //!                         starts over
-//! bytes content hash      Segment::content_hash (sha256 of the canonical
-//!                         encoding: every byte the verifier looks at)
+//! bytes content hash      SegmentFile::hash_of(segment, imports) (sha256 of
+//!                         the canonical encoding of the segment and, when
+//!                         it has any, of its imports: every byte the
+//!                         verifier looks at; without imports it is
+//!                         Segment::content_hash)
 //! ```
 //!
 //! (`str`/`bytes` = `u32` little-endian length, then the bytes.) Only
@@ -33,8 +36,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::codec::hex;
-use crate::format::Segment;
-use crate::verify::{verify_segment, VerifyError};
+use crate::format::{Import, Segment, SegmentFile};
+use crate::verify::{self, VerifyError};
 
 /// Subdirectory of the cache directory holding the markers.
 pub const VERIFIED_DIR: &str = "verified";
@@ -81,15 +84,26 @@ impl VerifyCache {
         self.refused.as_deref()
     }
 
-    /// [`verify_segment`], unless this content passed this verifier before.
+    /// [`verify::verify_segment`], unless this content passed this
+    /// verifier before.
     pub fn verify(&self, segment: &Segment) -> Result<Verified, VerifyError> {
-        let marker = self.marker(segment);
+        self.verify_with_imports(segment, &[])
+    }
+
+    /// [`verify::verify_with_imports`], unless this content with these
+    /// imports passed this verifier before.
+    pub fn verify_with_imports(
+        &self,
+        segment: &Segment,
+        imports: &[Import],
+    ) -> Result<Verified, VerifyError> {
+        let marker = self.marker(segment, imports);
         if let Some(marker) = &marker {
             if self.trusted_marker(marker) {
                 return Ok(Verified::Remembered);
             }
         }
-        verify_segment(segment)?;
+        verify::verify_with_imports(segment, imports)?;
         if let Some(marker) = &marker {
             // A cache that cannot be written costs a verification next
             // time, nothing else.
@@ -98,8 +112,9 @@ impl VerifyCache {
         Ok(Verified::Now)
     }
 
-    /// The marker path for `segment`, when the cache is usable.
-    fn marker(&self, segment: &Segment) -> Option<PathBuf> {
+    /// The marker path for `segment` with `imports`, when the cache is
+    /// usable.
+    fn marker(&self, segment: &Segment, imports: &[Import]) -> Option<PathBuf> {
         if self.refused.is_some() {
             return None;
         }
@@ -111,7 +126,7 @@ impl VerifyCache {
         };
         h.update(DOMAIN);
         field(&mut h, self.identity.as_bytes());
-        field(&mut h, &segment.content_hash());
+        field(&mut h, &SegmentFile::hash_of(segment, imports));
         Some(dir.join(hex(&h.finalize())))
     }
 
@@ -233,6 +248,29 @@ mod tests {
         assert_eq!(again.verify(&s).unwrap(), Verified::Remembered);
         let meta = std::fs::metadata(dir.path().join(VERIFIED_DIR)).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn imports_are_part_of_what_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerifyCache::open(Some(dir.path()));
+        let s = segment();
+        let imports = vec![Import {
+            name: crate::FALLBACK.into(),
+            library: String::new(),
+            contract: s.functions[0].contract.clone(),
+        }];
+        assert_eq!(cache.verify(&s).unwrap(), Verified::Now);
+        // The leaf's marker does not stand for the segment with imports.
+        assert_eq!(
+            cache.verify_with_imports(&s, &imports).unwrap(),
+            Verified::Now
+        );
+        assert_eq!(
+            cache.verify_with_imports(&s, &imports).unwrap(),
+            Verified::Remembered
+        );
+        assert_eq!(cache.verify(&s).unwrap(), Verified::Remembered);
     }
 
     #[test]
