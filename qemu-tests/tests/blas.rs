@@ -83,7 +83,7 @@ fn numpy_on_the_reference_blas_gets_the_same_bytes_with_the_routines_replaced() 
         grep WRONG /tmp/n.out | head -3 || true
 
         # auto on a dgemm-bound run.
-        python3 @WORKLOADS@/numpy_blas.py 600 128 dgemm > /tmp/m.out &
+        python3 @WORKLOADS@/numpy_blas.py 600 96 dgemm > /tmp/m.out &
         mpid=$!
         wait_line /tmp/m.out '^ready'
         sleep 6
