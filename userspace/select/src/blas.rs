@@ -358,9 +358,9 @@ impl BlasInputs {
             match self.shape {
                 Shape::Dgemv => {
                     // y(i) = Σ op(A)(i,l) x(l)
-                    for i in 0..n {
+                    for (i, ci) in c.iter().enumerate().take(n) {
                         let s: f64 = (0..n).map(|l| at(&a, i, l, t1 == b'T') * b[l].abs()).sum();
-                        out.push(2.0 * gamma * (ALPHA.abs() * s + (BETA * c[i]).abs()));
+                        out.push(2.0 * gamma * (ALPHA.abs() * s + (BETA * ci).abs()));
                     }
                 }
                 _ => {
