@@ -292,9 +292,12 @@ fn round<W: Write>(
         // selection had BLAS drivers (`adaptctl bench dgemm` measures it
         // natively against the reference BLAS).
         let imports_blas = !plan.imports.is_empty()
-            && plan.verified.function(&plan.function).is_some_and(|(_, f)| {
-                adapt_select::Shape::of(&f.contract).is_ok_and(adapt_select::Shape::is_blas)
-            });
+            && plan
+                .verified
+                .function(&plan.function)
+                .is_some_and(|(_, f)| {
+                    adapt_select::Shape::of(&f.contract).is_ok_and(adapt_select::Shape::is_blas)
+                });
         let speedup = if args.no_measure || imports_blas {
             None
         } else {
