@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn fortran_blas_shapes_are_recognised() {
-        let gemm = "cciiiffifiioill";
+        let gemm = "cciiiffififoill";
         assert_eq!(Shape::of(&fortran(gemm, Scalar::F64)), Ok(Shape::Dgemm));
         assert_eq!(Shape::of(&fortran(gemm, Scalar::F32)), Ok(Shape::Sgemm));
         assert_eq!(
