@@ -403,3 +403,57 @@ fn show_says_a_relaxed_segment_is_not_bit_identical() {
         "{text}"
     );
 }
+
+/// `adaptctl bench dgemm` natively (in this test binary, whose library is
+/// already built): the exact dgemm variants and the relaxed dgemm-relaxed
+/// side by side against Debian's reference BLAS, exact ones 0 ulp, the
+/// relaxed one a finite max ulp and not chosen.
+#[test]
+fn bench_dgemm_shows_exact_and_relaxed_with_max_ulp_against_the_reference_blas() {
+    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3").exists() {
+        eprintln!("SKIPPED: no reference BLAS (apt-get install libblas3)");
+        return;
+    }
+    let args = [
+        "bench",
+        "dgemm",
+        "--dir",
+        dir(),
+        "--sizes",
+        "16,64",
+        "--rounds",
+        "3",
+        "--batch-ms",
+        "1",
+        "--no-cache",
+    ];
+    let out = adaptctl(&args);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for needle in [
+        "original",
+        "GFLOP/s",
+        "max ulp",
+        "float-reassociate",
+        "RELAXED",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let out = adaptctl(&[&args[..], &["--json"]].concat());
+    let v = json(&out);
+    assert_eq!(v["shape"], "dgemm", "{v}");
+    let variants = v["variants"].as_array().unwrap();
+    assert!(!variants.is_empty());
+    for x in variants {
+        assert_eq!(x["correct"], true, "{x}");
+        if x["numerics"] == "exact" {
+            assert_eq!(x["max_ulp"], 0, "{x}");
+        } else {
+            assert!(x["variant"].as_str().unwrap().starts_with("dgemm-relaxed:"));
+            assert!(x["max_ulp"].is_u64(), "{x}");
+            assert!(x["ineligible"].as_str().unwrap().contains("not allowed"));
+        }
+    }
+    let chosen = v["decision"]["choice"]["variant"].as_str().unwrap_or("");
+    assert!(!chosen.contains("relaxed"), "{v}");
+}

@@ -287,7 +287,18 @@ fn round<W: Write>(
         };
         // Measure the variants against the original here, on this machine
         // (cached per CPU model and variant): pick the fastest, or nothing.
-        let speedup = if args.no_measure {
+        // A Fortran BLAS segment calls the original through `fallback`:
+        // judged in the target by its time per call, as before the
+        // selection had BLAS drivers (`adaptctl bench dgemm` measures it
+        // natively against the reference BLAS).
+        let imports_blas = !plan.imports.is_empty()
+            && plan
+                .verified
+                .function(&plan.function)
+                .is_some_and(|(_, f)| {
+                    adapt_select::Shape::of(&f.contract).is_ok_and(adapt_select::Shape::is_blas)
+                });
+        let speedup = if args.no_measure || imports_blas {
             None
         } else {
             // At the sizes the program really calls with (its length
@@ -345,8 +356,8 @@ fn round<W: Write>(
                         adapt_select::Choice::OriginalUnavailable { .. } => None,
                     }
                 }
-                // No benchmark driver for this signature (the BLAS
-                // routines' Fortran ABI, say): nothing to measure here,
+                // No benchmark driver for this signature: nothing to
+                // measure here,
                 // so the variant CPUID order picks is judged in the target,
                 // by its time per call.
                 Err(crate::Error::Select(e))

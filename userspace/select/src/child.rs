@@ -31,6 +31,64 @@ pub struct JobVariant {
     pub name: String,
     /// Entry address of the measured function.
     pub entry: usize,
+    /// Its import table, when its code calls the original through
+    /// `fallback`: the slots are filled in the child, with the address of
+    /// the original loaded there, before any of its code runs.
+    pub imports: Option<ImportFill>,
+    /// Its segment is `float-reassociate`: checked within the stated bound
+    /// of the reference ([`crate::driver::Workload::relaxed_tolerance`]),
+    /// not bit for bit.
+    pub relaxed: bool,
+}
+
+/// Where a variant's import table is and which of its slots name the
+/// original (`fallback`, the only import the child can provide).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportFill {
+    /// Page-aligned start of the table's pages in the variant's mapping
+    /// (read-only, never executable).
+    pub table: usize,
+    /// Bytes of the table's pages.
+    pub len: usize,
+    /// Addresses of the slots to hold the original's entry.
+    pub fallback_slots: Vec<usize>,
+}
+
+impl ImportFill {
+    /// Points every `fallback` slot at `original`: the table is made
+    /// read+write (never executable), written, and read-only again.
+    ///
+    /// # Safety
+    ///
+    /// `self` must describe the table pages of a variant mapping this
+    /// process owns, which nothing else writes or reads meanwhile.
+    unsafe fn fill(&self, original: usize) -> Result<(), String> {
+        let table = self.table as *mut libc::c_void;
+        // SAFETY: the caller's contract: the pages are the variant's own
+        // table, non-executable before and after.
+        if unsafe { libc::mprotect(table, self.len, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+            return Err(format!(
+                "making the import table writable: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        for &slot in &self.fallback_slots {
+            if slot < self.table || slot + 8 > self.table + self.len {
+                return Err(format!("import slot {slot:#x} outside its table"));
+            }
+            // SAFETY: inside the table pages, just made writable; slots are
+            // 8-byte aligned (the table is page-aligned, slots 8 bytes).
+            unsafe { (slot as *mut u64).write(original as u64) };
+        }
+        // SAFETY: as above; read-only from now on.
+        if unsafe { libc::mprotect(table, self.len, libc::PROT_READ) } != 0 {
+            return Err(format!(
+                "making the import table read-only: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Everything the child needs, prepared before `fork`.
@@ -61,8 +119,14 @@ pub struct Timed {
 pub struct ChildVariant {
     /// Its name.
     pub name: String,
-    /// Its result equalled the reference's.
+    /// Its result equalled the reference's (bit for bit, or within the
+    /// stated bound for a `relaxed` variant).
     pub correct: bool,
+    /// The largest difference of its output elements from the
+    /// reference's, in ulps (BLAS shapes only; absent: not comparable or
+    /// not finite).
+    #[serde(default)]
+    pub max_ulp: Option<u64>,
     /// Timed batches (absent when the class was not timed).
     pub timed: Option<Timed>,
 }
@@ -95,6 +159,37 @@ fn body(job: &Job<'_>, lockdown: &Lockdown<'_>) -> ChildReport {
             .ok_or_else(|| "the original's file was not passed to the child".to_owned())
             .and_then(|fd| Original::load_in_child(p, fd).map_err(|e| e.to_string()))
     });
+    // Variants calling the original through `fallback` get its address
+    // here, before any of their code runs; without it they cannot run.
+    let importing: Vec<&ImportFill> = job
+        .variants
+        .iter()
+        .filter_map(|v| v.imports.as_ref())
+        .collect();
+    if !importing.is_empty() {
+        let filled = match &original {
+            Some(Ok(o)) => importing
+                .iter()
+                // SAFETY: the tables are those of the variants the parent
+                // mapped (inherited by this child, private), not yet run.
+                .try_for_each(|t| unsafe { t.fill(o.entry()) }),
+            Some(Err(e)) => Err(format!(
+                "{e}; and the variants' code calls the original (import fallback), which must \
+                 be loaded to run them"
+            )),
+            None => Err(
+                "the variants' code calls the original (import fallback), and no \
+                         original was given"
+                    .to_owned(),
+            ),
+        };
+        if let Err(e) = filled {
+            return ChildReport {
+                original: Some(Err(e)),
+                rows: Vec::new(),
+            };
+        }
+    }
     if let Err(e) = lockdown.enter_timing() {
         // Without the narrower filter, time nothing: report why.
         return ChildReport {
@@ -122,13 +217,25 @@ fn body(job: &Job<'_>, lockdown: &Lockdown<'_>) -> ChildReport {
                 .last()
                 .map(|v| unsafe { work.outcome(v.entry) }),
         };
-        let correct: Vec<bool> = job
+        let tolerance = if job.variants.iter().any(|v| v.relaxed) {
+            work.relaxed_tolerance()
+        } else {
+            None
+        };
+        let checked: Vec<(bool, Option<u64>)> = job
             .variants
             .iter()
             .map(|v| {
                 // SAFETY: as above.
                 let o = unsafe { work.outcome(v.entry) };
-                reference.as_ref().is_some_and(|r| r.agrees(&o))
+                let Some(r) = reference.as_ref() else {
+                    return (false, None);
+                };
+                let correct = match (&tolerance, v.relaxed) {
+                    (Some(t), true) => r.within(&o, t),
+                    _ => r.agrees(&o),
+                };
+                (correct, r.max_ulp(&o))
             })
             .collect();
         let mut timed: Vec<Option<Timed>> = vec![None; job.variants.len() + 1];
@@ -159,11 +266,12 @@ fn body(job: &Job<'_>, lockdown: &Lockdown<'_>) -> ChildReport {
             variants: job
                 .variants
                 .iter()
-                .zip(correct)
+                .zip(checked)
                 .zip(timed)
-                .map(|((v, correct), timed)| ChildVariant {
+                .map(|((v, (correct, max_ulp)), timed)| ChildVariant {
                     name: v.name.clone(),
                     correct,
+                    max_ulp,
                     timed,
                 })
                 .collect(),
@@ -322,10 +430,14 @@ mod tests {
                 JobVariant {
                     name: "wrong".into(),
                     entry: sum_wrong as *const () as usize,
+                    imports: None,
+                    relaxed: false,
                 },
                 JobVariant {
                     name: "right".into(),
                     entry: sum_bytes as *const () as usize,
+                    imports: None,
+                    relaxed: false,
                 },
             ],
             vec![
@@ -388,6 +500,7 @@ mod tests {
                         .map(|v| ChildVariant {
                             name: v.name.clone(),
                             correct: true,
+                            max_ulp: None,
                             timed: Some(timed.clone()),
                         })
                         .collect(),

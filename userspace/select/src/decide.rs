@@ -50,6 +50,10 @@ pub struct Comparison {
     /// its observed calls); empty: every class weighs the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<(SizeClass, f64)>,
+    /// Why it may not be chosen whatever it measures (a relaxed,
+    /// `float-reassociate` variant the caller did not allow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
 }
 
 impl Comparison {
@@ -102,6 +106,9 @@ impl Comparison {
     pub fn ineligible(&self, margin: f64) -> Option<String> {
         if !self.correct {
             return Some("its result differs from the original's".to_owned());
+        }
+        if let Some(why) = &self.blocked {
+            return Some(why.clone());
         }
         let s = self.speedup();
         // NaN (no ratio) is not a speedup either.
@@ -267,9 +274,24 @@ pub fn decide(comparisons: &[Comparison], margin: f64, forced: Option<&str>) -> 
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_blocked_variant_is_never_chosen_however_fast() {
+        let mut relaxed = cmp("rlx", true, &[3.0, 3.0]);
+        relaxed.blocked = Some("float-reassociate, not allowed".into());
+        let exact = cmp("exact", true, &[1.5, 1.5]);
+        let d = decide(&[relaxed.clone(), exact], 0.05, None);
+        assert!(matches!(&d.choice, Choice::Variant { variant, .. } if variant == "exact"));
+        let d = decide(&[relaxed], 0.05, None);
+        match &d.choice {
+            Choice::Nothing { reason } => assert!(reason.contains("not allowed"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn cmp(name: &str, correct: bool, ratios: &[f64]) -> Comparison {
         Comparison {
             weights: Vec::new(),
+            blocked: None,
             variant: name.to_owned(),
             correct,
             ratios: ratios

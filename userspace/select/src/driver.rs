@@ -16,6 +16,7 @@
 
 use std::hint::black_box;
 
+use crate::blas::{max_ulp, BlasInputs};
 use crate::shape::Shape;
 use crate::timing::Runner;
 
@@ -90,6 +91,15 @@ pub enum CallResult {
     },
     /// Output words (a hash state).
     Words(Vec<u32>),
+    /// Output elements of a BLAS routine (`single`: `f32` values, widened
+    /// exactly), equal only bit for bit ([`CallResult::within`] for a
+    /// reassociating implementation).
+    Elements {
+        /// The values.
+        values: Vec<f64>,
+        /// They are `f32`s.
+        single: bool,
+    },
 }
 
 impl CallResult {
@@ -98,6 +108,20 @@ impl CallResult {
         match (self, other) {
             (CallResult::Int(a), CallResult::Int(b)) => a == b,
             (CallResult::Words(a), CallResult::Words(b)) => a == b,
+            (
+                CallResult::Elements {
+                    values: a,
+                    single: s,
+                },
+                CallResult::Elements {
+                    values: b,
+                    single: t,
+                },
+            ) => {
+                s == t
+                    && a.len() == b.len()
+                    && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
             (
                 CallResult::Float {
                     value: a,
@@ -127,6 +151,51 @@ impl CallResult {
         }
     }
 
+    /// Whether `other`'s elements are within `tolerance` of these
+    /// (elementwise, all finite): the check of a reassociating
+    /// implementation. Other results: [`CallResult::agrees`].
+    pub fn within(&self, other: &CallResult, tolerance: &[f64]) -> bool {
+        match (self, other) {
+            (
+                CallResult::Elements {
+                    values: a,
+                    single: s,
+                },
+                CallResult::Elements {
+                    values: b,
+                    single: t,
+                },
+            ) => {
+                s == t
+                    && a.len() == b.len()
+                    && a.len() == tolerance.len()
+                    && a.iter().zip(b).zip(tolerance).all(|((x, y), tol)| {
+                        x.is_finite() && y.is_finite() && (x - y).abs() <= *tol
+                    })
+            }
+            _ => self.agrees(other),
+        }
+    }
+
+    /// The largest distance of `other`'s elements from these, in ulps of
+    /// the element type (`None` unless both are BLAS outputs of one
+    /// length with finite elements).
+    pub fn max_ulp(&self, other: &CallResult) -> Option<u64> {
+        match (self, other) {
+            (
+                CallResult::Elements {
+                    values: a,
+                    single: s,
+                },
+                CallResult::Elements {
+                    values: b,
+                    single: t,
+                },
+            ) if s == t => max_ulp(a, b, *s),
+            _ => None,
+        }
+    }
+
     /// A short description for reports.
     pub fn summary(&self) -> String {
         match self {
@@ -138,6 +207,11 @@ impl CallResult {
                 &values[..values.len().min(2)]
             ),
             CallResult::Words(w) => w.iter().map(|x| format!("{x:08x}")).collect(),
+            CallResult::Elements { values, .. } => format!(
+                "{} elements starting {:?}",
+                values.len(),
+                &values[..values.len().min(2)]
+            ),
         }
     }
 }
@@ -149,6 +223,7 @@ pub struct Workload {
     bytes: Aligned,
     x: Vec<f32>,
     y: Vec<f32>,
+    blas: Option<BlasInputs>,
 }
 
 fn xorshift(state: &mut u64) -> u64 {
@@ -162,6 +237,17 @@ impl Workload {
     /// Inputs of `size` bytes (rounded down to the shape's granule, at
     /// least one granule).
     pub fn new(shape: Shape, size: usize) -> Workload {
+        if shape.is_blas() {
+            let blas = BlasInputs::new(shape, size);
+            return Workload {
+                shape,
+                size: blas.n(),
+                bytes: Aligned::new(0),
+                x: Vec::new(),
+                y: Vec::new(),
+                blas: Some(blas),
+            };
+        }
         let g = shape.granule();
         let size = (size / g).max(1) * g;
         let mut seed = 0x2545_f491_4f6c_dd1d ^ size as u64;
@@ -184,12 +270,29 @@ impl Workload {
             bytes,
             x,
             y,
+            blas: None,
         }
     }
 
-    /// Bytes of work one call does (see the module table).
+    /// Bytes of work one call does (see the module table); for the BLAS
+    /// shapes, floating-point operations.
     pub fn bytes_per_call(&self) -> u64 {
-        self.size as u64
+        match &self.blas {
+            Some(b) => b.flops_per_call(),
+            None => self.size as u64,
+        }
+    }
+
+    /// The shape driven.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Per output element, the difference allowed to a reassociating
+    /// (`float-reassociate`) implementation; `None` for the non-BLAS
+    /// shapes, whose checks already allow for it.
+    pub fn relaxed_tolerance(&self) -> Option<Vec<f64>> {
+        self.blas.as_ref().map(BlasInputs::relaxed_tolerance)
     }
 
     /// The size measured, in bytes.
@@ -210,6 +313,10 @@ impl Workload {
     /// the memory its arguments describe, and it must stay callable for
     /// the runner's lifetime.
     pub unsafe fn runner<'a>(&'a self, entry: usize) -> Runner<'a> {
+        if let Some(b) = &self.blas {
+            // SAFETY: the caller's contract.
+            return unsafe { b.runner(entry) };
+        }
         let len = self.size as u64;
         let buf = self.bytes.bytes().as_ptr();
         // SAFETY (all arms): by the caller's contract `entry` is a function
@@ -292,6 +399,8 @@ impl Workload {
                     black_box(&state);
                 })
             }
+            // Driven by `self.blas` above.
+            Shape::Dgemm | Shape::Sgemm | Shape::Dgemv | Shape::Dsyrk => Box::new(|_| {}),
         }
     }
 
@@ -301,6 +410,10 @@ impl Workload {
     ///
     /// As for [`Workload::runner`].
     pub unsafe fn outcome(&self, entry: usize) -> CallResult {
+        if let Some(b) = &self.blas {
+            // SAFETY: the caller's contract.
+            return unsafe { b.outcome(entry) };
+        }
         let len = self.size as u64;
         let buf = self.bytes.bytes().as_ptr();
         let n = self.n_floats();
@@ -368,6 +481,8 @@ impl Workload {
                 unsafe { f(state.as_mut_ptr(), buf, len / 64) };
                 CallResult::Words(state.to_vec())
             }
+            // Driven by `self.blas` above.
+            Shape::Dgemm | Shape::Sgemm | Shape::Dgemv | Shape::Dsyrk => CallResult::Int(0),
         }
     }
 }

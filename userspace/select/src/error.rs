@@ -130,6 +130,16 @@ pub enum SelectError {
         /// Segment.
         segment: String,
     },
+    /// The segment's code calls something the measuring child cannot
+    /// provide (it provides only `fallback`, the original itself, and only
+    /// when the original is run).
+    #[error("segment {segment} cannot be measured here: {why}")]
+    Imports {
+        /// Segment.
+        segment: String,
+        /// What is missing.
+        why: String,
+    },
     /// A variant could not be loaded into this process.
     #[error(transparent)]
     Load(#[from] LoaderError),

@@ -52,6 +52,7 @@
 //! measured here: the caller then measures in the target (before and
 //! after, with the profiler) and reverts if it did not help.
 
+pub mod blas;
 pub mod cache;
 pub mod child;
 pub mod cpu_id;

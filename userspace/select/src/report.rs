@@ -9,8 +9,17 @@ use crate::decide::Choice;
 use crate::selection::Selection;
 use crate::timing::Figure;
 
-fn cell(f: &Figure) -> String {
-    format!("{:.0} MB/s ±{:.0}%", f.mb_per_sec(), 50.0 * f.spread())
+fn cell(f: &Figure, flops: bool) -> String {
+    if flops {
+        // BLAS shapes count floating-point operations, not bytes.
+        format!(
+            "{:.2} GFLOP/s ±{:.0}%",
+            f.bytes_per_sec / 1e9,
+            50.0 * f.spread()
+        )
+    } else {
+        format!("{:.0} MB/s ±{:.0}%", f.mb_per_sec(), 50.0 * f.spread())
+    }
 }
 
 impl Selection {
@@ -111,7 +120,8 @@ impl fmt::Display for Selection {
             .map(|r| r.variants.iter().map(|v| v.variant.as_str()).collect())
             .unwrap_or_default();
         const W: usize = 26;
-        write!(f, "{:>8}", "size")?;
+        let blas = self.shape.is_blas();
+        write!(f, "{:>8}", if blas { "n" } else { "size" })?;
         if has_original {
             write!(f, "  {:>W$}", "original")?;
         }
@@ -120,12 +130,17 @@ impl fmt::Display for Selection {
         }
         writeln!(f)?;
         for row in &self.sizes {
-            write!(f, "{:>8}", row.size.to_string())?;
+            let size = if blas {
+                row.size.bytes().to_string()
+            } else {
+                row.size.to_string()
+            };
+            write!(f, "{size:>8}")?;
             if let Some(o) = &row.original {
-                write!(f, "  {:>W$}", cell(o))?;
+                write!(f, "  {:>W$}", cell(o, blas))?;
             }
             for v in &row.variants {
-                let mut c = cell(&v.figure);
+                let mut c = cell(&v.figure, blas);
                 if let Some(r) = v.ratio {
                     c = format!("{c} {r:.2}×");
                 }
@@ -144,14 +159,51 @@ impl fmt::Display for Selection {
             }
             writeln!(f, "   (geometric mean over the sizes)")?;
         }
+        if blas && has_original {
+            write!(f, "{:>8}  {:>W$}", "max ulp", "0")?;
+            for v in &self.variants {
+                let u = v.max_ulp.map_or("not finite".to_owned(), |u| u.to_string());
+                write!(f, "  {u:>W$}")?;
+            }
+            writeln!(
+                f,
+                "   (largest difference from the original's output, every size and form)"
+            )?;
+            write!(f, "{:>8}  {:>W$}", "numerics", "reference")?;
+            for v in &self.variants {
+                write!(f, "  {:>W$}", v.numerics.name())?;
+            }
+            writeln!(f)?;
+        }
+        for v in self.variants.iter().filter(|v| !v.numerics.is_exact()) {
+            writeln!(
+                f,
+                "RELAXED: {} is {} (not bit-identical; checked within its stated error bound){}",
+                v.variant,
+                v.numerics,
+                if v.ineligible
+                    .as_deref()
+                    .is_some_and(|w| w.contains("not allowed"))
+                {
+                    ": never chosen unless float-reassociate is allowed"
+                } else {
+                    ""
+                }
+            )?;
+        }
         for s in &self.skipped {
             writeln!(f, "not measured: {}: {}", s.variant, s.why)?;
         }
         for v in self.variants.iter().filter(|v| !v.correct) {
             writeln!(
                 f,
-                "WRONG: {}'s result differs from the original's: never injected",
-                v.variant
+                "WRONG: {}'s result differs from the original's{}: never injected",
+                v.variant,
+                if v.numerics.is_exact() {
+                    ""
+                } else {
+                    " beyond its stated bound"
+                }
             )?;
         }
         match &self.cache.path {

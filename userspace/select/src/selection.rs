@@ -6,11 +6,14 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use adapt_segment::{CpuFeatures, InProcessVariant, Segment};
+use adapt_segment::{
+    import_table::ImportLayout, CpuFeatures, Import, InProcessVariant, Numerics, Segment,
+    SegmentFile,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{variant_cache_hash, Cache, CacheEntry, FigureKey, OriginalKey};
-use crate::child::{self, Job, JobVariant, Timed};
+use crate::child::{self, ImportFill, Job, JobVariant, Timed};
 use crate::cpu_id::CpuIdentity;
 use crate::decide::{decide, Choice, Comparison, Decision, Forced, DEFAULT_MARGIN};
 use crate::driver::Workload;
@@ -67,6 +70,17 @@ pub struct SelectRequest<'a> {
     pub cpu: CpuIdentity,
     /// Limits of the unprivileged measuring child.
     pub limits: Limits,
+    /// What the segment's code imports ([`SegmentFile::imports`]): only
+    /// `fallback` can be measured, pointed at the original in the child.
+    pub imports: Vec<Import>,
+    /// Other segments replacing the same function, measured side by side
+    /// (variants named `SEGMENT:VARIANT`): the relaxed
+    /// (`float-reassociate`) segments of an exact one.
+    pub companions: Vec<&'a SegmentFile>,
+    /// Whether a `float-reassociate` variant may be chosen (the policy's
+    /// `allow_float_reassociate`); otherwise it is measured and shown, never
+    /// chosen.
+    pub allow_float_reassociate: bool,
 }
 
 impl<'a> SelectRequest<'a> {
@@ -86,6 +100,9 @@ impl<'a> SelectRequest<'a> {
             cache: crate::cache::default_cache_dir().map_or(CacheUse::Off, CacheUse::Use),
             cpu: CpuIdentity::detect(),
             limits: Limits::default(),
+            imports: Vec::new(),
+            companions: Vec::new(),
+            allow_float_reassociate: false,
         }
     }
 }
@@ -132,6 +149,10 @@ pub struct VariantFigure {
     pub correct: bool,
     /// Taken from the cache rather than measured now.
     pub cached: bool,
+    /// Largest difference of its output elements from the original's, in
+    /// ulps (BLAS shapes; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ulp: Option<u64>,
 }
 
 /// Every candidate at one size.
@@ -159,6 +180,13 @@ pub struct VariantSpeedup {
     /// Why the rule would not choose it (absent when eligible, or without
     /// an original).
     pub ineligible: Option<String>,
+    /// Its segment's numerical contract.
+    #[serde(default)]
+    pub numerics: Numerics,
+    /// Largest difference from the original's output over every size, in
+    /// ulps (BLAS shapes; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ulp: Option<u64>,
 }
 
 /// A variant not measured.
@@ -223,6 +251,62 @@ struct Candidate {
     /// Keeps the code mapped while `entry` is called.
     _loaded: InProcessVariant,
     entry: usize,
+    imports: Option<ImportFill>,
+    numerics: Numerics,
+}
+
+/// Maps variant `index` of `segment` (importing `imports`) here, without
+/// running it: an import table's `fallback` slots are filled in the
+/// measuring child, with the original loaded there.
+fn load_candidate(
+    segment: &Segment,
+    imports: &[Import],
+    index: usize,
+) -> Result<(InProcessVariant, Option<ImportFill>), SelectError> {
+    if imports.is_empty() {
+        return Ok((InProcessVariant::load(segment, index)?, None));
+    }
+    if let Some(other) = imports.iter().find(|i| !i.is_fallback()) {
+        return Err(SelectError::Imports {
+            segment: segment.name.clone(),
+            why: format!(
+                "its code imports {} ({}), which the measuring child cannot provide (only \
+                 fallback, the original itself)",
+                other.name,
+                if other.library.is_empty() {
+                    "from the target's objects"
+                } else {
+                    other.library.as_str()
+                }
+            ),
+        });
+    }
+    let file = SegmentFile {
+        magic: adapt_segment::MAGIC.to_owned(),
+        format_version: adapt_segment::FORMAT_VERSION_IMPORTS,
+        content_hash: Vec::new(),
+        segment: segment.clone(),
+        imports: imports.to_vec(),
+    };
+    // Slots hold 0 until the child fills them; this process never calls
+    // the code.
+    let zeros = vec![0u64; imports.len()];
+    // SAFETY: the variant's code is never called in this process; the
+    // child calls it only after pointing every slot (all `fallback`,
+    // checked above) at the original, the function of the import's
+    // contract.
+    let loaded = unsafe { InProcessVariant::load_with_imports(&file, index, &zeros)? };
+    let v = &segment.variants[index];
+    let layout = ImportLayout::of(v.code.len(), v.rodata.len(), imports.len());
+    let table = loaded.code_address() + layout.import_table_offset;
+    let fill = ImportFill {
+        table,
+        len: layout.import_table_pages,
+        fallback_slots: (0..imports.len())
+            .map(|m| table + m * adapt_segment::import_table::SLOT_SIZE)
+            .collect(),
+    };
+    Ok((loaded, Some(fill)))
 }
 
 /// Measures and decides (see the crate documentation).
@@ -252,28 +336,52 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         source,
     })?;
 
-    // Variants this CPU runs (and the caller wants).
+    // Variants this CPU runs (and the caller wants): the segment's, then
+    // its companions' of the same shape (named SEGMENT:VARIANT).
     let cpu = CpuFeatures::detect();
     let mut skipped = Vec::new();
-    let mut wanted = Vec::new();
-    for (i, v) in seg.variants.iter().enumerate() {
-        let listed = req.only.is_empty()
-            || req.only.contains(&v.name)
-            || req.forced.as_deref() == Some(&v.name);
-        if !listed {
-            continue;
+    let mut wanted: Vec<(&Segment, &[Import], usize, String)> = Vec::new();
+    let mut sources: Vec<(&Segment, &[Import], bool)> = vec![(seg, &req.imports, false)];
+    for c in &req.companions {
+        match c.segment.function(&function.symbol) {
+            Some((_, f)) if Shape::of(&f.contract) == Ok(shape) => {
+                sources.push((&c.segment, &c.imports, true));
+            }
+            _ => skipped.push(Skipped {
+                variant: format!("{}:*", c.segment.name),
+                why: format!(
+                    "it does not replace {} with the same signature",
+                    function.symbol
+                ),
+            }),
         }
-        if !cpu.is_superset(&v.features) {
-            skipped.push(Skipped {
-                variant: v.name.clone(),
-                why: format!("this CPU lacks {}", cpu.missing(&v.features)),
-            });
-            continue;
+    }
+    for (s, imports, prefixed) in sources {
+        for (i, v) in s.variants.iter().enumerate() {
+            let name = if prefixed {
+                format!("{}:{}", s.name, v.name)
+            } else {
+                v.name.clone()
+            };
+            let listed = req.only.is_empty()
+                || req.only.contains(&name)
+                || req.only.contains(&v.name)
+                || req.forced.as_deref() == Some(&name);
+            if !listed {
+                continue;
+            }
+            if !cpu.is_superset(&v.features) {
+                skipped.push(Skipped {
+                    variant: name,
+                    why: format!("this CPU lacks {}", cpu.missing(&v.features)),
+                });
+                continue;
+            }
+            wanted.push((s, imports, i, name));
         }
-        wanted.push(i);
     }
     if let Some(f) = &req.forced {
-        if !wanted.iter().any(|&i| seg.variants[i].name == *f) {
+        if !wanted.iter().any(|(_, _, _, name)| name == f) {
             return Err(SelectError::NoSuchVariant {
                 segment: seg.name.clone(),
                 variant: f.clone(),
@@ -287,16 +395,19 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         });
     }
     let mut cands = Vec::new();
-    for i in wanted {
-        let loaded = InProcessVariant::load(seg, i)?;
+    for (s, imports, i, name) in wanted {
+        let (loaded, imports) = load_candidate(s, imports, i)?;
         let entry = loaded.entry_address(&function.symbol)?;
         cands.push(Candidate {
-            name: seg.variants[i].name.clone(),
-            hash: variant_cache_hash(seg, i).unwrap_or_default(),
+            name,
+            hash: variant_cache_hash(s, i).unwrap_or_default(),
             _loaded: loaded,
             entry,
+            imports,
+            numerics: s.numerics,
         });
     }
+    let importing = cands.iter().any(|c| c.imports.is_some());
 
     // The original: opened, read and checked here, run only in the
     // unprivileged child.
@@ -315,6 +426,14 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     };
     let (prepared, mut unavailable) = match prepared {
         Ok(p) => (Some(p), None),
+        Err(e) if importing => {
+            return Err(SelectError::Imports {
+                segment: seg.name.clone(),
+                why: format!(
+                    "its code calls the original (import fallback), which cannot be run: {e}"
+                ),
+            })
+        }
         Err(e) => (None, Some(e.to_string())),
     };
     let evidence = prepared
@@ -339,7 +458,9 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     };
 
     let observed: Vec<usize> = req.weights.iter().map(|(size, _)| *size).collect();
-    let classes = if observed.is_empty() {
+    let classes = if observed.is_empty() && req.sizes.is_empty() && shape.is_blas() {
+        SizeClass::classes(&crate::blas::DEFAULT_DIMENSIONS)
+    } else if observed.is_empty() {
         SizeClass::classes(&req.sizes)
     } else {
         SizeClass::classes(&observed)
@@ -395,6 +516,8 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         .map(|c| JobVariant {
             name: c.name.clone(),
             entry: c.entry,
+            imports: c.imports.clone(),
+            relaxed: !c.numerics.is_exact(),
         })
         .collect();
     let identity = prepared
@@ -408,7 +531,9 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         budget: req.budget,
     };
     let mut report = child::run(&job, identity, req.limits);
-    if let (Err(e), Some(_)) = (&report, &job.original) {
+    // Without the original, variants calling it through `fallback`
+    // cannot run: no second try.
+    if let (Err(e), Some(_), false) = (&report, &job.original, importing) {
         unavailable = Some(format!("not run: {e}"));
         job.original = None;
         report = child::run(&job, identity, req.limits);
@@ -456,12 +581,14 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
                         .iter()
                         .zip(&cands)
                         .zip(&correct)
-                        .map(|((h, c), ok)| VariantFigure {
+                        .zip(&crow.variants)
+                        .map(|(((h, c), ok), v)| VariantFigure {
                             variant: c.name.clone(),
                             figure: h.variant,
                             ratio: Some(h.ratio),
                             correct: *ok && h.correct,
                             cached: true,
+                            max_ulp: v.max_ulp,
                         })
                         .collect(),
                 }
@@ -488,6 +615,7 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
                                 ratio: orig_series.as_ref().map(|o| paired_ratio(&s, o)),
                                 correct: v.correct,
                                 cached: false,
+                                max_ulp: v.max_ulp,
                             }
                         })
                         .collect(),
@@ -519,6 +647,12 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
         .iter()
         .enumerate()
         .map(|(i, c)| Comparison {
+            blocked: (!c.numerics.is_exact() && !req.allow_float_reassociate).then(|| {
+                format!(
+                    "its numerics are {}, not bit-identical, and float-reassociate is not allowed",
+                    c.numerics
+                )
+            }),
             weights: weights.clone(),
             variant: c.name.clone(),
             correct: rows.iter().all(|r| r.variants[i].correct),
@@ -534,7 +668,14 @@ pub fn select(req: &SelectRequest<'_>) -> Result<Selection, SelectError> {
     };
     let variants = comparisons
         .iter()
-        .map(|c| VariantSpeedup {
+        .zip(&cands)
+        .enumerate()
+        .map(|(i, (c, cand))| VariantSpeedup {
+            numerics: cand.numerics,
+            max_ulp: rows
+                .iter()
+                .map(|r| r.variants[i].max_ulp)
+                .try_fold(0u64, |m, d| d.map(|d| m.max(d))),
             variant: c.variant.clone(),
             speedup: (!c.ratios.is_empty()).then(|| c.speedup()),
             worst: (!c.ratios.is_empty()).then(|| c.worst()),
@@ -579,7 +720,7 @@ fn unavailable_decision(
         logs / rows.len().max(1) as f64
     };
     let fastest = (0..comparisons.len())
-        .filter(|&i| comparisons[i].correct)
+        .filter(|&i| comparisons[i].correct && comparisons[i].blocked.is_none())
         .max_by(|&a, &b| score(a).total_cmp(&score(b)))
         .map(|i| comparisons[i].variant.clone());
     let forced = req.forced.as_ref().map(|name| Forced {

@@ -30,6 +30,20 @@ pub enum Shape {
     /// `void f(u32 state[8], const u8 *blocks, u64 nblocks)`: the SHA-256
     /// block transform (64-byte blocks).
     Sha256Transform,
+    /// Fortran `DGEMM` (gfortran ABI: `void(const char *transa, const char
+    /// *transb, const int *m, *n, *k, const f64 *alpha, *a, const int *lda,
+    /// const f64 *b, const int *ldb, const f64 *beta, f64 *c, const int
+    /// *ldc, size_t transa_len, size_t transb_len)`). Its "size" is the
+    /// matrix dimension `n` (square `m = n = k`), not bytes.
+    Dgemm,
+    /// Fortran `SGEMM`: as [`Shape::Dgemm`] in `f32`.
+    Sgemm,
+    /// Fortran `DGEMV(trans, m, n, alpha, a, lda, x, incx, beta, y, incy,
+    /// trans_len)`; size: `n` (square `m = n`).
+    Dgemv,
+    /// Fortran `DSYRK(uplo, trans, n, k, alpha, a, lda, beta, c, ldc,
+    /// uplo_len, trans_len)`; size: `n` (`k = n`).
+    Dsyrk,
 }
 
 /// A contract with no driver.
@@ -37,7 +51,8 @@ pub enum Shape {
 #[error(
     "no benchmark driver for the C signature {signature}: the selection can call \
      u64(u64,const u8*,u32), u64(u64,const u8*,u64), u32(u32,const u8*,u64), \
-     f32(const f32*,const f32*,u64), void(f32,const f32*,f32*,u64) and void(u32*,const u8*,u64)"
+     f32(const f32*,const f32*,u64), void(f32,const f32*,f32*,u64), void(u32*,const u8*,u64) \
+     and the Fortran BLAS dgemm_, sgemm_, dgemv_ and dsyrk_"
 )]
 pub struct UnknownShape {
     /// The signature, in the short form above.
@@ -58,14 +73,28 @@ const fn mp(s: Scalar) -> Sig {
 
 impl Shape {
     /// Every shape.
-    pub const ALL: [Shape; 6] = [
+    pub const ALL: [Shape; 10] = [
         Shape::Checksum32Len,
         Shape::Checksum64Len,
         Shape::Crc32c,
         Shape::Dot,
         Shape::Axpy,
         Shape::Sha256Transform,
+        Shape::Dgemm,
+        Shape::Sgemm,
+        Shape::Dgemv,
+        Shape::Dsyrk,
     ];
+
+    /// Whether this is a Fortran BLAS routine: sizes are matrix
+    /// dimensions, throughput is floating-point operations per second,
+    /// results are compared element by element (ulps).
+    pub fn is_blas(self) -> bool {
+        matches!(
+            self,
+            Shape::Dgemm | Shape::Sgemm | Shape::Dgemv | Shape::Dsyrk
+        )
+    }
 
     fn signature(self) -> (Sig, Vec<Sig>) {
         use Scalar::*;
@@ -76,6 +105,44 @@ impl Shape {
             Shape::Dot => (v(F32), vec![cp(F32), cp(F32), v(U64)]),
             Shape::Axpy => (v(Void), vec![v(F32), cp(F32), mp(F32), v(U64)]),
             Shape::Sha256Transform => (v(Void), vec![mp(U32), cp(U8), v(U64)]),
+            Shape::Dgemm | Shape::Sgemm => {
+                let f = if self == Shape::Dgemm { F64 } else { F32 };
+                let (c, i) = (cp(U8), cp(I32));
+                (
+                    v(Void),
+                    vec![
+                        c,
+                        c,
+                        i,
+                        i,
+                        i,
+                        cp(f),
+                        cp(f),
+                        i,
+                        cp(f),
+                        i,
+                        cp(f),
+                        mp(f),
+                        i,
+                        v(U64),
+                        v(U64),
+                    ],
+                )
+            }
+            Shape::Dgemv => {
+                let (d, i) = (cp(F64), cp(I32));
+                (
+                    v(Void),
+                    vec![cp(U8), i, i, d, d, i, d, i, d, mp(F64), i, v(U64)],
+                )
+            }
+            Shape::Dsyrk => {
+                let (c, d, i) = (cp(U8), cp(F64), cp(I32));
+                (
+                    v(Void),
+                    vec![c, c, i, i, d, d, i, d, mp(F64), i, v(U64), v(U64)],
+                )
+            }
         }
     }
 
@@ -113,6 +180,7 @@ impl Shape {
         match self {
             Shape::Sha256Transform => 64,
             Shape::Dot | Shape::Axpy => 4,
+            // A matrix dimension.
             _ => 1,
         }
     }
@@ -191,5 +259,51 @@ mod tests {
         let err = Shape::of(&unknown).unwrap_err();
         assert_eq!(err.signature, "i32()");
         assert_eq!(Shape::Axpy.to_string(), "void(f32,const f32*,f32*,u64)");
+    }
+
+    /// The Fortran BLAS contracts as the segment catalog declares them
+    /// (every argument by reference, then gfortran's hidden lengths).
+    fn fortran(kinds: &str, float: Scalar) -> Contract {
+        let params = kinds
+            .chars()
+            .map(|k| match k {
+                'c' => CType::const_ptr(Scalar::U8, "const char *"),
+                'i' => CType::const_ptr(Scalar::I32, "const int *"),
+                'f' => CType::const_ptr(float, "const double *"),
+                'o' => CType::mut_ptr(float, "double *"),
+                'l' => CType::value(Scalar::U64, "size_t"),
+                _ => unreachable!(),
+            })
+            .collect();
+        contract(CType::value(Scalar::Void, "void"), params)
+    }
+
+    #[test]
+    fn fortran_blas_shapes_are_recognised() {
+        let gemm = "cciiiffififoill";
+        assert_eq!(Shape::of(&fortran(gemm, Scalar::F64)), Ok(Shape::Dgemm));
+        assert_eq!(Shape::of(&fortran(gemm, Scalar::F32)), Ok(Shape::Sgemm));
+        assert_eq!(
+            Shape::of(&fortran("ciiffififoil", Scalar::F64)),
+            Ok(Shape::Dgemv)
+        );
+        assert_eq!(
+            Shape::of(&fortran(
+                "cciiffifoil", /* one hidden length short */
+                Scalar::F64
+            ))
+            .unwrap_err()
+            .signature,
+            "void(const u8*,const u8*,const i32*,const i32*,const f64*,const f64*,const i32*,\
+             const f64*,f64*,const i32*,u64)"
+        );
+        assert_eq!(
+            Shape::of(&fortran("cciiffifoill", Scalar::F64)),
+            Ok(Shape::Dsyrk)
+        );
+        // dsyrk in f32 (ssyrk) has no driver.
+        assert!(Shape::of(&fortran("cciiffifoill", Scalar::F32)).is_err());
+        assert!(Shape::ALL.iter().filter(|s| s.is_blas()).count() == 4);
+        assert!(!Shape::Dot.is_blas());
     }
 }

@@ -198,7 +198,7 @@ fn select_kind(err: &adapt_select::SelectError) -> &'static str {
         E::Shape { .. } => "contract-unknown",
         E::Load(adapt_segment::LoaderError::Verify { .. }) => "refused",
         E::Load(_) => "error",
-        E::Child { .. } => "not-measured",
+        E::Child { .. } | E::Imports { .. } => "not-measured",
     }
 }
 

@@ -227,6 +227,16 @@ pub(super) fn observed_sizes(
         Ok(shape) => shape,
         Err(err) => return (Vec::new(), Some(err.to_string())),
     };
+    if shape.is_blas() {
+        // Every Fortran argument is a pointer: no register holds a length.
+        return (
+            Vec::new(),
+            Some(format!(
+                "{} takes its dimensions by reference: no length register to count",
+                function.symbol
+            )),
+        );
+    }
     let counted = calls::plan_for(plan.target.clone(), Some(shape.length_register()))
         .and_then(|p| Counting::start(device, &p, true, timings))
         .and_then(|counting| {
