@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::kernel::Flavor;
 use crate::workspace::Workspace;
 
 /// Paths of everything a guest run needs.
@@ -33,18 +34,21 @@ pub struct Artifacts {
     pub target_dir: PathBuf,
 }
 
-const MANIFEST: &str = "artifacts.json";
-
 impl Artifacts {
-    /// Where the record lives for a workspace.
-    pub fn manifest_path(ws: &Workspace) -> PathBuf {
-        ws.vm_dir().join(MANIFEST)
+    /// Where the record of a kernel flavor's build lives for a workspace:
+    /// `artifacts.json` for the test kernel (what the guest tests load),
+    /// `artifacts-release.json` for the release kernel.
+    pub fn manifest_path(ws: &Workspace, flavor: Flavor) -> PathBuf {
+        match flavor {
+            Flavor::Test => ws.vm_dir().join("artifacts.json"),
+            Flavor::Release => ws.vm_dir().join("artifacts-release.json"),
+        }
     }
 
-    /// Reads the record left by `cargo vm build` and checks that every file
-    /// still exists.
+    /// Reads the record left by `cargo vm build` (the test kernel's) and
+    /// checks that every file still exists.
     pub fn load(ws: &Workspace) -> Result<Artifacts> {
-        let path = Artifacts::manifest_path(ws);
+        let path = Artifacts::manifest_path(ws, Flavor::Test);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -62,9 +66,9 @@ impl Artifacts {
         Ok(artifacts)
     }
 
-    /// Writes the record.
-    pub fn save(&self, ws: &Workspace) -> Result<()> {
-        let path = Artifacts::manifest_path(ws);
+    /// Writes the record of a build for this kernel flavor.
+    pub fn save(&self, ws: &Workspace, flavor: Flavor) -> Result<()> {
+        let path = Artifacts::manifest_path(ws, flavor);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;

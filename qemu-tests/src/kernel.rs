@@ -31,6 +31,38 @@ pub struct Kernel {
     pub image: PathBuf,
 }
 
+/// Which guest kernel: the one the tests run (with lock, list and memory
+/// debugging, to catch the module's mistakes) or one configured like a
+/// user's kernel (the same options without the debugging, which under TCG
+/// makes every fork, exec and page fault several times slower), for
+/// figures a user would see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    /// `kconfig/base.config` + `kconfig/debug.config`: lockdep, DEBUG_VM,
+    /// kmemleak, SLUB debugging, Rust debug assertions. Every test runs on it.
+    Test,
+    /// `kconfig/base.config` alone: no debugging options.
+    Release,
+}
+
+impl Flavor {
+    /// The fragment files (under `kconfig/`) merged onto tinyconfig, in order.
+    pub fn fragments(self) -> &'static [&'static str] {
+        match self {
+            Flavor::Test => &["base.config", "debug.config"],
+            Flavor::Release => &["base.config"],
+        }
+    }
+
+    /// A lower-case name for paths and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Test => "test",
+            Flavor::Release => "release",
+        }
+    }
+}
+
 impl Kernel {
     fn at(dir: PathBuf) -> Kernel {
         let image = dir.join("arch/x86/boot/bzImage");
@@ -51,9 +83,9 @@ pub struct KernelInputs {
 
 impl KernelInputs {
     /// Reads the fragments and asks the installed tools for their versions.
-    pub fn gather(ws: &Workspace) -> Result<KernelInputs> {
+    pub fn gather(ws: &Workspace, flavor: Flavor) -> Result<KernelInputs> {
         let mut fragments = Vec::new();
-        for path in ws.kconfig_fragments() {
+        for path in ws.kconfig_fragments(flavor) {
             let text = std::fs::read_to_string(&path).with_context(|| {
                 format!("cannot read kernel config fragment {}", path.display())
             })?;
@@ -115,19 +147,23 @@ pub fn build_dir(inputs: &KernelInputs) -> Result<PathBuf> {
 }
 
 /// The already-built kernel for the current inputs, if there is one.
-pub fn cached(ws: &Workspace) -> Result<Option<Kernel>> {
-    let dir = build_dir(&KernelInputs::gather(ws)?)?;
+pub fn cached(ws: &Workspace, flavor: Flavor) -> Result<Option<Kernel>> {
+    let dir = build_dir(&KernelInputs::gather(ws, flavor)?)?;
     Ok(dir.join(STAMP).is_file().then(|| Kernel::at(dir)))
 }
 
 /// Returns the cached kernel, building it first when needed.
-pub fn ensure(ws: &Workspace) -> Result<Kernel> {
-    let inputs = KernelInputs::gather(ws)?;
+pub fn ensure(ws: &Workspace, flavor: Flavor) -> Result<Kernel> {
+    let inputs = KernelInputs::gather(ws, flavor)?;
     let key = inputs.key();
     let cache = cache_dir()?;
     let dir = cache.join("kernel").join(key.short());
     if dir.join(STAMP).is_file() {
-        say(format_args!("guest kernel: cached ({})", dir.display()));
+        say(format_args!(
+            "guest kernel ({}): cached ({})",
+            flavor.name(),
+            dir.display()
+        ));
         return Ok(Kernel::at(dir));
     }
     if dir
@@ -154,7 +190,8 @@ pub fn ensure(ws: &Workspace) -> Result<Kernel> {
     }
 
     say(format_args!(
-        "guest kernel: building into {} (about 7 minutes on 2 idle cores)",
+        "guest kernel ({}): building into {} (about 15 minutes on 2 idle cores)",
+        flavor.name(),
         dir.display()
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -6,16 +6,27 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::Kernel;
+use crate::kernel::{Flavor, Kernel};
 use crate::progress::run_logged;
 use crate::workspace::Workspace;
 
-/// Builds `kmod/adapt.ko` with `make -C kmod KDIR=… LLVM=1 CLIPPY=1`.
-pub fn build_adapt(ws: &Workspace, kernel: &Kernel) -> Result<PathBuf> {
-    let dir = ws.kmod_dir();
-    let log = fresh_log(ws, "kmod.log")?;
+/// Builds `kmod/adapt.ko` with `make -C kmod KDIR=… LLVM=1 CLIPPY=1` for the
+/// test kernel. A module is built for one kernel configuration (lockdep
+/// changes the layout of every lock), so for the release kernel the sources
+/// are copied to `<target>/vm/kmod-release/` and built there, leaving
+/// `kmod/adapt.ko` the test kernel's.
+pub fn build_adapt(ws: &Workspace, kernel: &Kernel, flavor: Flavor) -> Result<PathBuf> {
+    let dir = match flavor {
+        Flavor::Test => ws.kmod_dir(),
+        Flavor::Release => {
+            let dir = ws.vm_dir().join("kmod-release");
+            sync_sources(&ws.kmod_dir(), &dir)?;
+            dir
+        }
+    };
+    let log = fresh_log(ws, &format!("kmod-{}.log", flavor.name()))?;
     run_logged(
-        "module: make -C kmod (adapt.ko, CLIPPY=1)",
+        &format!("module: make -C {} (adapt.ko, CLIPPY=1)", dir.display()),
         Command::new("make")
             .arg("-C")
             .arg(&dir)
@@ -33,10 +44,13 @@ pub fn build_adapt(ws: &Workspace, kernel: &Kernel) -> Result<PathBuf> {
 /// Builds the fixture module whose init deliberately WARNs. The sources are
 /// copied into the target directory first so Kbuild's output stays out of
 /// the repository.
-pub fn build_warn_fixture(ws: &Workspace, kernel: &Kernel) -> Result<PathBuf> {
-    let build = ws.vm_dir().join("fixtures/warn-module");
+pub fn build_warn_fixture(ws: &Workspace, kernel: &Kernel, flavor: Flavor) -> Result<PathBuf> {
+    let build = match flavor {
+        Flavor::Test => ws.vm_dir().join("fixtures/warn-module"),
+        Flavor::Release => ws.vm_dir().join("fixtures/warn-module-release"),
+    };
     sync_sources(&ws.warn_fixture_src(), &build)?;
-    let log = fresh_log(ws, "warn-module.log")?;
+    let log = fresh_log(ws, &format!("warn-module-{}.log", flavor.name()))?;
     run_logged(
         "fixture: warn-module",
         Command::new("make")
@@ -47,6 +61,16 @@ pub fn build_warn_fixture(ws: &Workspace, kernel: &Kernel) -> Result<PathBuf> {
         &log,
     )?;
     expect_file(build.join("warn_test.ko"), &log)
+}
+
+/// A file a module build reads, not one it wrote.
+fn is_source(name: &str) -> bool {
+    let built = [
+        ".o", ".ko", ".mod", ".mod.c", ".cmd", ".symvers", ".order", ".a",
+    ];
+    !name.starts_with('.')
+        && !name.ends_with("_generated.rs")
+        && !built.iter().any(|ext| name.ends_with(ext))
 }
 
 fn fresh_log(ws: &Workspace, name: &str) -> Result<PathBuf> {
@@ -68,13 +92,20 @@ fn expect_file(path: PathBuf, log: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Copies the regular files of `src` into `dst`, rewriting only those whose
-/// contents changed (so make's timestamps stay meaningful).
+/// Copies the source files of `src` (and its subdirectories) into `dst`,
+/// rewriting only those whose contents changed (so make's timestamps stay
+/// meaningful). Kbuild's outputs in `src` (objects, the module, generated
+/// bindings, dot-files) are not sources and are skipped.
 fn sync_sources(src: &Path, dst: &Path) -> Result<()> {
     std::fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;
     for entry in std::fs::read_dir(src).with_context(|| format!("cannot read {}", src.display()))? {
         let entry = entry.with_context(|| format!("cannot read {}", src.display()))?;
-        if !entry.file_type()?.is_file() {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_sources(&entry.path(), &dst.join(entry.file_name()))?;
+            continue;
+        }
+        if !kind.is_file() || !is_source(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let data = std::fs::read(entry.path())

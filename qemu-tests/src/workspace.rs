@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 
+use crate::kernel::Flavor;
+
 /// The adapt workspace this runner belongs to.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -41,12 +43,13 @@ impl Workspace {
             .clone())
     }
 
-    /// The kernel config fragments, in merge order.
-    pub fn kconfig_fragments(&self) -> Vec<PathBuf> {
-        vec![
-            self.root.join("kconfig/base.config"),
-            self.root.join("kconfig/debug.config"),
-        ]
+    /// The kernel config fragments of a flavor, in merge order.
+    pub fn kconfig_fragments(&self, flavor: Flavor) -> Vec<PathBuf> {
+        flavor
+            .fragments()
+            .iter()
+            .map(|name| self.root.join("kconfig").join(name))
+            .collect()
     }
 
     /// The module's source directory (`make -C` there builds `adapt.ko`).

@@ -95,7 +95,7 @@ struct Run {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all()?;
+    let artifacts = pipeline::build_all(args.guest.kernel)?;
     let library = artifacts.target_dir.join("adapt-library");
     let only = args.only.as_deref();
     let native = if args.no_native || only.is_some() {

@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all()?;
+    let artifacts = pipeline::build_all(args.guest.kernel)?;
     let root = artifacts.workspace_root.clone();
     let guest = args
         .guest

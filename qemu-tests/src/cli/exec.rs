@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all()?;
+    let artifacts = pipeline::build_all(args.guest.kernel)?;
     let guest = args.guest.guest(artifacts, Some(DEFAULT_TIMEOUT));
     let out = guest.run(&args.command)?;
     Ok(report::finish(&out))

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::artifacts::Artifacts;
 use crate::guest::{Accel, Guest, DEFAULT_SMP};
+use crate::kernel::Flavor;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GuestArgs {
@@ -31,6 +32,14 @@ pub struct GuestArgs {
     /// never changed. Needs root on the host (a private mount namespace).
     #[arg(long)]
     pub writable_root: bool,
+
+    /// Which guest kernel: test (lockdep, DEBUG_VM, kmemleak and SLUB
+    /// debugging: what every guest test runs on) or release (the same
+    /// configuration without the debugging, as a user's kernel; built once
+    /// into the cache on first use, about 15 minutes). Under TCG the
+    /// debugging makes every fork, exec and page fault several times slower.
+    #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = Flavor::Test)]
+    pub kernel: Flavor,
 }
 
 impl GuestArgs {

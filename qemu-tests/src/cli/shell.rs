@@ -24,7 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all()?;
+    let artifacts = pipeline::build_all(args.guest.kernel)?;
     let guest = args.guest.guest(artifacts, None);
     say("booting the guest shell (exit or Ctrl-D to leave)");
     let out = guest.shell()?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use crate::kernel::Flavor;
 use crate::pipeline;
 use crate::progress::say;
 use crate::workspace::{cargo_command, Workspace};
@@ -27,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    pipeline::build_all()?;
+    pipeline::build_all(Flavor::Test)?;
     let ws = Workspace::locate()?;
     lint(&ws)?;
     say(format_args!(
