@@ -7,21 +7,23 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::kernel::{Flavor, Kernel};
+use crate::package;
 use crate::progress::run_logged;
 use crate::workspace::Workspace;
 
 /// Builds `kmod/adapt.ko` with `make -C kmod KDIR=… LLVM=1 CLIPPY=1` for the
 /// test kernel. A module is built for one kernel configuration (lockdep
 /// changes the layout of every lock), so for the release kernel the sources
-/// are copied to `<target>/vm/kmod-release/` and built there, leaving
+/// are staged as the package stages them (`<target>/vm/kmod-release/kmod/`
+/// beside the ABI file it includes) and built there, leaving
 /// `kmod/adapt.ko` the test kernel's.
 pub fn build_adapt(ws: &Workspace, kernel: &Kernel, flavor: Flavor) -> Result<PathBuf> {
     let dir = match flavor {
         Flavor::Test => ws.kmod_dir(),
         Flavor::Release => {
-            let dir = ws.vm_dir().join("kmod-release");
-            sync_sources(&ws.kmod_dir(), &dir)?;
-            dir
+            let tree = ws.vm_dir().join("kmod-release");
+            package::stage_module_source(ws, &tree)?;
+            tree.join("kmod")
         }
     };
     let log = fresh_log(ws, &format!("kmod-{}.log", flavor.name()))?;
@@ -63,16 +65,6 @@ pub fn build_warn_fixture(ws: &Workspace, kernel: &Kernel, flavor: Flavor) -> Re
     expect_file(build.join("warn_test.ko"), &log)
 }
 
-/// A file a module build reads, not one it wrote.
-fn is_source(name: &str) -> bool {
-    let built = [
-        ".o", ".ko", ".mod", ".mod.c", ".cmd", ".symvers", ".order", ".a",
-    ];
-    !name.starts_with('.')
-        && !name.ends_with("_generated.rs")
-        && !built.iter().any(|ext| name.ends_with(ext))
-}
-
 fn fresh_log(ws: &Workspace, name: &str) -> Result<PathBuf> {
     let dir = ws.vm_dir().join("logs");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -92,20 +84,13 @@ fn expect_file(path: PathBuf, log: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Copies the source files of `src` (and its subdirectories) into `dst`,
-/// rewriting only those whose contents changed (so make's timestamps stay
-/// meaningful). Kbuild's outputs in `src` (objects, the module, generated
-/// bindings, dot-files) are not sources and are skipped.
+/// Copies the regular files of `src` into `dst`, rewriting only those whose
+/// contents changed (so make's timestamps stay meaningful).
 fn sync_sources(src: &Path, dst: &Path) -> Result<()> {
     std::fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;
     for entry in std::fs::read_dir(src).with_context(|| format!("cannot read {}", src.display()))? {
         let entry = entry.with_context(|| format!("cannot read {}", src.display()))?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_sources(&entry.path(), &dst.join(entry.file_name()))?;
-            continue;
-        }
-        if !kind.is_file() || !is_source(&entry.file_name().to_string_lossy()) {
+        if !entry.file_type()?.is_file() {
             continue;
         }
         let data = std::fs::read(entry.path())

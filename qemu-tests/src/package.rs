@@ -223,7 +223,12 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     write(to, &data)
 }
 
+/// Writes `data` to `path` unless it already holds exactly that, so a
+/// restaged tree keeps the timestamps make goes by.
 fn write(path: &Path, data: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() == Some(data) {
+        return Ok(());
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
