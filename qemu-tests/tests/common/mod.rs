@@ -135,3 +135,45 @@ pub fn assert_no_leaks(out: &GuestOutput) {
         out.stdout
     );
 }
+
+/// The median of throughput figures (panics when there are none).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    assert!(!xs.is_empty(), "no throughput figures");
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// What `adaptctl auto` must leave behind after its verdict on one
+/// function (`kind`: "kept" or "reverted"), given the number of live
+/// injections `list` showed afterwards and the program's throughput before
+/// and after. A reverted injection leaves the original code: nothing of
+/// adapt stays live, and the throughput after it shows only TCG's drift on
+/// a loaded host (seen: 278 → 174 MB/s with the original restored while the
+/// host's other core compiled), so it is not judged. A kept injection stays
+/// live and must not leave the program grossly slower: the verdict's
+/// interval is the precise claim, and TCG drifts by 20 % and more between
+/// two stretches with nothing changed, hence the 0.75 floor.
+pub fn assert_left_never_slower(
+    name: &str,
+    kind: &str,
+    live: &str,
+    before: f64,
+    after: f64,
+    out: &GuestOutput,
+) {
+    if kind == "kept" {
+        assert_eq!(live, "1", "{name}: kept, so live:\n{}", out.stdout);
+        assert!(
+            after >= 0.75 * before,
+            "{name}: the program ended slower with the kept injection \
+             ({before:.1} → {after:.1}):\n{}",
+            out.stdout
+        );
+    } else {
+        assert_eq!(
+            live, "0",
+            "{name}: reverted, yet an injection is live:\n{}",
+            out.stdout
+        );
+    }
+}
