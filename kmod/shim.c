@@ -701,6 +701,13 @@ int adapt_unmap_if_file(struct file *file, unsigned long start, unsigned long le
 
 /* ---- fault_watch.rs ---- */
 
+/*
+ * A kernel without CONFIG_TRACEPOINTS (no tracing configured) exports no
+ * tracepoint API: the module then builds and loads without its fault watch
+ * (adapt_fault_watch_start() says -EOPNOTSUPP), as fault_watch.rs expects.
+ */
+#ifdef CONFIG_TRACEPOINTS
+
 static struct tracepoint *adapt_tp_signal_deliver;
 
 static void adapt_find_signal_deliver(struct tracepoint *tp, void *priv)
@@ -741,3 +748,13 @@ void adapt_fault_watch_stop(void)
 	tracepoint_synchronize_unregister();
 	adapt_tp_signal_deliver = NULL;
 }
+#else
+int adapt_fault_watch_start(void)
+{
+	return -EOPNOTSUPP;
+}
+
+void adapt_fault_watch_stop(void)
+{
+}
+#endif /* CONFIG_TRACEPOINTS */
