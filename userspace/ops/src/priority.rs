@@ -42,6 +42,41 @@ pub fn raise(niceness: i32) -> io::Result<Raised> {
     Ok(Raised::To(niceness))
 }
 
+/// Sets the calling thread's niceness back to `niceness`, a value it ran at
+/// before [`raise`] (lowering one's own priority needs no privilege).
+pub fn restore(niceness: i32) -> io::Result<()> {
+    // SAFETY: as in `raise`.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, niceness.clamp(-20, 19)) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The niceness a command line asks for before it is parsed: the value of
+/// its first `--nice N` or `--nice=N`, else `$ADAPT_NICE`, else
+/// [`CONTROL_NICENESS`]. A value that does not parse counts as the default
+/// (the real parser then refuses the command line).
+pub fn requested(args: &[std::ffi::OsString], env: Option<&std::ffi::OsStr>) -> i32 {
+    let parse = |v: &std::ffi::OsStr| v.to_str()?.trim().parse::<i32>().ok();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--nice" {
+            return args
+                .next()
+                .and_then(|v| parse(v))
+                .unwrap_or(CONTROL_NICENESS);
+        }
+        if let Some(v) = arg.to_str().and_then(|a| a.strip_prefix("--nice=")) {
+            return parse(v.as_ref()).unwrap_or(CONTROL_NICENESS);
+        }
+    }
+    env.and_then(parse).unwrap_or(CONTROL_NICENESS)
+}
+
 /// The calling thread's niceness.
 pub fn current() -> io::Result<i32> {
     // getpriority returns the niceness, which may legitimately be -1:
@@ -61,6 +96,34 @@ pub fn current() -> io::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_requested_niceness_is_read_like_the_parser_reads_it() {
+        let args = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        let env = |v: &str| Some(std::ffi::OsString::from(v));
+        assert_eq!(
+            requested(&args(&["inject", "--pid", "3"]), None),
+            CONTROL_NICENESS
+        );
+        assert_eq!(
+            requested(&args(&["--nice", "-3", "inject"]), env("5").as_deref()),
+            -3
+        );
+        assert_eq!(requested(&args(&["inject", "--nice=0"]), None), 0);
+        assert_eq!(requested(&args(&["inject"]), env("-7").as_deref()), -7);
+        assert_eq!(
+            requested(&args(&["inject", "--nice", "x"]), None),
+            CONTROL_NICENESS
+        );
+        assert_eq!(
+            requested(&args(&["calls", "--", "--nice", "1"]), None),
+            CONTROL_NICENESS
+        );
+    }
 
     #[test]
     fn raises_only_toward_a_better_priority_and_only_the_calling_thread() {
