@@ -14,6 +14,7 @@ use anyhow::Result;
 
 use super::guest_args::GuestArgs;
 use super::report;
+use crate::kernel::Flavor;
 use crate::pipeline;
 use crate::progress::say;
 
@@ -25,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all(args.guest.kernel)?;
+    let artifacts = pipeline::build_all(args.guest.kernel_or(Flavor::Test))?;
     let root = artifacts.workspace_root.clone();
     let guest = args
         .guest

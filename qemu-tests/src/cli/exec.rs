@@ -7,6 +7,7 @@ use anyhow::Result;
 use super::guest_args::GuestArgs;
 use super::report;
 use crate::guest::DEFAULT_TIMEOUT;
+use crate::kernel::Flavor;
 use crate::pipeline;
 
 /// Build as needed, boot a fresh guest and run one command in it as root.
@@ -43,7 +44,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all(args.guest.kernel)?;
+    let artifacts = pipeline::build_all(args.guest.kernel_or(Flavor::Test))?;
     let guest = args.guest.guest(artifacts, Some(DEFAULT_TIMEOUT));
     let out = guest.run(&args.command)?;
     Ok(report::finish(&out))

@@ -38,11 +38,17 @@ pub struct GuestArgs {
     /// configuration without the debugging, as a user's kernel; built once
     /// into the cache on first use, about 15 minutes). Under TCG the
     /// debugging makes every fork, exec and page fault several times slower.
-    #[arg(long, value_enum, value_name = "FLAVOR", default_value_t = Flavor::Test)]
-    pub kernel: Flavor,
+    /// [default: release for bench, test for the others]
+    #[arg(long, value_enum, value_name = "FLAVOR")]
+    pub kernel: Option<Flavor>,
 }
 
 impl GuestArgs {
+    /// The kernel flavor asked for, else the command's default.
+    pub fn kernel_or(&self, default: Flavor) -> Flavor {
+        self.kernel.unwrap_or(default)
+    }
+
     /// A guest configured from these options.
     pub fn guest(&self, artifacts: Artifacts, default_timeout: Option<Duration>) -> Guest {
         let guest = Guest::with_artifacts(artifacts)

@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::guest_args::GuestArgs;
 use super::report;
+use crate::kernel::Flavor;
 use crate::pipeline;
 use crate::progress::say;
 
@@ -24,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let artifacts = pipeline::build_all(args.guest.kernel)?;
+    let artifacts = pipeline::build_all(args.guest.kernel_or(Flavor::Test))?;
     let guest = args.guest.guest(artifacts, None);
     say("booting the guest shell (exit or Ctrl-D to leave)");
     let out = guest.shell()?;
