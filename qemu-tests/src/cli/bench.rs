@@ -211,11 +211,16 @@ struct Other {
 
 /// The benchmarks of the profiler, the adaptive loop, the injector and the
 /// control path, as their own scripts and probes define them.
-fn others(a: &Artifacts, kernel: Flavor) -> Vec<Other> {
-    let exec = match kernel {
+/// The `cargo vm exec` that boots this kernel, as a report shows it.
+fn exec_on(kernel: Flavor) -> &'static str {
+    match kernel {
         Flavor::Test => "cargo vm exec",
         Flavor::Release => "cargo vm exec --kernel release",
-    };
+    }
+}
+
+fn others(a: &Artifacts, kernel: Flavor) -> Vec<Other> {
+    let exec = exec_on(kernel);
     let bench_dir = a.workspace_root.join("qemu-tests").join("bench");
     let script = |name: &str| bench_dir.join(name);
     let mut v = Vec::new();
@@ -346,7 +351,7 @@ fn guest(
         })
         .collect();
     Ok(GuestFigures {
-        command: "cargo vm exec -- sh -c '…'".to_owned(),
+        command: format!("{} -- sh -c '…'", exec_on(args.kernel_or(Flavor::Release))),
         elapsed: out.elapsed,
         selections,
         others,
