@@ -167,113 +167,46 @@ macro_rules! ops {
     };
 }
 
-#[cfg(not(target_feature = "avx"))]
-impl Arith for f64 {
-    type S = f64;
-    const W: usize = 1;
-    #[inline(always)]
-    unsafe fn load(p: *const f64) -> f64 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f64, v: f64) {
-        // SAFETY: caller's contract.
-        unsafe { p.write(v) }
-    }
-    #[inline(always)]
-    unsafe fn splat(p: *const f64) -> f64 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn gather(p: *const f64, _stride: usize) -> f64 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    ops!(xmm_reg, "mulsd", "addsd", "xorpd");
-}
-
-#[cfg(target_feature = "avx")]
-impl Arith for f64 {
-    type S = f64;
-    const W: usize = 1;
-    #[inline(always)]
-    unsafe fn load(p: *const f64) -> f64 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f64, v: f64) {
-        // SAFETY: caller's contract.
-        unsafe { p.write(v) }
-    }
-    #[inline(always)]
-    unsafe fn splat(p: *const f64) -> f64 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn gather(p: *const f64, _stride: usize) -> f64 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    ops!(xmm_reg, "vmulsd", "vaddsd", "vxorpd");
+/// A scalar lane of `$t`: plain loads and stores, the arithmetic in an xmm
+/// register with the given mnemonics (SSE or VEX forms, see [`ops!`]).
+macro_rules! scalar {
+    ($t:ty, $mul:literal, $add:literal, $xor:literal) => {
+        impl Arith for $t {
+            type S = $t;
+            const W: usize = 1;
+            #[inline(always)]
+            unsafe fn load(p: *const $t) -> $t {
+                // SAFETY: caller's contract.
+                unsafe { p.read() }
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut $t, v: $t) {
+                // SAFETY: caller's contract.
+                unsafe { p.write(v) }
+            }
+            #[inline(always)]
+            unsafe fn splat(p: *const $t) -> $t {
+                // SAFETY: caller's contract.
+                unsafe { p.read() }
+            }
+            #[inline(always)]
+            unsafe fn gather(p: *const $t, _stride: usize) -> $t {
+                // SAFETY: caller's contract.
+                unsafe { p.read() }
+            }
+            ops!(xmm_reg, $mul, $add, $xor);
+        }
+    };
 }
 
 #[cfg(not(target_feature = "avx"))]
-impl Arith for f32 {
-    type S = f32;
-    const W: usize = 1;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> f32 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: f32) {
-        // SAFETY: caller's contract.
-        unsafe { p.write(v) }
-    }
-    #[inline(always)]
-    unsafe fn splat(p: *const f32) -> f32 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn gather(p: *const f32, _stride: usize) -> f32 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    ops!(xmm_reg, "mulss", "addss", "xorps");
-}
-
+scalar!(f64, "mulsd", "addsd", "xorpd");
+#[cfg(not(target_feature = "avx"))]
+scalar!(f32, "mulss", "addss", "xorps");
 #[cfg(target_feature = "avx")]
-impl Arith for f32 {
-    type S = f32;
-    const W: usize = 1;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> f32 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: f32) {
-        // SAFETY: caller's contract.
-        unsafe { p.write(v) }
-    }
-    #[inline(always)]
-    unsafe fn splat(p: *const f32) -> f32 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    #[inline(always)]
-    unsafe fn gather(p: *const f32, _stride: usize) -> f32 {
-        // SAFETY: caller's contract.
-        unsafe { p.read() }
-    }
-    ops!(xmm_reg, "vmulss", "vaddss", "vxorps");
-}
+scalar!(f64, "vmulsd", "vaddsd", "vxorpd");
+#[cfg(target_feature = "avx")]
+scalar!(f32, "vmulss", "vaddss", "vxorps");
 
 /// The widest register of `f64` this variant has.
 #[cfg(target_feature = "avx512f")]
