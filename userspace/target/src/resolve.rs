@@ -3,13 +3,16 @@
 //! # Which definition wins
 //!
 //! The objects mapped into the process (from `/proc/PID/maps`: every
-//! file-backed mapping that is an ELF file) are searched in this order: the
-//! executable (`/proc/PID/exe`) first, then the shared libraries in the
-//! order of their first mapping (the dynamic loader maps them in load order,
-//! so this is close to the order it binds symbols in). The first object
-//! that defines a function of that name wins; the others that also define
-//! it are reported (`also_defined_in`). `--object` restricts the search to
-//! the objects it names (see [`ObjectRef::matches`]).
+//! file-backed mapping that is an ELF file) are searched: the executable
+//! (`/proc/PID/exe`) first, then the shared libraries in the order of their
+//! first mapping. A definition in the executable wins, as it does for the
+//! dynamic loader; the libraries that also define the name are reported
+//! (`also_defined_in`). A name that only libraries define, more than one
+//! of them, is refused ([`ResolveError::InSeveralLibraries`]): the maps are
+//! ordered by address, and top-down `mmap` places a library loaded later
+//! below one loaded earlier, so their order is not the loader's binding
+//! order. `--object` restricts the search to the objects it names (see
+//! [`ObjectRef::matches`]) and so settles it.
 //!
 //! Inside one object, a global (or weak) definition is preferred over a
 //! file-local one; two different addresses left after that are ambiguous and
@@ -141,6 +144,12 @@ pub enum ResolveError {
         count: usize,
         addresses: String,
     },
+    #[error(
+        "{name:?} is defined in {objects}: which one the process calls depends on the order the \
+         dynamic loader loaded them in, which adapt does not guess; name the one to replace with \
+         --object (a path or soname)"
+    )]
+    InSeveralLibraries { name: String, objects: String },
     #[error(
         "{name} in {object} is a GNU indirect function (IFUNC): its symbol is the resolver the \
          dynamic loader runs once, not the code called at run time; it cannot be replaced by name"
@@ -286,6 +295,20 @@ pub fn resolve_symbol(
             } else {
                 format!("pid {pid} ({})", searched.join(", "))
             },
+        });
+    }
+    // The executable comes first in every lookup the dynamic loader makes;
+    // between libraries, their order in the maps (by address) is not the
+    // order they were loaded in, so a name several libraries define is
+    // refused rather than guessed (`--object` picks one).
+    if object.is_none() && found.len() > 1 && found[0].0.kind != ObjectRole::Executable {
+        return Err(ResolveError::InSeveralLibraries {
+            name: name.to_owned(),
+            objects: found
+                .iter()
+                .map(|(o, _, _)| o.soname.clone().unwrap_or_else(|| o.path.clone()))
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     let also_defined_in = found[1..].iter().map(|(o, _, _)| o.path.clone()).collect();
@@ -461,6 +484,39 @@ mod tests {
             r.symbol.address, r.symbol.link_address,
             "PIE: loaded at a bias"
         );
+    }
+
+    #[test]
+    fn a_name_two_libraries_define_is_refused_until_one_is_named() {
+        // Two copies of libz (different files, same soname) loaded side by
+        // side with RTLD_LOCAL: both define crc32.
+        let dir = std::env::temp_dir().join(format!("adapt-resolve-{}", std::process::id()));
+        let mut copies = Vec::new();
+        for sub in ["a", "b"] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d).unwrap();
+            let copy = d.join("libz.so.1");
+            std::fs::copy("/lib/x86_64-linux-gnu/libz.so.1", &copy).unwrap();
+            let c = std::ffi::CString::new(copy.to_str().unwrap()).unwrap();
+            // SAFETY: dlopen of a library by path; zlib's initializers only
+            // set up its own state. The handle is never closed, so the
+            // mapping stays for the rest of the test process.
+            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+            assert!(!handle.is_null(), "dlopen {}", copy.display());
+            copies.push(copy);
+        }
+        let err = resolve_symbol(me(), "crc32", None).unwrap_err();
+        assert!(
+            matches!(err, ResolveError::InSeveralLibraries { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--object"), "{err}");
+        for copy in &copies {
+            let path = copy.to_str().unwrap();
+            let r = resolve_symbol(me(), "crc32", Some(path)).unwrap();
+            assert_eq!(r.symbol.object.path, path);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -229,7 +229,10 @@ fn resolve_kind(err: &adapt_target::ResolveError) -> &'static str {
         E::NoSuchProcess { .. } => "no-such-process",
         E::KernelThread { .. } => "kernel-thread",
         E::Maps { .. } => "not-permitted",
-        E::NoSuchObject { .. } | E::NotFound { .. } | E::Ambiguous { .. } => "no-such-symbol",
+        E::NoSuchObject { .. }
+        | E::NotFound { .. }
+        | E::Ambiguous { .. }
+        | E::InSeveralLibraries { .. } => "no-such-symbol",
         E::Ifunc { .. } | E::NotCode { .. } | E::NotMapped { .. } => "unsafe-entry",
         E::FileReplaced { .. } | E::Elf(_) => "error",
     }
