@@ -67,11 +67,16 @@ timed() {
 }
 
 # Appends the phases of the `--timings` report in $tmp/last.err
-# ("  NAME  X ms", "  (module: threads held X ms)") to $tmp/phases.$1.
+# ("  NAME  X ms", "  (module: threads held X ms)") to $tmp/phases.$1,
+# one line per name: a phase that recurs in one command (auto's counting
+# windows: upload, inject, window, revert per window) is summed.
 phases() {
-    awk '/^  \(module: / { sub(/^  \(module: /, ""); sub(/ ms\)$/, "");
-                           n = $NF; $NF = ""; sub(/ $/, ""); gsub(/ /, "_"); print "module:" $0, n; next }
-         /^  [a-z]+ +[0-9.]+ ms$/ { print $1, $2 }' "$tmp/last.err" >>"$tmp/phases.$1"
+    awk 'function add(k, x) { if (!(k in t)) order[++n] = k; t[k] += x }
+         /^  \(module: / { sub(/^  \(module: /, ""); sub(/ ms\)$/, "");
+                           x = $NF; $NF = ""; sub(/ $/, ""); gsub(/ /, "_"); add("module:" $0, x); next }
+         /^  [a-z]+ +[0-9.]+ ms$/ { add($1, $2) }
+         END { for (i = 1; i <= n; i++) printf "%s %.3f\n", order[i], t[order[i]] }' \
+        "$tmp/last.err" >>"$tmp/phases.$1"
 }
 
 # "NAME M, NAME M, ..." medians (ms) of $tmp/phases.$1, in their order.

@@ -107,8 +107,9 @@ struct Pending {
 
 /// Runs the loop (see the module documentation) until it is done or
 /// `stop` is set, recording every decision in `log`. Phases of the first
-/// round (`profile`, `plan`, `measure`, `upload`, `inject`, `judge`) are
-/// marked in `timings`.
+/// round (`profile`, `plan`, `measure`, `upload`, `inject`, `judge`; a
+/// per-call trial adds each counting `window` and its `revert`) are marked
+/// in `timings`.
 pub fn run<W: Write>(
     device: &Device,
     args: &Options,

@@ -72,8 +72,10 @@ fn window(
         ctx.library,
         ctx.stop,
     );
+    timings.mark("window");
     let counted = counting.counted();
     let reverted = counting.stop(ctx.device);
+    timings.mark("revert");
     let profile = profile?;
     let counted = counted?;
     reverted?;
