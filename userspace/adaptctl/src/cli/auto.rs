@@ -57,8 +57,9 @@ pub(crate) struct Args {
     no_measure: bool,
 
     /// Print on stderr where the wall time went: startup, open, then for
-    /// each round profile, plan, measure, upload, inject (and how long the
-    /// module held the target's threads) and judge.
+    /// the first round profile, plan, measure, upload, inject (and how long
+    /// the module held the target's threads) and judge; a per-call trial
+    /// adds each counting window and the revert after it.
     #[arg(long)]
     timings: bool,
 }
