@@ -39,6 +39,13 @@ use serde::Serialize;
 /// to ±25 % at 95 %.
 pub const PRIOR_SE: f64 = 0.113_842; // ln(1.25) / 1.96
 
+/// Less CPU time than any counted call takes, in ns: the counter alone is
+/// a locked increment (about 1 ns natively, `count-overhead`), then the
+/// call itself. With Poisson noise on the samples (at the 30-sample floor
+/// the CPU time can be underestimated by 40 % at 95 %), real counts stay
+/// several times below the bound this sets.
+pub const MIN_NS_PER_CALL: f64 = 0.25;
+
 /// One window on one side.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CallWindow {
@@ -108,6 +115,12 @@ pub enum PerCallVerdict {
     FasterByPrior(PerCall),
     /// At the limit: no gain the interval supports.
     NoGain(PerCall),
+    /// More calls on a side than the CPU time its samples show could
+    /// hold, even at [`MIN_NS_PER_CALL`] each: the counters live in the
+    /// target's memory and something other than the counting code wrote
+    /// them. Reverted; nothing about speed is concluded.
+    #[serde(rename = "implausible-counts")]
+    Implausible { reason: String },
     /// Measure more.
     Undecided {
         reason: String,
@@ -120,7 +133,9 @@ impl PerCallVerdict {
     pub fn keep(&self) -> Option<bool> {
         match self {
             PerCallVerdict::Faster(_) | PerCallVerdict::FasterByPrior(_) => Some(true),
-            PerCallVerdict::Slower(_) | PerCallVerdict::NoGain(_) => Some(false),
+            PerCallVerdict::Slower(_)
+            | PerCallVerdict::NoGain(_)
+            | PerCallVerdict::Implausible { .. } => Some(false),
             PerCallVerdict::Undecided { .. } => None,
         }
     }
@@ -151,6 +166,7 @@ impl PerCallVerdict {
                 figures(p)
             ),
             PerCallVerdict::NoGain(p) => format!("no measurable gain: {}", figures(p)),
+            PerCallVerdict::Implausible { reason } => format!("implausible counts: {reason}"),
             PerCallVerdict::Undecided { reason, found } => match found {
                 Some(p) => format!("undecided: {reason}: {}", figures(p)),
                 None => format!("undecided: {reason}"),
@@ -180,7 +196,11 @@ pub fn judge_per_call(
 ) -> PerCallVerdict {
     let pooled = |ws: &[CallWindow]| {
         ws.iter()
-            .fold((0u64, 0u64), |(s, n), w| (s + w.samples, n + w.calls))
+            // Calls come from counters in the target's own memory, which
+            // it can overwrite: saturate instead of overflowing.
+            .fold((0u64, 0u64), |(s, n), w| {
+                (s.saturating_add(w.samples), n.saturating_add(w.calls))
+            })
     };
     let (sb, cb) = pooled(before);
     let (sa, ca) = pooled(after);
@@ -200,6 +220,21 @@ pub fn judge_per_call(
                 found: None,
             }
         };
+    }
+    // The counters are in the target's memory: counts its CPU time cannot
+    // hold were not made by the counting code.
+    for (side, samples, calls) in [("before", sb, cb), ("after", sa, ca)] {
+        let cpu_ns = samples as f64 * period_ns;
+        if calls as f64 * MIN_NS_PER_CALL > cpu_ns {
+            return PerCallVerdict::Implausible {
+                reason: format!(
+                    "{calls} calls counted {side} in {:.0} ms of CPU time ({samples} samples), \
+                     under {MIN_NS_PER_CALL} ns per call; the target's own memory holds the \
+                     counters, and something else wrote them",
+                    cpu_ns / 1e6
+                ),
+            };
+        }
     }
     let tpc = |s: u64, n: u64| s as f64 * period_ns / n as f64;
     let (ns_before, ns_after) = (tpc(sb, cb), tpc(sa, ca));
@@ -315,6 +350,40 @@ mod tests {
             "{}",
             v.reason()
         );
+    }
+
+    #[test]
+    fn counts_a_target_wrote_itself_are_refused_not_judged() {
+        // The counters live in the target's own memory: a hostile target
+        // can set them to anything. Two windows near 2^63 calls pool
+        // without overflowing (saturated, not wrapped to a small count),
+        // and counts no CPU time could hold are refused on either side,
+        // whatever the prior says.
+        let huge = u64::MAX / 2 + 1;
+        let c = PerCallCriterion::default();
+        let real = [w(980, 10_000), w(990, 10_100)];
+        for (before, after, side) in [
+            ([w(980, huge), w(980, huge)], real, "before"),
+            (real, [w(980, huge), w(980, huge)], "after"),
+            // 4 G calls in 1 s of CPU: 0.24 ns each.
+            (
+                real,
+                [w(500, 2_100_000_000), w(500, 2_100_000_000)],
+                "after",
+            ),
+        ] {
+            for (prior, last) in [(None, false), (Some(1.5), true)] {
+                let v = judge_per_call(&before, &after, PERIOD, prior, last, c);
+                assert!(matches!(v, PerCallVerdict::Implausible { .. }), "{v:?}");
+                assert_eq!(v.keep(), Some(false));
+                assert!(v.reason().contains(&format!("counted {side}")), "{v:?}");
+            }
+        }
+        // The fastest real calls stay well inside the bound: 2 ns each
+        // (counter and an empty function natively) is judged.
+        let fast = [w(1000, 500_000_000)];
+        let v = judge_per_call(&fast, &fast, PERIOD, None, true, c);
+        assert!(matches!(v, PerCallVerdict::NoGain(_)), "{v:?}");
     }
 
     #[test]

@@ -376,7 +376,8 @@ pub fn rates(
             Err(err) => errors[*i] = Some(err.to_string()),
         }
     }
-    let all_calls: u64 = calls.iter().sum();
+    // Counters are in the target's memory, which it can overwrite.
+    let all_calls = calls.iter().fold(0u64, |a, &c| a.saturating_add(c));
     Ok(functions
         .iter()
         .enumerate()
