@@ -8,8 +8,10 @@
 //! workload's own throughput (MB/s, printed every second) is read
 //! for 6 s before auto and 6 s after it left its kept injections in place:
 //! auto must never leave the program slower than it found it, and every
-//! verdict must agree with its own interval. One boot, the two workloads
-//! one after the other.
+//! verdict must agree with its own interval. Then the crc32-bound program
+//! again while another process forges its call counters (they live in its
+//! own memory): auto must refuse the counts, not judge by them. One boot,
+//! the three runs one after the other.
 
 mod common;
 
@@ -68,6 +70,24 @@ fn auto_judges_a_saturated_function_by_time_per_call_and_never_leaves_it_slower(
         run crc 1024 0 0
         # adler32-bound.
         run adler 0 1024 0
+        # Hostile: another process keeps adding 2^40 to the call counter of
+        # every adapt data area in the target (its own memory).
+        python3 @WORKLOADS@/zlib_mix.py 400 1024 0 0 > /tmp/forged.out &
+        pid=$!
+        wait_line /tmp/forged.out '^ready'
+        python3 @WORKLOADS@/forge_counts.py $pid 120 > /tmp/forger.out &
+        fpid=$!
+        ADAPT_NO_MEASURE=1 adaptctl auto --pid $pid --once --window 1s --json > /tmp/forged.jsonl
+        adaptctl list --pid $pid --json > /tmp/forged.list
+        echo "forged-live=$(j /tmp/forged.list injections.len)"
+        kill -TERM $fpid 2>/dev/null || true
+        wait $fpid || true
+        sed 's/^/forger-/' /tmp/forger.out
+        echo "--- BEGIN forged-decisions ---"; cat /tmp/forged.jsonl; echo "--- END forged-decisions ---"
+        kill -TERM $pid
+        wait $pid && rc=0 || rc=$?
+        echo "forged-exit=$rc"
+        grep '^checked=' /tmp/forged.out | sed "s/^/forged-/"
         "#,
     );
     assert_clean(&out);
@@ -176,5 +196,31 @@ fn auto_judges_a_saturated_function_by_time_per_call_and_never_leaves_it_slower(
             );
         }
     }
+    // The forged counts: refused as implausible, reverted, nothing left
+    // in the target, which ran correctly throughout.
+    let forged = common::decisions(section(&out, "forged-decisions"));
+    let verdicts: Vec<&Value> = forged
+        .iter()
+        .filter(|v| v["kind"] == "kept" || v["kind"] == "reverted")
+        .collect();
+    assert_eq!(verdicts.len(), 1, "one verdict:\n{}", out.stdout);
+    assert_eq!(verdicts[0]["kind"], "reverted", "{}", out.stdout);
+    assert_eq!(
+        verdicts[0]["details"]["verdict"]["verdict"], "implausible-counts",
+        "{}",
+        out.stdout
+    );
+    assert!(
+        common::number(&out, "forger-forged") > 0,
+        "the forger never found a data area:\n{}",
+        out.stdout
+    );
+    assert_eq!(common::value(&out, "forged-live"), "0", "{}", out.stdout);
+    assert_eq!(common::value(&out, "forged-exit"), "0", "{}", out.stdout);
+    assert!(
+        common::value(&out, "forged-checked").ends_with(" wrong=0"),
+        "{}",
+        out.stdout
+    );
     eprintln!("{figures}");
 }
